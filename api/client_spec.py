@@ -1,0 +1,120 @@
+"""Job spec files for the client: load YAML/JSON and resolve the ``dataset`` shorthand.
+
+A spec names its data in one of three ways:
+- ``dataset_id: <id>`` (an existing dataset),
+- ``dataset: {builtin: xor_pid, params: {...}, seed: 0, name: ...}`` (registered, or an identical
+  existing built-in dataset reused),
+- ``dataset: {file: data.npz, name: ...}`` (uploaded; relative to the spec file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from api.client_errors import ClientError
+
+if TYPE_CHECKING:
+    from api.client import Client
+
+
+class SpecError(ClientError):
+    """A job spec the client cannot send (names the field and the reason)."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_spec(spec: dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
+    """Return ``(spec dict, folder relative paths are resolved against)``."""
+    if isinstance(spec, dict):
+        return dict(spec), Path.cwd()
+    path = Path(spec)
+    if not path.is_file():
+        raise SpecError(f"spec: no such file: {path}")
+    try:
+        text = path.read_text()
+        body = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_SpecLoader)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        reason = str(exc).replace("\n", " ")
+        raise SpecError(f"spec: cannot parse {path}: {reason}") from exc
+    if not isinstance(body, dict):
+        raise SpecError(f"spec: {path} must hold a mapping (dataset_id, methods, ...)")
+    return body, path.parent
+
+
+def resolve_dataset(client: Client, body: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Replace a ``dataset`` entry by ``dataset_id`` (registering/uploading as needed)."""
+    body = dict(body)
+    shorthand = body.pop("dataset", None)
+    if shorthand is None:
+        if not body.get("dataset_id"):
+            raise SpecError("dataset_id: missing (or give dataset: {builtin: ...} or {file: ...})")
+        return body
+    if body.get("dataset_id"):
+        raise SpecError("dataset: give either dataset_id or dataset, not both")
+    if not isinstance(shorthand, dict) or len({"builtin", "file"} & set(shorthand)) != 1:
+        raise SpecError("dataset: must be a mapping with exactly one of builtin or file")
+    unknown = set(shorthand) - {"builtin", "file", "params", "seed", "name"}
+    if unknown:
+        raise SpecError(f"dataset: unknown keys {sorted(unknown)}")
+    if "file" in shorthand:
+        path = Path(str(shorthand["file"])).expanduser()
+        dataset = client.upload_dataset(base_dir / path, name=shorthand.get("name"))
+    else:
+        dataset = _builtin_dataset(client, shorthand)
+    body["dataset_id"] = dataset["id"]
+    return body
+
+
+def _builtin_dataset(client: Client, shorthand: dict[str, Any]) -> dict[str, Any]:
+    params = shorthand.get("params") or {}
+    seed = shorthand.get("seed", 0)
+    if not isinstance(params, dict):
+        raise SpecError("dataset.params: must be a mapping of generator parameters")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise SpecError(f"dataset.seed: must be an integer, got {seed!r}")
+    generator = str(shorthand["builtin"])
+    existing = find_builtin(client, generator, params, seed)
+    if existing is not None:
+        return existing
+    return client.register_builtin(generator, params, seed=seed, name=shorthand.get("name"))
+
+
+def find_builtin(
+    client: Client, generator: str, params: dict[str, Any], seed: int
+) -> dict[str, Any] | None:
+    """The newest usable (not failed) built-in dataset with these generator, params and seed."""
+    offset = 0
+    while True:
+        page = client.datasets(limit=100, offset=offset)
+        for dataset in page["data"]:
+            if _same_builtin(dataset, generator, params, seed):
+                return dataset
+        offset += len(page["data"])
+        if not page["data"] or offset >= page["count"]:
+            return None
+
+
+def _same_builtin(
+    dataset: dict[str, Any], generator: str, params: dict[str, Any], seed: int
+) -> bool:
+    if dataset.get("source") != "builtin" or dataset.get("builtin_name") != generator:
+        return False
+    if dataset.get("status") == "failed":
+        return False
+    stored = dict(dataset.get("params") or {})
+    stored_seed = dataset.get("seed", stored.pop("seed", 0))
+    return bool(stored == params and stored_seed == seed)

@@ -1,0 +1,115 @@
+"""FastAPI dependencies: settings, database session, artifact store, task producer, current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import crud
+from api.db.models import User, utcnow
+from api.queue import TaskProducer
+from api.ratelimit import SlidingWindowLimiter
+from api.security import hash_token, hashes_match, looks_like_token
+from api.settings import Settings
+from api.storage import ArtifactStore
+
+_TOUCH_EVERY = timedelta(minutes=1)
+_bearer = HTTPBearer(auto_error=False, description="An API token `synib_...`")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with get_session_factory(request)() as session:
+        yield session
+
+
+def get_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+def get_producer(request: Request) -> TaskProducer:
+    producer: TaskProducer = request.app.state.producer
+    return producer
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[Session, Depends(get_db)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+ProducerDep = Annotated[TaskProducer, Depends(get_producer)]
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=reason,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def authenticate(
+    request: Request, session: Session, credentials: HTTPAuthorizationCredentials | None
+) -> User:
+    """The user of a valid ``Authorization: Bearer synib_...`` token (401 otherwise; 429 when
+    the token exceeds the rate limit)."""
+    if credentials is None:
+        raise _unauthorized("missing or malformed Authorization header (Bearer token)")
+    token = credentials.credentials
+    if not looks_like_token(token):
+        raise _unauthorized("malformed token")
+    row = crud.get_token_by_hash(session, token_hash=hash_token(token))
+    if row is None or not hashes_match(row.token_hash, token):
+        raise _unauthorized("invalid token")
+    now = utcnow()
+    if row.revoked_at is not None:
+        raise _unauthorized("token revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise _unauthorized("token expired")
+    limiter: SlidingWindowLimiter = request.app.state.limiter
+    if not limiter.allow(row.id):
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="rate limit exceeded",
+            headers={"Retry-After": str(limiter.retry_after(row.id))},
+        )
+    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        crud.touch_token(session, token_id=row.id)
+    user = crud.get_user(session, user_id=row.user_id)
+    if user is None:
+        raise _unauthorized("invalid token")
+    return user
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    return authenticate(request, session, credentials)
+
+
+def get_stream_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """Like get_current_user, with a session closed at once (for long streaming responses)."""
+    with get_session_factory(request)() as session:
+        return authenticate(request, session, credentials)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+StreamUser = Annotated[User, Depends(get_stream_user)]

@@ -1,0 +1,104 @@
+"""The FastAPI application: ``create_app(settings)`` and the module-level ``app``.
+
+Run with ``uvicorn api.main:app`` (or ``synib api``). Routes live under /api/v1; OpenAPI at
+/openapi.json, docs at /docs; the static dashboard (settings.static_dir) is mounted at / last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, FastAPI
+
+from api.db.session import make_engine, make_session_factory
+from api.errors import install_error_handlers
+from api.observability import ApiMetrics, MetricsMiddleware
+from api.queue import TaskProducer
+from api.ratelimit import SlidingWindowLimiter
+from api.routes import (
+    artifacts,
+    datasets,
+    events,
+    health,
+    jobs,
+    me,
+    metrics,
+    reports,
+    trials,
+)
+from api.settings import Settings, get_settings
+from api.static import DashboardFiles
+from api.storage import ArtifactStore
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("synib")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (health, me, datasets, jobs, trials, events, reports, artifacts, metrics):
+        router.include_router(module.router)
+    return router
+
+
+def _mount_dashboard(app: FastAPI, settings: Settings) -> None:
+    if settings.static_dir.is_dir():
+        app.mount("/", DashboardFiles(directory=settings.static_dir, html=True), name="dashboard")
+        return
+
+    @app.get("/", include_in_schema=False)
+    def root() -> dict[str, str]:
+        return {"name": "synib", "docs": "/docs", "openapi": "/openapi.json", "api": API_PREFIX}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment). Creates no files and
+    opens no connection until the first request."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    producer = TaskProducer(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        producer.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="SynIB",
+        summary="SynIB as a service: multimodal training that uses every modality.",
+        version=_version(),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.store = ArtifactStore(settings.artifact_root)
+    app.state.producer = producer
+    app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)
+    app.state.metrics = ApiMetrics()
+    app.state.sse_poll_s = 0.5
+    app.state.sse_keepalive_s = 15.0
+    install_error_handlers(app)
+    app.include_router(api_router())
+    # Liveness and readiness also at the root, where load balancers and probes look first.
+    app.include_router(health.router, include_in_schema=False)
+    _mount_dashboard(app, settings)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,115 @@
+"""Producer side of the task queue: send ``synib.*`` tasks by name after the database commit.
+
+The folder layout of the ``filesystem://`` broker matches ``worker/celery_app.py``
+(``<state_dir>/broker/out`` for messages, ``<state_dir>/broker/processed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from api.settings import Settings
+
+QUEUE = "synib"
+RUN_JOB = "synib.run_job"
+MAKE_DATASET = "synib.make_dataset"
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+log = logging.getLogger(__name__)
+
+
+def filesystem_folders(broker_dir: Path) -> dict[str, Path]:
+    return {
+        "data_folder_in": broker_dir / "out",
+        "data_folder_out": broker_dir / "out",
+        "processed_folder": broker_dir / "processed",
+        # kombu keeps its exchange -> queue table here; its default is ./control in the cwd,
+        # which would split producer and consumer started from different directories.
+        "control_folder": broker_dir / "control",
+    }
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu transport options for the configured broker (folders created if needed)."""
+    if not settings.uses_filesystem_broker:
+        return {}
+    folders = filesystem_folders(settings.broker_dir)
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {**{k: str(v) for k, v in folders.items()}, "store_processed": False}
+
+
+class TaskProducer:
+    """Sends tasks by name; never raises (a failed send is logged and returns None)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._celery: Celery | None = None
+
+    def _app(self) -> Celery:
+        if self._celery is None:
+            app = Celery("synib-api", broker=self.settings.broker_url)
+            app.conf.update(
+                broker_transport_options=transport_options(self.settings),
+                broker_connection_timeout=3,
+                broker_connection_retry=False,
+                task_serializer="json",
+                task_ignore_result=True,
+            )
+            self._celery = app
+        return self._celery
+
+    def send(self, name: str, object_id: str) -> str | None:
+        """Send task ``name`` with the single argument ``object_id``; the task id or None."""
+        try:
+            result = self._app().send_task(
+                name, args=[object_id], queue=QUEUE, retry=True, retry_policy=_RETRY_POLICY
+            )
+            return str(result.id)
+        except Exception:
+            log.exception("could not enqueue %s(%s); a reconciler will resend it", name, object_id)
+            return None
+
+    def queue_depth(self) -> int | None:
+        """Messages waiting in the ``synib`` queue (None when the broker cannot be read)."""
+        try:
+            if self.settings.uses_filesystem_broker:
+                folder = filesystem_folders(self.settings.broker_dir)["data_folder_out"]
+                if not folder.is_dir():
+                    return 0
+                return sum(1 for p in folder.iterdir() if p.name.endswith(f".{QUEUE}.msg"))
+            return int(_redis_client(self.settings.broker_url).llen(QUEUE))
+        except Exception:
+            log.warning("cannot read the queue depth", exc_info=True)
+            return None
+
+    def check(self) -> str | None:
+        """None when the broker is reachable (Redis ping / writable folder), else the reason."""
+        try:
+            if self.settings.uses_filesystem_broker:
+                folder = filesystem_folders(self.settings.broker_dir)["data_folder_out"]
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+                    pass
+                return None if os.access(folder, os.W_OK) else "broker folder not writable"
+            _redis_client(self.settings.broker_url).ping()
+            return None
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        if self._celery is not None:
+            self._celery.close()
+            self._celery = None
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

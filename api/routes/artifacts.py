@@ -1,0 +1,59 @@
+"""Artifacts of a job and their checksummed download."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from api.db import crud
+from api.deps import CurrentUser, SessionDep, StoreDep
+from api.errors import not_found
+from api.ranged_file import ranged_file_response
+from api.routes.jobs import owned_job
+from api.schemas.trials import ArtifactPublic, ArtifactsPublic
+from api.storage import UnsafePathError
+
+router = APIRouter(tags=["artifacts"])
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {".zip": "application/zip", ".json": "application/json"}
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=ArtifactsPublic)
+def list_job_artifacts(job_id: str, user: CurrentUser, session: SessionDep) -> ArtifactsPublic:
+    owned_job(session, job_id, user.id)
+    rows = [ArtifactPublic.model_validate(a) for a in crud.list_artifacts(session, job_id=job_id)]
+    return ArtifactsPublic(data=rows, count=len(rows))
+
+
+@router.get(
+    "/artifacts/{artifact_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified (If-None-Match)"},
+        416: {"description": "Range not satisfiable"},
+    },
+)
+def download_artifact(
+    artifact_id: str, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> Response:
+    """The artifact file with ``X-Checksum-SHA256`` and ``ETag``; supports a single Range."""
+    row = crud.get_artifact(session, artifact_id=artifact_id, owner_id=user.id)
+    if row is None:
+        raise not_found("artifact")
+    try:
+        path = store.resolve(row.path)
+    except UnsafePathError:
+        log.warning("artifact %s has an unsafe path %r", row.id, row.path)
+        raise not_found("artifact") from None
+    if not path.is_file():
+        raise not_found("artifact file")
+    suffix = path.suffix.lower()
+    name = row.name if row.name.lower().endswith(suffix) else f"{row.name}{suffix}"
+    media_type = _MEDIA_TYPES.get(suffix, "application/octet-stream")
+    return ranged_file_response(
+        request, path, sha256=row.sha256, filename=name.replace('"', ""), media_type=media_type
+    )

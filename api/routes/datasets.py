@@ -1,0 +1,160 @@
+"""Datasets: streamed .npz upload (validated, checksummed), built-in generators, list/get/delete."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path, PurePath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.datasets.validation import UploadError, validate_npz
+from api.db import crud
+from api.db.models import Dataset, new_id
+from api.deps import CurrentUser, ProducerDep, SessionDep, SettingsDep, StoreDep
+from api.errors import conflict, not_found, unprocessable
+from api.queue import MAKE_DATASET
+from api.schemas.datasets import BuiltinDatasetCreate, DatasetPublic, DatasetsPublic
+from api.storage import ArtifactStore
+from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+log = logging.getLogger(__name__)
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "name": {"type": "string", "maxLength": 200},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _store_upload(
+    session: Any, store: ArtifactStore, owner_id: str, tmp: Path, upload: ReceivedUpload
+) -> Dataset:
+    """Validate the received file, move it into the store and insert the row (ready)."""
+    try:
+        summary = validate_npz(tmp)
+    except UploadError as exc:
+        prefix = ("body",) if exc.field == "file" else ("body", "file")
+        raise unprocessable(exc.field, exc.reason, loc_prefix=prefix) from None
+    name = upload.fields.get("name", "").strip() or PurePath(upload.filename or "dataset").stem
+    if len(name) > 200:
+        raise unprocessable("name", "at most 200 characters")
+    dataset_id = new_id()
+    relative = f"datasets/{dataset_id}.npz"
+    store.put(tmp, relative)
+    try:
+        return crud.create_dataset(
+            session,
+            dataset_id=dataset_id,
+            owner_id=owner_id,
+            name=name or "dataset",
+            source="upload",
+            status="ready",
+            path=relative,
+            sha256=upload.sha256,
+            size_bytes=upload.size_bytes,
+            summary=summary,
+        )
+    except Exception:
+        store.delete(relative)
+        raise
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetPublic,
+    openapi_extra=_UPLOAD_BODY,
+    responses={413: {"description": "File over the size limit"}},
+)
+async def upload_dataset(
+    request: Request, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> DatasetPublic:
+    """Upload an ``.npz`` dataset (multipart: ``file``, optional ``name``)."""
+    tmp = await run_in_threadpool(store.new_temp_file, ".npz")
+    try:
+        try:
+            upload = await receive_upload(request, tmp, settings.max_upload_bytes)
+        except UploadTooLarge:
+            limit = settings.max_upload_mb
+            raise HTTPException(413, detail=f"file larger than the limit of {limit:g} MB") from None
+        except BadUpload as exc:
+            raise unprocessable(exc.field, exc.reason) from None
+        except Exception as exc:  # malformed multipart framing
+            raise unprocessable(
+                "file", f"malformed multipart body ({type(exc).__name__})"
+            ) from None
+        row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
+        return DatasetPublic.model_validate(row)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@router.post("/builtin", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+def create_builtin_dataset(
+    body: BuiltinDatasetCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+) -> DatasetPublic:
+    """Register a generated dataset (status pending); the worker generates it.
+
+    ``params`` stored on the row are the generator's parameters plus ``seed``.
+    """
+    params = {**body.params, "seed": body.seed}
+    row = crud.create_dataset(
+        session,
+        owner_id=user.id,
+        name=body.name or f"{body.generator}-seed{body.seed}",
+        source="builtin",
+        builtin_name=body.generator,
+        params=params,
+        status="pending",
+    )
+    producer.send(MAKE_DATASET, row.id)
+    return DatasetPublic.model_validate(row)
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DatasetsPublic:
+    rows, count = crud.list_datasets(session, owner_id=user.id, limit=limit, offset=offset)
+    return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic)
+def read_dataset(dataset_id: str, user: CurrentUser, session: SessionDep) -> DatasetPublic:
+    row = crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id)
+    if row is None:
+        raise not_found("dataset")
+    return DatasetPublic.model_validate(row)
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_dataset(
+    dataset_id: str, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> Response:
+    """Delete the dataset and its file (409 while a queued/running job uses it)."""
+    if crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id) is None:
+        raise not_found("dataset")
+    if crud.dataset_in_use(session, dataset_id=dataset_id):
+        raise conflict("dataset is used by an active job")
+    path = crud.delete_dataset(session, dataset_id=dataset_id)
+    if path:
+        store.delete(path)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

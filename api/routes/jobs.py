@@ -1,0 +1,118 @@
+"""Jobs: create (validated spec, enqueued after commit), list, read, cancel, rerun, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+
+from api.db import crud
+from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
+from api.deps import CurrentUser, ProducerDep, SessionDep, StoreDep
+from api.errors import conflict, not_found, unprocessable
+from api.queue import RUN_JOB, TaskProducer
+from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
+
+
+def owned_job(session: Session, job_id: str, owner_id: str) -> Job:
+    """The user's job or 404 (another user's job is reported as missing)."""
+    job = crud.get_job(session, job_id=job_id, owner_id=owner_id)
+    if job is None:
+        raise not_found("job")
+    return job
+
+
+def job_public(session: Session, job: Job) -> JobPublic:
+    return build_job_public(job, crud.list_trials(session, job_id=job.id, status="succeeded"))
+
+
+def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
+    """Send run_job; on failure the job stays queued for the reconciler to resend."""
+    task_id = producer.send(RUN_JOB, job_id)
+    if task_id is not None:
+        crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def create_job(
+    body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+) -> JobPublic:
+    """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
+    dataset = crud.get_dataset(session, dataset_id=body.dataset_id, owner_id=user.id)
+    if dataset is None:
+        raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
+    if dataset.status == "failed":
+        raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
+    job = crud.create_job(
+        session,
+        owner_id=user.id,
+        dataset_id=dataset.id,
+        name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
+        spec=body.spec_json(),
+        trials_total=body.trials_total(),
+    )
+    _enqueue(session, producer, job.id)
+    return build_job_public(job, [])
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    user: CurrentUser,
+    session: SessionDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobsPublic:
+    jobs, count = crud.list_jobs(
+        session, owner_id=user.id, status=status_filter, limit=limit, offset=offset
+    )
+    succeeded = crud.list_trials_of_jobs(session, job_ids=[j.id for j in jobs], status="succeeded")
+    data = [build_job_public(j, [t for t in succeeded if t.job_id == j.id]) for j in jobs]
+    return JobsPublic(data=data, count=count)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
+    return job_public(session, owned_job(session, job_id, user.id))
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
+    """queued -> cancelled at once; running -> cancelling (the worker stops it)."""
+    job = owned_job(session, job_id, user.id)
+    if job.status in JOB_TERMINAL:
+        raise conflict(f"job is already {job.status}")
+    job = crud.request_cancel(session, job_id=job_id) or job
+    return job_public(session, job)
+
+
+@router.post(
+    "/{job_id}/rerun-failed", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic
+)
+def rerun_failed(
+    job_id: str, user: CurrentUser, session: SessionDep, producer: ProducerDep
+) -> JobPublic:
+    """Failed trials -> pending, job -> queued, enqueued again (409 unless finished with
+    failures)."""
+    owned_job(session, job_id, user.id)
+    if crud.requeue_failed(session, job_id=job_id) is None:
+        raise conflict("only a finished job with failed trials (or a failed job) can be rerun")
+    _enqueue(session, producer, job_id)
+    return job_public(session, owned_job(session, job_id, user.id))
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: str, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
+    """Delete the job, its rows and its files (409 while queued/running/cancelling)."""
+    job = owned_job(session, job_id, user.id)
+    if job.status in JOB_ACTIVE:
+        raise conflict(f"job is {job.status}; cancel it first")
+    for path in crud.delete_job(session, job_id=job_id):
+        store.delete(path)
+    store.delete(f"jobs/{job_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

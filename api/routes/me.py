@@ -1,0 +1,15 @@
+"""The current user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser
+from api.schemas.users import UserPublic
+
+router = APIRouter(tags=["me"])
+
+
+@router.get("/me", response_model=UserPublic)
+def read_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user)

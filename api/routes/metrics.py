@@ -1,0 +1,23 @@
+"""Prometheus metrics (text exposition format)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from api.db import crud
+from api.deps import CurrentUser, ProducerDep, SessionDep
+from api.observability import ApiMetrics
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(
+    request: Request, _user: CurrentUser, session: SessionDep, producer: ProducerDep
+) -> Response:
+    """Request counts/latency by route template and status, jobs by status, queue depth."""
+    registry: ApiMetrics = request.app.state.metrics
+    body = registry.render(crud.count_jobs_by_status(session), producer.queue_depth())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,77 @@
+"""Service configuration: the only reader of environment variables (prefix ``SYNIB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Settings of the API, the worker and the CLI.
+
+    Derived defaults (``database_url``, ``artifact_dir``) follow ``state_dir`` unless given.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SYNIB_", extra="ignore", populate_by_name=True)
+
+    state_dir: Path = Path(".synib")
+    database_url: str = ""
+    broker_url: str = "filesystem://"
+    artifact_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_upload_mb: float = Field(default=512, gt=0)
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SYNIB_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+    )
+    ray_tmp_dir: Path = Path("/tmp/synib_ray")
+    worker_concurrency: int = Field(default=1, ge=1)
+    cpus: int | None = Field(default=None, ge=1)
+    static_dir: Path = _REPO_ROOT / "frontend" / "dist"
+    config_dir: Path = Path("~/.config/synib").expanduser()
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    token_ttl_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.state_dir / 'synib.db'}"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.state_dir / "artifacts"
+        self.config_dir = self.config_dir.expanduser()
+        return self
+
+    @property
+    def artifact_root(self) -> Path:
+        """The artifact store folder (always set after validation)."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the ``filesystem://`` broker (embedded mode)."""
+        return self.state_dir / "broker"
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,127 @@
+// Datasets list (with upload / built-in registration) and the dataset page.
+
+import { getJson, qs } from "../api";
+import { badge, errorBox, fmtBytes, fmtDate, h, replace, section } from "../dom";
+import type { Route } from "../main";
+import type { Dataset, DatasetSummary, Page } from "../types";
+import { builtinForm, uploadForm } from "./dataset_forms";
+
+const LIMIT = 50;
+
+function datasetRow(ds: Dataset): HTMLElement {
+  const s = ds.summary ?? {};
+  return h(
+    "tr",
+    { "data-dataset-id": ds.id },
+    h("td", null, h("a", { href: `#/datasets/${ds.id}` }, ds.name)),
+    h("td", null, badge(ds.status)),
+    h("td", null, ds.source === "builtin" ? `builtin: ${ds.builtin_name ?? ""}` : ds.source),
+    h("td", null, (s.modalities ?? []).map((m) => m.name).join(", ") || "–"),
+    h("td", { class: "num" }, s.num_classes ?? "–"),
+    h("td", { class: "num" }, fmtBytes(ds.size_bytes)),
+    h("td", { class: "nowrap" }, fmtDate(ds.created_at)),
+  );
+}
+
+export async function renderDatasets(main: HTMLElement, route: Route, signal: AbortSignal) {
+  const page = Math.max(1, Number(route.query.get("page") ?? 1) || 1);
+  const res = await getJson<Page<Dataset>>(`/datasets${qs({ limit: LIMIT, offset: (page - 1) * LIMIT })}`, signal);
+  const goTo = (ds: Dataset) => {
+    location.hash = `#/datasets/${ds.id}`;
+  };
+  const head = ["Name", "Status", "Source", "Modalities", "Classes", "Size", "Created"];
+  const pages = Math.max(1, Math.ceil(res.count / LIMIT));
+  replace(
+    main,
+    h("h1", null, "Datasets"),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "datasets-table", class: "data" },
+        h("caption", { class: "visually-hidden" }, "Datasets"),
+        h("thead", null, h("tr", null, head.map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, res.data.length ? res.data.map(datasetRow) : h("tr", null, h("td", { colspan: 7 }, "No datasets yet."))),
+      ),
+    ),
+    h(
+      "nav",
+      { class: "pager", "aria-label": "Pages" },
+      page > 1 ? h("a", { href: `#/datasets?page=${page - 1}` }, "‹ Previous") : null,
+      h("span", null, `${res.count} datasets · page ${page} of ${pages}`),
+      page < pages ? h("a", { href: `#/datasets?page=${page + 1}` }, "Next ›") : null,
+    ),
+    h("div", { class: "grid-2" }, uploadForm(goTo), builtinForm(goTo)),
+  );
+}
+
+function kvTable(id: string, caption: string, rows: [string, number][]): HTMLElement {
+  const total = rows.reduce((a, [, v]) => a + v, 0);
+  const share = (v: number) => (total > 0 ? ` (${((100 * v) / total).toFixed(1)}%)` : "");
+  return h(
+    "table",
+    { id, class: "data compact" },
+    h("caption", null, caption),
+    h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", { scope: "row" }, k), h("td", { class: "num", "data-count": v }, `${v}${share(v)}`)))),
+  );
+}
+
+function countsRows(counts: Record<string, number> | number[] | undefined): [string, number][] {
+  if (!counts) return [];
+  if (Array.isArray(counts)) return counts.map((v, i) => [`class ${i}`, v]);
+  return Object.entries(counts).map(([k, v]) => [/^\d+$/.test(k) ? `class ${k}` : k, v]);
+}
+
+function summaryView(s: DatasetSummary): HTMLElement[] {
+  const mods = s.modalities ?? [];
+  const splits = s.split_sizes ?? {};
+  const groups = Object.entries(s.group_counts ?? {});
+  return [
+    h(
+      "table",
+      { id: "modalities-table", class: "data compact" },
+      h("caption", null, "Modalities"),
+      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Modality"), h("th", { scope: "col" }, "Shape"))),
+      h("tbody", null, mods.map((m) => h("tr", null, h("td", null, m.name), h("td", null, `(${m.shape.join(", ")})`)))),
+    ),
+    kvTable("split-table", "Split sizes", Object.entries(splits)),
+    kvTable("class-table", `Class balance (${s.num_classes ?? "?"} classes)`, countsRows(s.class_counts)),
+    groups.length
+      ? kvTable("group-table", "Group counts", groups)
+      : h("p", { class: "help" }, "No group labels in this dataset."),
+  ];
+}
+
+export async function renderDatasetPage(main: HTMLElement, route: Route, signal: AbortSignal) {
+  const id = route.path[1] ?? "";
+  for (;;) {
+    const ds = await getJson<Dataset>(`/datasets/${id}`, signal);
+    if (signal.aborted) return;
+    replace(
+      main,
+      h("p", null, h("a", { href: "#/datasets" }, "‹ All datasets")),
+      h("h1", null, ds.name, " ", badge(ds.status)),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", null, "Source"),
+        h("dd", null, ds.source === "builtin" ? `builtin ${ds.builtin_name ?? ""} ${JSON.stringify(ds.params ?? {})}` : ds.source),
+        h("dt", null, "Size"),
+        h("dd", null, fmtBytes(ds.size_bytes)),
+        h("dt", null, "SHA-256"),
+        h("dd", { class: "mono wrap" }, ds.sha256 ?? "–"),
+        h("dt", null, "Oracle indices"),
+        h("dd", null, ds.summary?.has_oracle ? "yes" : "no"),
+        h("dt", null, "Created"),
+        h("dd", null, fmtDate(ds.created_at)),
+      ),
+      ds.error ? errorBox(ds.error) : null,
+      ds.summary ? section("dataset-summary", "Summary", h("div", { class: "grid-2" }, summaryView(ds.summary))) : null,
+      ds.status === "ready" ? h("a", { class: "button primary", href: `#/jobs/new?dataset=${ds.id}` }, "New job on this dataset") : null,
+    );
+    if (ds.status !== "pending") return;
+    await new Promise((r) => window.setTimeout(r, 2000));
+    if (signal.aborted) return;
+  }
+}

@@ -1,0 +1,137 @@
+// The comparison table (from the job report) and the artifacts list with checksummed downloads.
+
+import { download } from "../download";
+import { fmtBytes, fmtNum, fmtPct, fmtSigned, h } from "../dom";
+import type { Artifact, Delta, Report, Stat, Trial } from "../types";
+
+interface Column {
+  key: string;
+  label: string;
+  kind: "stat" | "delta";
+}
+
+function columnsFor(report: Report): Column[] {
+  const metricKeys = new Set<string>();
+  const deltaKeys = new Set<string>();
+  for (const m of Object.values(report.methods)) {
+    Object.keys(m.metrics ?? {}).forEach((k) => metricKeys.add(k));
+    Object.keys(m.delta_vs_baseline ?? {}).forEach((k) => deltaKeys.add(k));
+  }
+  const sorted = [...metricKeys].sort();
+  const groups = sorted.filter((k) => /^group_.+_acc$/.test(k));
+  const cf = sorted.filter((k) => k.startsWith("cf_conf_"));
+  const main = ["test_acc", "synergy_acc"].filter((k) => metricKeys.has(k));
+  const label = (k: string) =>
+    k === "test_acc" ? "overall acc" : k === "synergy_acc" ? "synergy acc"
+      : k.startsWith("group_") ? `group ${k.slice(6, -4)} acc` : k.startsWith("cf_conf_") ? `cf conf ${k.slice(8)}` : k;
+  const deltas = ["test_acc", "synergy_acc", ...[...deltaKeys].filter((k) => k !== "test_acc" && k !== "synergy_acc").sort()]
+    .filter((k) => deltaKeys.has(k));
+  return [
+    ...[...main, ...groups, ...cf].map((key) => ({ key, label: label(key), kind: "stat" as const })),
+    ...deltas.map((key) => ({ key, label: `Δ ${label(key)}`, kind: "delta" as const })),
+  ];
+}
+
+function statCell(key: string, stat: Stat | undefined): HTMLElement {
+  if (!stat) return h("td", { class: "num" }, "–");
+  const isAcc = key.endsWith("_acc");
+  const show = (v: number | undefined) => (isAcc ? fmtPct(v) : fmtNum(v));
+  return h(
+    "td",
+    { class: "num", "data-metric": key, "data-value": stat.mean },
+    show(stat.mean),
+    stat.std !== undefined ? h("span", { class: "std" }, ` ± ${show(stat.std)}`) : null,
+  );
+}
+
+function deltaCell(key: string, d: Delta | undefined): HTMLElement {
+  if (!d) return h("td", { class: "num" }, "–");
+  const significant = d.lo > 0 || d.hi < 0;
+  return h(
+    "td",
+    { class: `num ${significant ? (d.delta > 0 ? "good" : "bad") : ""}`, "data-delta": key, "data-value": d.delta },
+    `${fmtSigned(d.delta)} pts`,
+    h("span", { class: "ci" }, ` [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}]`),
+  );
+}
+
+const configText = (c: Record<string, unknown> | undefined) =>
+  Object.entries(c ?? {}).map(([k, v]) => `${k}=${typeof v === "number" ? fmtNum(v) : String(v)}`).join(", ") || "–";
+
+function methodOrder(report: Report): string[] {
+  const baseline = report.baseline ?? "vanilla";
+  return Object.keys(report.methods).sort((a, b) => Number(b === baseline) - Number(a === baseline));
+}
+
+function table(id: string, caption: string, head: string[], rows: HTMLElement[]): HTMLElement {
+  return h("div", { class: "table-wrap" }, h("table", { class: "data", id },
+    h("caption", null, caption),
+    h("thead", null, h("tr", null, head.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", null, rows)));
+}
+
+/** Two tables: per-method metrics (mean ± std over seeds), then the gains vs the baseline. */
+export function comparisonTable(report: Report): HTMLElement {
+  const cols = columnsFor(report);
+  const stats = cols.filter((c) => c.kind === "stat");
+  const deltas = cols.filter((c) => c.kind === "delta");
+  const baseline = report.baseline ?? "vanilla";
+  const methods = methodOrder(report);
+  const seeds = report.seeds?.length ?? 0;
+  const nameCell = (m: string) =>
+    h("th", { scope: "row" }, m, m === baseline ? h("span", { class: "tag" }, "baseline") : null);
+  const statRows = methods.map((m) => {
+    const r = report.methods[m] ?? {};
+    return h("tr", { "data-method": m }, nameCell(m), h("td", null, configText(r.best_config)),
+      stats.map((c) => statCell(c.key, r.metrics?.[c.key])));
+  });
+  const deltaRows = methods.filter((m) => m !== baseline).map((m) => {
+    const r = report.methods[m] ?? {};
+    return h("tr", { "data-method": m }, nameCell(m), deltas.map((c) => deltaCell(c.key, r.delta_vs_baseline?.[c.key])));
+  });
+  return h("div", null,
+    table("comparison-table",
+      `Best configuration per method by ${report.selection ?? "val_acc"}; test metrics, mean ± std over ${seeds} seed(s).`,
+      ["method", "best config", ...stats.map((c) => c.label)], statRows),
+    deltas.length && deltaRows.length
+      ? table("delta-table", `Gain over ${baseline} in accuracy points, with a paired bootstrap 95% CI (bold: the CI excludes 0).`,
+        ["method", ...deltas.map((c) => c.label)], deltaRows)
+      : null);
+}
+
+function artifactRow(a: Artifact, trialKeys: Map<string, string>, bestIds: Set<string>): HTMLElement {
+  const status = h("span", { class: "help", role: "status" });
+  const button = h("button", { type: "button", class: "download", "data-artifact-id": a.id }, "Download");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    status.textContent = "Downloading…";
+    try {
+      const got = await download(`/artifacts/${a.id}`, `${a.name}.zip`, true);
+      const ok = got.sha256 === null ? null : got.sha256 === a.sha256;
+      status.textContent = ok === null ? "Saved." : ok ? "Saved · checksum verified ✓" : "Saved · CHECKSUM MISMATCH";
+      status.className = ok === false ? "field-error" : "help";
+    } catch (err) {
+      status.textContent = (err as Error).message;
+      status.className = "field-error";
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("tr", { "data-artifact-id": a.id },
+    h("td", null, a.name, bestIds.has(a.id) ? h("span", { class: "tag" }, "best") : null),
+    h("td", null, a.kind),
+    h("td", null, a.trial_id ? (trialKeys.get(a.trial_id) ?? a.trial_id.slice(0, 8)) : "–"),
+    h("td", { class: "num" }, fmtBytes(a.size_bytes)),
+    h("td", null, h("code", { class: "sha", title: a.sha256 }, a.sha256)),
+    h("td", null, button, " ", status));
+}
+
+export function artifactsTable(artifacts: Artifact[], trials: Trial[], report: Report | null): HTMLElement {
+  if (!artifacts.length) return h("p", { class: "help" }, "No artifacts yet: models are stored when the job finishes.");
+  const trialKeys = new Map(trials.map((t) => [t.id, t.trial_key]));
+  const bestIds = new Set(Object.values(report?.methods ?? {}).map((m) => m.best_artifact_id).filter((x): x is string => !!x));
+  const sorted = [...artifacts].sort((a, b) => Number(bestIds.has(b.id)) - Number(bestIds.has(a.id)));
+  return h("div", { class: "table-wrap" }, h("table", { class: "data", id: "artifacts-table" },
+    h("thead", null, h("tr", null, ["name", "kind", "trial", "size", "sha256", ""].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", null, sorted.map((a) => artifactRow(a, trialKeys, bestIds)))));
+}

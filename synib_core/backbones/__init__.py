@@ -1,0 +1,46 @@
+"""Backbones: encoder and fusion registries, the multimodal model, and ``build_model``."""
+
+from synib_core.backbones.encoders import (
+    ENCODERS,
+    CNNEncoder,
+    CNNEncoderConfig,
+    Encoder,
+    GRUEncoder,
+    IdentityEncoder,
+    MLPEncoder,
+    MLPEncoderConfig,
+    SequenceEncoderConfig,
+    TransformerSeqEncoder,
+)
+from synib_core.backbones.fusions import (
+    FUSIONS,
+    ConcatMLPFusion,
+    Fusion,
+    FusionConfig,
+    SumUnimodalFusion,
+    TransformerFusion,
+)
+from synib_core.backbones.model import ModelSpecLike, MultimodalModel, build_model, to_probs
+
+__all__ = [
+    "ENCODERS",
+    "FUSIONS",
+    "CNNEncoder",
+    "CNNEncoderConfig",
+    "ConcatMLPFusion",
+    "Encoder",
+    "Fusion",
+    "FusionConfig",
+    "GRUEncoder",
+    "IdentityEncoder",
+    "MLPEncoder",
+    "MLPEncoderConfig",
+    "ModelSpecLike",
+    "MultimodalModel",
+    "SequenceEncoderConfig",
+    "SumUnimodalFusion",
+    "TransformerFusion",
+    "TransformerSeqEncoder",
+    "build_model",
+    "to_probs",
+]

@@ -1,0 +1,130 @@
+"""The multimodal model every method trains: per-modality encoders, a fusion head, and one
+linear unimodal head per modality (see docs/INTERNALS.md).
+
+Example:
+    >>> spec = DataSpec(("a", "b"), {"a": (8,), "b": (8,)}, num_classes=2)
+    >>> model = build_model(TrainConfig(hidden=16, fusion_hidden=16), spec, "synib")
+    >>> from synib_core.objectives.base import Batch
+    >>> batch = Batch(x={"a": torch.randn(4, 8), "b": torch.randn(4, 8)}, y=torch.zeros(4))
+    >>> model(batch).shape, to_probs(model(batch)).shape
+    (torch.Size([4, 1]), torch.Size([4, 2]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from synib_core.backbones.encoders import ENCODERS, Encoder
+from synib_core.backbones.fusions import FUSIONS, Fusion
+from synib_core.config import METHODS, KnobError, TrainConfig
+
+if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
+    from synib_core.objectives.base import Batch
+
+__all__ = ["ModelSpecLike", "MultimodalModel", "build_model", "to_probs"]
+
+
+class ModelSpecLike(Protocol):
+    """What ``build_model`` reads from a spec (``synib_core.data.DataSpec`` satisfies it)."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]: ...
+    @property
+    def shapes(self) -> Mapping[str, tuple[int, ...]]: ...
+    @property
+    def num_classes(self) -> int: ...
+
+
+class MultimodalModel(nn.Module):
+    """Encoders + fusion + unimodal heads. ``out_dim`` is 1 for binary tasks (one logit)."""
+
+    def __init__(
+        self,
+        encoders: Mapping[str, Encoder],
+        fusion: Fusion,
+        num_classes: int,
+        feature_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.modalities: tuple[str, ...] = tuple(encoders)
+        self.num_classes = num_classes
+        self.out_dim = 1 if num_classes == 2 else num_classes
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.heads = nn.ModuleDict(
+            {m: nn.Linear(enc.out_dim, self.out_dim) for m, enc in encoders.items()}
+        )
+        self.fusion = fusion
+        self.feature_norm = feature_norm
+
+    def feature_dim(self, m: str) -> int:
+        """H_m, the width of modality m's feature."""
+        encoder: Encoder = self.encoders[m]  # type: ignore[assignment]
+        return encoder.out_dim
+
+    def encode(self, m: str, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Modality m's feature: (B, ...) -> (B, H_m), after a parameter-free LayerNorm unless
+        the model was built with ``feature_norm="none"`` (input-level masks only)."""
+        h = self.encoders[m](x, lengths)  # (B, H_m)
+        return F.layer_norm(h, (h.shape[-1],)) if self.feature_norm else h
+
+    def encode_all(self, batch: Batch) -> dict[str, Tensor]:
+        """{m: (B, H_m)} for every modality of the model."""
+        return {m: self.encode(m, batch.x[m], batch.lengths.get(m)) for m in self.modalities}
+
+    def unimodal_logits(self, m: str, z: Tensor) -> Tensor:
+        """Linear head of modality m on its feature: (B, H_m) -> (B, out_dim)."""
+        return self.heads[m](z)
+
+    def fuse(self, feats: dict[str, Tensor]) -> Tensor:
+        """Fused logits (B, out_dim) from {m: (B, H_m)}."""
+        if self.fusion.uses_unimodal_logits:
+            return self.fusion({m: self.unimodal_logits(m, z) for m, z in feats.items()})
+        return self.fusion(feats)
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.fuse(self.encode_all(batch))
+
+
+def to_probs(logits: Tensor) -> Tensor:
+    """Class probabilities in float32: (B, 1) -> sigmoid -> (B, 2); (B, K) -> softmax (B, K)."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        p = torch.sigmoid(logits)  # (B, 1): P(y = 1)
+        return torch.cat([1 - p, p], dim=-1)  # (B, 2)
+    return torch.softmax(logits, dim=-1)
+
+
+def _check_spec(spec: ModelSpecLike) -> None:
+    if len(spec.modalities) < 1:
+        raise ValueError("spec.modalities: at least one modality is needed")
+    for m in spec.modalities:
+        if not m or "." in m or not m.isidentifier():
+            raise ValueError(f"modality name {m!r}: use letters, digits and underscores only")
+        if m not in spec.shapes:
+            raise ValueError(f"spec.shapes: no shape for modality {m!r}")
+    if spec.num_classes < 2:
+        raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
+
+
+def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
+    """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
+    ((D,) | (T, D) | (C, H, W)) and num_classes. ``ensemble`` uses the ``sum_unimodal`` fusion.
+
+    Weights are initialised from the global torch RNG (seed it, or fork it, before calling).
+    """
+    if method not in METHODS:
+        raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    _check_spec(spec)
+    build_encoder = ENCODERS[config.encoder]
+    encoders = {m: build_encoder(tuple(spec.shapes[m]), config) for m in spec.modalities}
+    out_dim = 1 if spec.num_classes == 2 else spec.num_classes
+    fusion_name = "sum_unimodal" if method == "ensemble" else config.fusion
+    fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
+    return MultimodalModel(
+        encoders, fusion, spec.num_classes, feature_norm=config.feature_norm == "layernorm"
+    )

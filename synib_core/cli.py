@@ -1,0 +1,245 @@
+"""The library half of the ``synib`` CLI: ``train``, ``compare`` and ``data make``.
+
+``register(subparsers)`` adds the commands to the parser built in ``worker/cli.py``; each sets
+``func``, a handler taking the parsed args and returning the exit code. A user error (unknown
+knob, bad value, bad dataset file, bad generator parameter) prints ONE line on stderr naming the
+key and the allowed values, and returns 2. torch and the training code are imported inside the
+handlers only, so building the parser is instant.
+
+    synib data make xor_spurious --set alpha=0.9 --out xor.npz
+    synib train xor.npz --method synib --set lambda=10 --set epochs=5 --out runs/synib
+    synib compare xor.npz --methods vanilla,synib --seeds 0,1 --set epochs=5 --out runs/cmp
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+USER_ERROR = 2
+
+
+class CliError(ValueError):
+    """A command-line value a user gave is wrong (the message names it)."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from synib_core.config import ConfigFileError, KnobError
+    from synib_core.data import DatasetError
+
+    errors: list[type[BaseException]] = [CliError, KnobError, ConfigFileError, DatasetError]
+    if "synib_core.training" in sys.modules:  # only then can training have diverged
+        errors.append(sys.modules["synib_core.training"].TrainingDiverged)
+    return tuple(errors)
+
+
+def _guarded(name: str, handler: Handler) -> Handler:
+    """Turn the errors a user can cause into one line on stderr and exit code 2."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except Exception as exc:
+            if not isinstance(exc, _user_errors()) and not isinstance(exc, OSError):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"synib {name}: error: {message}", file=sys.stderr)
+            return USER_ERROR
+
+    return run
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """``["lr=1e-3", "mask=full"]`` -> ``{"lr": "1e-3", "mask": "full"}`` (values stay strings)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--set: expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_int_list(flag: str, text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; CliError naming the flag otherwise."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    if not values or len(set(values)) != len(values):
+        raise CliError(f"{flag}: expected distinct comma-separated integers, got {text!r}")
+    return values
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    from synib_core.config import config_from_knobs, load_config_file
+
+    base = load_config_file(args.config) if args.config else None
+    return config_from_knobs(parse_sets(args.set), base)
+
+
+def _check_methods(methods: list[str]) -> None:
+    from synib_core.config import METHODS
+
+    for method in methods:
+        if method not in METHODS:
+            raise CliError(f"method: unknown method {method!r}; allowed: {', '.join(METHODS)}")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one method on a dataset file; write metrics.json and the model bundle."""
+    _check_methods([args.method])
+    config = _build_config(args)
+    from synib_core.data import load_npz
+    from synib_core.training import fit, train_references
+
+    data = load_npz(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.no_progress
+    refs = train_references(config, data, seed=args.seed) if args.references else None
+    result = fit(
+        config, data, method=args.method, seed=args.seed, references=refs, progress=progress
+    )
+    payload = {
+        **result.metrics,
+        "best_epoch": result.best_epoch,
+        "method": args.method,
+        "seed": args.seed,
+        "history": result.history,
+    }
+    _write_json(out / "metrics.json", payload)
+    result.save(out / "model")
+    print(
+        f"{args.method} seed {args.seed}: best epoch {result.best_epoch}, "
+        f"val_acc {result.metrics.get('val_acc', float('nan')):.4f}, "
+        f"test_acc {result.metrics.get('test_acc', float('nan')):.4f} -> {out}"
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Train unimodal references once per seed, then every method per seed; write report.json."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise CliError(f"--methods: expected comma-separated method names, got {args.methods!r}")
+    _check_methods(methods)
+    seeds = parse_int_list("--seeds", args.seeds)
+    config = _build_config(args)
+    from synib_core.data import load_npz
+    from synib_core.metrics import accuracy
+    from synib_core.reporting import compare_report, format_table, run_record
+    from synib_core.training import fit, train_references
+
+    data = load_npz(args.data)
+    y_test = data.y[data.split == 2]
+    knobs = parse_sets(args.set)
+    out = Path(args.out)
+    records, references = [], {}
+    for seed in seeds:
+        print(f"seed {seed}: unimodal references ({', '.join(data.modalities)})", file=sys.stderr)
+        refs = train_references(config, data, seed=seed, progress=not args.no_progress)
+        references[seed] = {m: {"test_acc": accuracy(p, y_test)} for m, p in refs.items()}
+        for method in methods:
+            print(f"seed {seed}: {method}", file=sys.stderr)
+            result = fit(
+                config,
+                data,
+                method=method,
+                seed=seed,
+                references=refs,
+                progress=not args.no_progress,
+            )
+            _write_json(
+                out / "runs" / f"{method}-seed{seed}.json",
+                {**result.metrics, "best_epoch": result.best_epoch, "history": result.history},
+            )
+            records.append(
+                run_record(
+                    method,
+                    seed,
+                    result.metrics,
+                    result.test_pred,
+                    y_test,
+                    ref_preds=refs,
+                    config=knobs,
+                )
+            )
+    report = compare_report(
+        records, baseline=args.baseline, references=references, n_boot=args.n_boot
+    )
+    report["dataset_fingerprint"] = data.fingerprint
+    _write_json(out / "report.json", report)
+    print(format_table(report))
+    return 0
+
+
+def cmd_data_make(args: argparse.Namespace) -> int:
+    """Generate a built-in dataset and write it as an .npz file."""
+    from synib_core.data import make_dataset, save_npz
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise CliError(f"--out: the file name must end in .npz, got {str(out)!r}")
+    data = make_dataset(args.generator, args.seed, **parse_sets(args.set))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digest = save_npz(data, out)
+    sizes = data.split_sizes()
+    print(
+        f"{out}: {args.generator} seed {args.seed}, train {sizes['train']} / val "
+        f"{sizes['val']} / test {sizes['test']}, {data.num_classes} classes, sha256 {digest}"
+    )
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="dataset .npz file")
+    parser.add_argument("--config", help="YAML or JSON file of knobs (--set overrides it)")
+    parser.add_argument(
+        "--set", action="append", metavar="KNOB=VALUE", help="set a knob (repeatable)"
+    )
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train``, ``compare`` and ``data`` to an argparse ``add_subparsers()`` object."""
+    train = subparsers.add_parser("train", help="train one method on a dataset file")
+    _add_common(train)
+    train.add_argument("--method", required=True, help="vanilla, synib, masking_only, ...")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--references",
+        action="store_true",
+        help="train unimodal references first (enables the synergy metrics)",
+    )
+    train.set_defaults(func=_guarded("train", cmd_train))
+
+    compare = subparsers.add_parser("compare", help="compare methods over seeds")
+    _add_common(compare)
+    compare.add_argument("--methods", required=True, help="comma-separated, e.g. vanilla,synib")
+    compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    compare.add_argument("--baseline", default="vanilla", help="method the deltas refer to")
+    compare.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    compare.set_defaults(func=_guarded("compare", cmd_compare))
+
+    data = subparsers.add_parser("data", help="built-in datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    make = data_sub.add_parser("make", help="generate a built-in dataset as .npz")
+    make.add_argument("generator", help="xor_spurious, xor_pid or digits_pairs")
+    make.add_argument("--set", action="append", metavar="PARAM=VALUE", help="generator parameter")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", required=True, help="output .npz file")
+    make.set_defaults(func=_guarded("data make", cmd_data_make))

@@ -1,0 +1,152 @@
+"""Data classes and the base class shared by every objective.
+
+An objective turns (model, batch, step context) into a loss (``Objective.loss``) and applies its
+gradients (``Objective.backward``). The model is anything offering the Model contract of
+docs/INTERNALS.md (``ModelLike``); the training loop owns the optimiser.
+
+Example:
+    >>> obj = build_objective("synib", TrainConfig(lam=10.0), data.spec())   # doctest: +SKIP
+    >>> out = obj.loss(model, batch, ctx); obj.backward(out, model); opt.step()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Batch",
+    "ModelLike",
+    "Objective",
+    "ObjectiveConfigError",
+    "ObjectiveOutput",
+    "SpecLike",
+    "StepContext",
+]
+
+
+class ObjectiveConfigError(ValueError):
+    """A configuration the objective cannot run with: ``field`` names the knob, ``reason`` why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class Batch:
+    """One mini-batch.
+
+    x: modality -> (B, D) | (B, T, D) | (B, C, H, W) float tensors;
+    y: (B,) int64 labels; lengths: modality -> (B,) int64 valid steps (sequence modalities only);
+    index: (B,) int64 row indices into the split the batch was drawn from.
+    """
+
+    x: dict[str, Tensor]
+    y: Tensor
+    lengths: dict[str, Tensor] = field(default_factory=dict)
+    index: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch on ``device``."""
+        return Batch(
+            x={m: t.to(device) for m, t in self.x.items()},
+            y=self.y.to(device),
+            lengths={m: t.to(device) for m, t in self.lengths.items()},
+            index=self.index.to(device),
+        )
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class StepContext:
+    """What an objective may know about the current step besides the batch.
+
+    epoch: 1-based epoch; num_epochs: planned epochs; step: global optimiser step (0-based);
+    generator: the RNG for masks and fills (the only randomness objectives use);
+    train_prior: (K,) label marginal of the training split; oracle: modality -> (k,) int64
+    coordinate indices into the flattened per-sample input; training: False during evaluation.
+    """
+
+    epoch: int
+    num_epochs: int
+    step: int
+    generator: torch.Generator
+    train_prior: Tensor
+    oracle: dict[str, Tensor] = field(default_factory=dict)
+    training: bool = True
+
+
+@dataclass
+class ObjectiveOutput:
+    """Result of ``Objective.loss``.
+
+    loss: scalar tensor to back-propagate; logits: (B, out_dim) fused logits on the intact batch
+    (detach before storing); logs: scalar diagnostics (``ce``, ``penalty``, ``uni``, ``lambda``...);
+    aux: per-step tensors an objective's own ``backward`` needs (e.g. per-modality losses).
+    """
+
+    loss: Tensor
+    logits: Tensor
+    logs: dict[str, float]
+    aux: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelLike(Protocol):
+    """The Model contract of docs/INTERNALS.md, as the objectives see it."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def out_dim(self) -> int: ...
+
+    def encode(self, m: str, x: Tensor, lengths: Tensor | None = None) -> Tensor: ...
+
+    def encode_all(self, batch: Batch) -> dict[str, Tensor]: ...
+
+    def fuse(self, feats: dict[str, Tensor]) -> Tensor: ...
+
+    def unimodal_logits(self, m: str, z: Tensor) -> Tensor: ...
+
+
+class SpecLike(Protocol):
+    """What an objective reads from the dataset spec (``synib_core.data.DataSpec``)."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+
+class Objective:
+    """Base class: subclasses implement ``loss``; ``backward`` defaults to ``loss.backward()``."""
+
+    name: str = "objective"
+
+    def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
+        """Loss of one batch. model: the Model contract; batch: B samples; ctx: step context."""
+        raise NotImplementedError
+
+    def backward(self, out: ObjectiveOutput, model: ModelLike, scaler: Any = None) -> None:
+        """Back-propagate ``out.loss`` (through ``scaler.scale`` when an AMP GradScaler is given)."""
+        loss = out.loss if scaler is None else scaler.scale(out.loss)
+        loss.backward()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Objective state to checkpoint (e.g. running fill statistics); empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        del state

@@ -1,0 +1,183 @@
+"""The training loop: ``fit(config, data, method=...)`` (docs/INTERNALS.md, "Training").
+
+Determinism: the model is initialised and dropout draws from the global torch RNG seeded with
+``seed`` (inside ``torch.random.fork_rng``, so the caller's RNG is untouched); the batch order
+comes from its own CPU generator and the objective's masks and fills from another generator
+(on the training device). So the masks never shift the batch order: with lambda = 0, ``synib``
+sees exactly the batches ``vanilla`` sees.
+
+Example:
+    >>> data = GENERATORS["xor_spurious"](seed=0, n_test=500)          # doctest: +SKIP
+    >>> result = fit(TrainConfig(epochs=5), data, method="synib", seed=0)
+    >>> result.metrics["test_acc"], result.best_epoch
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from synib_core.config import METHODS, KnobError, TrainConfig
+from synib_core.data import MultimodalData
+from synib_core.objectives import build_objective
+from synib_core.objectives.base import Objective
+from synib_core.training.evaluate import accuracy_of, test_metrics
+from synib_core.training.results import EpochReport, FitResult, TrainingDiverged
+from synib_core.training.run import TrainingRun, resume_or_start, save_checkpoint
+
+__all__ = ["fit", "run_training"]
+
+EpochCallback = Callable[[EpochReport], None]
+
+
+def fit(
+    config: TrainConfig,
+    data: MultimodalData,
+    *,
+    method: str,
+    seed: int = 0,
+    references: Mapping[str, np.ndarray] | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    checkpoint_dir: str | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``method`` on ``data`` with ``config``; select the epoch by validation accuracy.
+
+    references: modality -> (N_test,) unimodal reference test predictions (enables the synergy
+    metrics); on_epoch_end: called after every epoch (an exception from it stops training and
+    propagates); checkpoint_dir: checkpoint after every epoch, resume when it holds one.
+    ``torch.set_num_threads`` is left to the caller. Raises ``TrainingDiverged`` on a NaN/inf loss.
+    """
+    if method not in METHODS:
+        raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    objective = build_objective(method, config, data.spec())
+    return run_training(
+        config,
+        data,
+        method=method,
+        objective=objective,
+        seed=seed,
+        references=references,
+        on_epoch_end=on_epoch_end,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+    )
+
+
+def run_training(
+    config: TrainConfig,
+    data: MultimodalData,
+    *,
+    method: str,
+    objective: Objective,
+    seed: int,
+    references: Mapping[str, np.ndarray] | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    checkpoint_dir: str | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """``fit`` with a ready objective (``train_references`` passes its own)."""
+    _check_references(references, data)
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        run = TrainingRun.create(config, data, method=method, objective=objective, seed=seed)
+        resume_or_start(run, checkpoint_dir)
+        _epochs(run, on_epoch_end, checkpoint_dir, progress)
+        return _finish(run, references)
+
+
+def _check_references(references: Mapping[str, np.ndarray] | None, data: MultimodalData) -> None:
+    if references is None:
+        return
+    n_test = data.split_sizes()["test"]
+    for m, pred in references.items():
+        if np.asarray(pred).shape != (n_test,):
+            raise ValueError(
+                f"references[{m!r}]: expected shape ({n_test},) (one prediction per test "
+                f"sample), got {np.asarray(pred).shape}"
+            )
+
+
+def _epochs(
+    run: TrainingRun, on_epoch_end: EpochCallback | None, ckpt: str | None, progress: bool
+) -> None:
+    cfg, state = run.config, run.state
+    if state.stopped_early:
+        return
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, disable=not progress, desc=run.method)
+    try:
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            start = time.perf_counter()
+            train_loss = _train_epoch(run, epoch)
+            val_acc = accuracy_of(run.model, run.val)
+            metrics = {
+                "train_loss": train_loss,
+                "val_acc": val_acc,
+                "test_acc": accuracy_of(run.model, run.test),
+                "epoch_seconds": time.perf_counter() - start,
+            }
+            state.epoch = epoch
+            state.history.append(metrics)
+            is_best = state.consider(val_acc, run.model.state_dict())
+            state.stopped_early = 0 < cfg.patience <= state.bad_epochs and epoch < cfg.epochs
+            if ckpt is not None:
+                save_checkpoint(run, ckpt)
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_acc=f"{val_acc:.3f}")
+            if on_epoch_end is not None:
+                on_epoch_end(EpochReport(epoch, dict(metrics), is_best, state.best_epoch))
+            if state.stopped_early:
+                break
+    finally:
+        bar.close()
+
+
+def _train_epoch(run: TrainingRun, epoch: int) -> float:
+    """One pass over the training split; returns the mean loss per sample."""
+    run.model.train()
+    total, count = 0.0, 0
+    for batch in run.batches():
+        ctx = run.context(epoch)
+        with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
+            out = run.objective.loss(run.model, batch, ctx)
+        value = float(out.loss.detach())
+        if not np.isfinite(value):
+            raise TrainingDiverged(epoch, run.state.step, value)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.objective.backward(out, run.model, run.scaler)
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            run.optimizer.step()
+        run.state.step += 1
+        total += value * len(batch)
+        count += len(batch)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return total / max(count, 1)
+
+
+def _finish(run: TrainingRun, references: Mapping[str, np.ndarray] | None) -> FitResult:
+    state = run.state
+    run.model.load_state_dict(state.best_state)
+    run.model.eval()
+    test, probs = test_metrics(run.model, run.test, references)
+    best = state.history[state.best_epoch - 1]
+    metrics = {"val_acc": best["val_acc"], "train_loss": best["train_loss"], **test}
+    return FitResult(
+        best_epoch=state.best_epoch,
+        metrics=metrics,
+        history=[dict(h) for h in state.history],
+        model=run.model,
+        config=run.config,
+        method=run.method,
+        spec=run.spec,
+        dataset_fingerprint=run.fingerprint,
+        test_probs=probs,
+        stopped_early=state.stopped_early,
+    )

@@ -1,0 +1,258 @@
+"""The service commands of the ``synib`` CLI (api/cli.py) against the real API app.
+
+Exit codes: 0 on success, 1 when a watched job failed or was cancelled, 2 (one line on stderr)
+for any user error. Rows a worker would write are inserted through crud.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_factories import add_job, npz_bytes
+from live_server import add_model_artifact, run_trial, sample_report, serve_app
+from sqlalchemy.orm import Session
+
+from api.cli import register
+from api.cli_format import format_job, format_report
+from api.client import Client
+from api.client_errors import ApiError
+from api.db import crud
+from api.db.models import Dataset
+from api.settings import Settings
+
+Run = Any  # Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``cli("jobs", "list") -> (exit code, stdout, stderr)`` through a parser from register()."""
+    parser = argparse.ArgumentParser(prog="synib")
+    register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        args = parser.parse_args(list(argv))
+        code = args.func(args)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def live_env(
+    app: Any, user_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    """The API served on a free port; SYNIB_URL / SYNIB_TOKEN point the CLI at it as alice."""
+    with serve_app(app) as url:
+        monkeypatch.setenv("SYNIB_URL", url)
+        monkeypatch.setenv("SYNIB_TOKEN", user_token[0])
+        monkeypatch.setenv("SYNIB_CONFIG_DIR", str(tmp_path / "config"))
+        yield url
+
+
+def test_report_table_is_hand_checked() -> None:
+    expected = (
+        "job j1  baseline vanilla  selection val_acc  seeds 0,1\n"
+        "method   best config  test_acc        synergy_acc     delta test_acc [95% CI]  "
+        "delta synergy_acc [95% CI]\n"
+        "vanilla  -            0.900 +- 0.000  0.500 +- 0.020  baseline                 baseline\n"
+        "synib    lambda=10    0.950 +- 0.010  0.875 +- 0.025  +0.050 [+0.030, +0.070]  "
+        "+0.375 [+0.300, +0.450]"
+    )
+    assert format_report(sample_report("j1", "a1")) == expected
+
+
+def test_job_view_shows_only_the_swept_knobs_of_the_best_trials() -> None:
+    job = {
+        "id": "j1",
+        "status": "succeeded",
+        "trials_done": 3,
+        "trials_total": 3,
+        "progress": 1.0,
+        "spec": {"sweep": {"lambda": {"type": "grid", "values": [1.0, 10.0]}}},
+        "best": {
+            "synib": {
+                "config": {"lambda": 10.0, "lr": 0.001},
+                "val_acc": 0.9,
+                "test_acc": 0.875,
+                "synergy_acc": 0.5,
+            },
+            "vanilla": {
+                "config": {"lr": 0.001},
+                "val_acc": 0.8,
+                "test_acc": 0.75,
+                "synergy_acc": None,
+            },
+        },
+    }
+    lines = format_job(job).splitlines()
+    assert lines[0] == "id             j1" and "trials         3/3" in lines
+    assert "progress       100%" in lines
+    assert lines[-3:] == [
+        "method   config     val_acc  test_acc  synergy_acc",
+        "synib    lambda=10  0.900    0.875     0.500",
+        "vanilla  -          0.800    0.750     -",
+    ]
+
+
+def test_datasets_and_submit_and_jobs(
+    cli: Run, live_env: str, dataset: Dataset, tmp_path: Path
+) -> None:
+    path = tmp_path / "pair.npz"
+    path.write_bytes(npz_bytes())
+    code, out, _ = cli("datasets", "upload", str(path), "--name", "pair")
+    assert code == 0 and out.startswith("uploaded dataset ") and "ready" in out
+    code, out, _ = cli("datasets", "builtin", "xor_pid", "--set", "n_train=100", "--seed", "2")
+    assert code == 0 and "xor_pid" in out
+    code, out, _ = cli("datasets", "list")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].split() == [
+        "id",
+        "name",
+        "source",
+        "status",
+        "classes",
+        "train/val/test",
+    ]
+    assert len(lines) == 4 and "28/6/6" in out  # the upload's split sizes
+
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"dataset_id: {dataset.id}\nmethods: [vanilla, synib]\nseeds: [0, 1]\n")
+    code, out, _ = cli("submit", str(spec))
+    assert code == 0 and "queued" in out and "4 trials" in out
+    job_id = out.split()[2]
+    code, out, _ = cli("jobs", "list", "--status", "queued")
+    assert code == 0 and job_id in out and "0/4" in out
+    code, out, _ = cli("jobs", "show", job_id)
+    assert code == 0 and "status         queued" in out
+    code, out, _ = cli("jobs", "cancel", job_id)
+    assert code == 0
+    code, out, _ = cli("jobs", "show", job_id, "--json")
+    assert code == 0 and '"status": "cancelled"' in out
+
+
+def test_watch_exit_codes(
+    cli: Run, live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
+) -> None:
+    good = add_job(db_session, user_token[1], dataset.id, status="running")
+    run_trial(db_session, good, "vanilla|seed=0", [0.5, 0.625])
+    crud.set_job_status(db_session, job_id=good.id, status="succeeded")
+    code, out, err = cli("watch", good.id)
+    assert code == 0 and f"job {good.id} succeeded" in out
+    assert "vanilla|seed=0" in err and "val_acc=0.625" in err
+    bad = add_job(db_session, user_token[1], dataset.id, status="running")
+    crud.set_job_status(db_session, job_id=bad.id, status="failed", failure_reason="OOM")
+    code, _, err = cli("watch", bad.id)
+    assert code == 1 and err.strip().endswith(f"job {bad.id} failed: OOM")
+
+
+def test_report_and_download(
+    cli: Run,
+    live_env: str,
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    api_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    artifact = add_model_artifact(db_session, api_settings.artifact_root, job, "synib-best")
+    crud.set_job_report(db_session, job_id=job.id, report=sample_report(job.id, artifact))
+    crud.set_job_status(db_session, job_id=job.id, status="succeeded")
+    code, out, _ = cli("report", job.id)
+    assert code == 0 and out.strip() == format_report(sample_report(job.id, artifact))
+    code, out, _ = cli("report", job.id, "--json")
+    assert code == 0 and f'"best_artifact_id": "{artifact}"' in out
+    target = tmp_path / "dl" / "model"
+    code, out, _ = cli("download", job.id, "--best", "synib", "--out", str(target))
+    assert code == 0 and str(target) in out and "sha256 verified" in out
+    assert (target / "weights.bin").stat().st_size == 10240
+    bad = add_model_artifact(db_session, api_settings.artifact_root, job, "bad", "cd" * 32)
+    report = sample_report(job.id, bad)
+    crud.set_job_report(db_session, job_id=job.id, report=report)
+    code, _, err = cli("download", job.id, "--best", "synib", "--out", str(tmp_path / "dl" / "b"))
+    assert code == 2 and "checksum" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("jobs", "show", "no-such-job"), "HTTP 404: job not found"),
+        (("report", "no-such-job"), "HTTP 404"),
+        (("datasets", "upload", "/no/such/file.npz"), "file: no such file"),
+        (("datasets", "builtin", "xor_pid", "--set", "n_train"), "expected KEY=VALUE"),
+        (("submit", "/no/such/job.yaml"), "spec: no such file"),
+        (("jobs", "list", "--url", "http://127.0.0.1:9"), "cannot reach the synib API"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    cli: Run, live_env: str, argv: tuple[str, ...], needle: str
+) -> None:
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err
+    assert err.startswith(f"synib {argv[0]}: error: ")
+
+
+def test_422_details_fit_on_one_line(cli: Run, live_env: str, tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text("dataset_id: x\nmethods: [nope]\nconfig: {lr: -1}\n")
+    code, _, err = cli("submit", str(spec))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "HTTP 422: methods[0]: unknown method 'nope'" in err
+    assert "; config.lr: expected a number > 0, got -1" in err
+
+
+def test_token_create_list_revoke(
+    cli: Run, live_env: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNIB_DATABASE_URL", db_url)
+    code, out, _ = cli(
+        "token", "create", "--name", "laptop", "--user", "bob", "--expires-days", "7"
+    )
+    token = out.splitlines()[0]
+    assert code == 0 and token.startswith("synib_") and "for user bob" in out
+    assert Client(live_env, token).jobs()["count"] == 0  # bob sees none of alice's jobs
+    code, out, _ = cli("token", "list", "--user", "bob")
+    token_id = out.splitlines()[1].split()[0]
+    assert code == 0 and "laptop" in out and token not in out  # only the prefix is shown
+    assert cli("token", "revoke", token_id)[0] == 0
+    with pytest.raises(ApiError) as info:
+        Client(live_env, token).jobs()
+    assert info.value.status == 401
+    code, _, err = cli("token", "revoke", token_id)
+    assert code == 2 and "no active token" in err
+    code, _, err = cli("token", "list", "--user", "nobody")
+    assert code == 2 and "no user named 'nobody'" in err
+
+
+def test_console_script_exit_codes(
+    live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
+) -> None:
+    """The installed ``synib`` script (worker/cli.py composing api.cli) in a subprocess."""
+    synib = str(Path(sys.executable).parent / "synib")
+    failed = add_job(db_session, user_token[1], dataset.id, status="running")
+    crud.set_job_status(db_session, job_id=failed.id, status="cancelled")
+    env = {**os.environ, "SYNIB_URL": live_env, "SYNIB_TOKEN": user_token[0]}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [synib, *argv], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    listed = run("jobs", "list")
+    assert listed.returncode == 0 and failed.id in listed.stdout and "cancelled" in listed.stdout
+    watched = run("watch", failed.id)
+    assert watched.returncode == 1 and watched.stderr.strip().endswith("cancelled")
+    missing = run("jobs", "show", "no-such-job")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr == "synib jobs: error: HTTP 404: job not found\n"

@@ -1,0 +1,160 @@
+"""Dataset upload (streamed, validated, checksummed), built-in registration, list/get/delete."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from api_factories import N, add_job, add_ready_dataset, npz_bytes
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from api.settings import Settings
+
+URL = "/api/v1/datasets"
+
+
+def _stored_files(settings: Settings) -> list[Path]:
+    root = settings.artifact_root / "datasets"
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def test_upload_good_file(client: TestClient, auth: dict[str, str], api_settings: Settings) -> None:
+    payload = npz_bytes()
+    response = client.post(
+        URL, headers=auth, files={"file": ("toy.npz", payload)}, data={"name": "toy data"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == "toy data"
+    assert body["source"] == "upload" and body["status"] == "ready"
+    assert body["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert body["size_bytes"] == len(payload)
+    summary = body["summary"]
+    assert summary["num_classes"] == 2
+    assert summary["split_sizes"] == {"train": 28, "val": 6, "test": 6}
+    assert [m["name"] for m in summary["modalities"]] == ["a", "b"]
+    assert summary["modalities"][0]["shape"] == [N, 4]
+    files = _stored_files(api_settings)
+    assert [f.name for f in files] == [f"{body['id']}.npz"]
+    assert files[0].read_bytes() == payload
+    assert not any((api_settings.artifact_root / ".tmp").iterdir())
+    listed = client.get(URL, headers=auth).json()
+    assert listed["count"] == 1 and listed["data"][0]["id"] == body["id"]
+    assert client.get(f"{URL}/{body['id']}", headers=auth).json()["sha256"] == body["sha256"]
+
+
+def test_upload_name_defaults_to_file_stem(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post(URL, headers=auth, files={"file": ("my_set.npz", npz_bytes())})
+    assert response.status_code == 201
+    assert response.json()["name"] == "my_set"
+
+
+def test_bad_files_are_422_naming_the_field_and_not_stored(
+    client: TestClient, auth: dict[str, str], api_settings: Settings
+) -> None:
+    cases = {
+        "y": npz_bytes(y=None),
+        "x_a": npz_bytes(x_a=np.full((N, 4), np.nan, dtype=np.float32)),
+        "file": b"this is not a zip archive",
+    }
+    for field, payload in cases.items():
+        response = client.post(URL, headers=auth, files={"file": ("bad.npz", payload)})
+        assert response.status_code == 422, (field, response.text)
+        [item] = response.json()["detail"]
+        assert item["field"] == field
+        assert item["msg"].startswith(f"{field}: ") and len(item["msg"]) > len(field) + 3
+    assert _stored_files(api_settings) == []
+    assert client.get(URL, headers=auth).json()["count"] == 0
+
+
+def test_missing_file_part_is_422(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post(URL, headers=auth, files={"other": ("x.npz", b"abc")})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "file"
+    response = client.post(URL, headers=auth, json={"file": "x"})
+    assert response.status_code == 422
+
+
+def test_upload_over_the_limit_is_413(api_settings: Settings, auth: dict[str, str]) -> None:
+    small = api_settings.model_copy(update={"max_upload_mb": 0.01})  # 10 KiB
+    payload = npz_bytes(x_a=np.zeros((N, 200), dtype=np.float32))
+    assert len(payload) > 0.01 * 1024 * 1024
+    with TestClient(create_app(small)) as client:
+        response = client.post(URL, headers=auth, files={"file": ("big.npz", payload)})
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+    assert _stored_files(api_settings) == []
+
+
+def test_upload_needs_auth(client: TestClient) -> None:
+    assert client.post(URL, files={"file": ("a.npz", npz_bytes())}).status_code == 401
+
+
+def test_builtin_registration_enqueues_make_dataset(
+    client: TestClient, auth: dict[str, str], api_settings: Settings
+) -> None:
+    body = {"generator": "xor_spurious", "params": {"alpha": 0.9}, "seed": 3}
+    response = client.post(f"{URL}/builtin", headers=auth, json=body)
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    assert dataset["status"] == "pending" and dataset["source"] == "builtin"
+    assert dataset["builtin_name"] == "xor_spurious"
+    assert dataset["params"] == {"alpha": 0.9, "seed": 3}
+    messages = list((api_settings.broker_dir / "out").glob("*.synib.msg"))
+    assert len(messages) == 1
+    text = messages[0].read_text()
+    assert '"task": "synib.make_dataset"' in text and dataset["id"] in text
+    # kombu's exchange table lives in the state dir, not in whatever directory the API runs from
+    # (kombu's default is ./control, relative to the process's working directory)
+    assert not (Path.cwd() / "control").exists()
+    assert (api_settings.broker_dir / "control").is_dir()
+
+
+def test_builtin_unknown_generator_is_422(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post(f"{URL}/builtin", headers=auth, json={"generator": "nope"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "generator"]
+
+
+def test_pagination_limits(
+    client: TestClient, auth: dict[str, str], db_session: Session, user_token: tuple[str, str]
+) -> None:
+    for _ in range(3):
+        add_ready_dataset(db_session, user_token[1])
+    page = client.get(URL, headers=auth, params={"limit": 2, "offset": 2}).json()
+    assert page["count"] == 3 and len(page["data"]) == 1
+    for bad in ({"limit": 0}, {"limit": 201}, {"offset": -1}):
+        assert client.get(URL, headers=auth, params=bad).status_code == 422
+
+
+def test_delete_dataset(
+    client: TestClient,
+    auth: dict[str, str],
+    api_settings: Settings,
+    db_session: Session,
+    user_token: tuple[str, str],
+) -> None:
+    uploaded = client.post(URL, headers=auth, files={"file": ("d.npz", npz_bytes())}).json()
+    job = add_job(db_session, user_token[1], uploaded["id"], status="running")
+    assert client.delete(f"{URL}/{uploaded['id']}", headers=auth).status_code == 409
+    from api.db import crud
+
+    crud.set_job_status(db_session, job_id=job.id, status="succeeded")
+    assert client.delete(f"{URL}/{uploaded['id']}", headers=auth).status_code == 204
+    assert client.get(f"{URL}/{uploaded['id']}", headers=auth).status_code == 404
+    assert _stored_files(api_settings) == []
+    db_session.expire_all()
+    assert crud.get_job(db_session, job_id=job.id).dataset_id is None  # type: ignore[union-attr]
+
+
+def test_other_users_dataset_is_404(client: TestClient, make_token, db_session: Session) -> None:  # type: ignore[no-untyped-def]
+    _, bob_id = make_token("bob")
+    alice, _ = make_token("alice")
+    bobs = add_ready_dataset(db_session, bob_id)
+    headers = {"Authorization": f"Bearer {alice}"}
+    assert client.get(f"{URL}/{bobs.id}", headers=headers).status_code == 404
+    assert client.delete(f"{URL}/{bobs.id}", headers=headers).status_code == 404
+    assert client.get(URL, headers=headers).json()["count"] == 0

@@ -1,0 +1,301 @@
+"""Jobs: validation (422 naming the field), trial count, enqueueing, list/get, cancel, rerun,
+delete, and isolation between users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_factories import add_job, add_ready_dataset
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.db import crud
+from api.db.models import Dataset
+from api.main import create_app
+from api.settings import Settings
+
+URL = "/api/v1/jobs"
+
+
+def _messages(settings: Settings) -> list[dict[str, Any]]:
+    folder = settings.broker_dir / "out"
+    files = sorted(folder.glob("*.synib.msg")) if folder.exists() else []
+    return [json.loads(Path(f).read_text()) for f in files]
+
+
+def test_create_job_counts_trials_and_enqueues(
+    client: TestClient, auth: dict[str, str], dataset: Dataset, api_settings: Settings
+) -> None:
+    spec = {
+        "dataset_id": dataset.id,
+        "methods": ["vanilla", {"name": "synib", "config": {"mask": "full"}}],
+        "config": {"hidden": 16, "lr": "1e-3"},
+        "sweep": {
+            "lambda": {"type": "grid", "values": [0.1, 1, 10]},
+            "dropout": {"type": "choice", "values": [0.0, 0.2]},
+        },
+        "seeds": [0, 1],
+        "epochs": 3,
+    }
+    response = client.post(URL, headers=auth, json=spec)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    # vanilla reads dropout only: 2 x 2 seeds = 4; synib reads both: 3 x 2 x 2 seeds = 12
+    assert job["trials_total"] == 16
+    assert job["status"] == "queued" and job["progress"] == 0.0
+    assert job["spec"]["config"] == {"hidden": 16, "lr": 0.001}
+    assert job["spec"]["sweep"]["lambda"] == {"type": "grid", "values": [0.1, 1.0, 10.0]}
+    [message] = _messages(api_settings)
+    assert message["headers"]["task"] == "synib.run_job"
+    assert message["headers"]["argsrepr"] == repr([job["id"]])
+    assert crud.get_job(client.app.state.session_factory(), job_id=job["id"]).task_id  # type: ignore[attr-defined,union-attr]
+
+
+def test_random_sweep_counts_num_samples(
+    client: TestClient, auth: dict[str, str], dataset: Dataset
+) -> None:
+    spec = {
+        "dataset_id": dataset.id,
+        "methods": ["vanilla", "synib"],
+        "sweep": {"lambda": {"type": "loguniform", "low": 0.01, "high": 100}},
+        "num_samples": 5,
+        "seeds": [0, 1, 2],
+    }
+    response = client.post(URL, headers=auth, json=spec)
+    assert response.status_code == 202
+    assert response.json()["trials_total"] == 1 * 3 + 5 * 3
+
+
+BAD_SPECS = [
+    ({"methods": ["nope"]}, "methods", "methods[0]: unknown method"),
+    ({"methods": []}, "methods", "at least 1"),
+    ({"methods": ["vanilla", "vanilla"]}, "methods", "repeated"),
+    (
+        {"methods": [{"name": "synib", "config": {"mask": "bad"}}]},
+        "methods",
+        "methods[0].config.mask",
+    ),
+    ({"config": {"lr": -1}}, "config", "config.lr"),
+    ({"config": {"no_such_knob": 1}}, "config", "unknown knob"),
+    ({"sweep": {"lambda": {"type": "grid", "values": []}}}, "sweep", "sweep.lambda.values"),
+    ({"sweep": {"lambda": {"type": "grid", "values": [1, 1.0]}}}, "sweep", "distinct"),
+    ({"sweep": {"lambda": {"type": "loguniform", "low": 0, "high": 1}}}, "sweep", "low > 0"),
+    ({"sweep": {"hidden": {"type": "uniform", "low": 1, "high": 9}}}, "sweep", "float knob"),
+    ({"sweep": {"lambda": {"type": "normal", "low": 1, "high": 2}}}, "sweep.lambda.type", ""),
+    ({"sweep": {"encoder": {"type": "grid", "values": ["mlp", "rnn"]}}}, "sweep", "values[1]"),
+    ({"seeds": []}, "seeds", "at least 1"),
+    ({"seeds": [0, 0]}, "seeds", "unique"),
+    ({"baseline": "nope"}, "baseline", "unknown method"),
+    ({"scheduler": {"type": "hyperband"}}, "scheduler.type", ""),
+    ({"epochs": 0}, "epochs", ""),
+    ({"unexpected": 1}, "unexpected", ""),
+]
+
+
+@pytest.mark.parametrize(("change", "loc", "message"), BAD_SPECS)
+def test_invalid_specs_are_422_naming_the_field(
+    client: TestClient,
+    auth: dict[str, str],
+    dataset: Dataset,
+    api_settings: Settings,
+    change: dict[str, Any],
+    loc: str,
+    message: str,
+) -> None:
+    spec = {"dataset_id": dataset.id, "methods": ["vanilla", "synib"], **change}
+    response = client.post(URL, headers=auth, json=spec)
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    locs = [".".join(str(p) for p in e["loc"][1:]) for e in errors]
+    assert any(item.startswith(loc) for item in locs), locs
+    assert any(message in e["msg"] for e in errors), errors
+    assert _messages(api_settings) == []
+
+
+def test_dataset_must_exist_be_owned_and_not_failed(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    make_token,
+    user_token,  # type: ignore[no-untyped-def]
+) -> None:
+    _, bob_id = make_token("bob")
+    bobs = add_ready_dataset(db_session, bob_id)
+    failed = add_ready_dataset(db_session, user_token[1], status="failed")
+    for dataset_id, reason in (
+        ("missing", "no dataset"),
+        (bobs.id, "no dataset"),
+        (failed.id, "dataset failed"),
+    ):
+        response = client.post(
+            URL, headers=auth, json={"dataset_id": dataset_id, "methods": ["vanilla"]}
+        )
+        assert response.status_code == 422
+        [item] = response.json()["detail"]
+        assert item["field"] == "dataset_id" and reason in item["msg"]
+
+
+def test_enqueue_failure_still_202_and_job_stays_queued(
+    api_settings: Settings, auth: dict[str, str], dataset: Dataset
+) -> None:
+    down = api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(down)) as client:
+        response = client.post(
+            URL, headers=auth, json={"dataset_id": dataset.id, "methods": ["vanilla"]}
+        )
+        assert response.status_code == 202
+        job = client.get(f"{URL}/{response.json()['id']}", headers=auth).json()
+    assert job["status"] == "queued"
+
+
+def test_list_filter_get_and_best(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+) -> None:
+    owner = user_token[1]
+    queued = add_job(db_session, owner, dataset.id)
+    done = add_job(db_session, owner, dataset.id, status="running")
+    for key, val_acc in (("synib|lambda=1|seed=0", 0.7), ("synib|lambda=10|seed=0", 0.9)):
+        trial = crud.upsert_trial(
+            db_session,
+            job_id=done.id,
+            trial_key=key,
+            method="synib",
+            seed=0,
+            config={"lambda": float(key.split("=")[1].split("|")[0])},
+        )
+        crud.set_trial_status(
+            db_session,
+            trial_id=trial.id,
+            status="succeeded",
+            metrics={"val_acc": val_acc, "test_acc": val_acc - 0.1, "synergy_acc": 0.5},
+        )
+    crud.set_job_status(db_session, job_id=done.id, status="succeeded")
+    listed = client.get(URL, headers=auth).json()
+    assert listed["count"] == 2
+    assert {j["id"] for j in listed["data"]} == {queued.id, done.id}
+    only = client.get(URL, headers=auth, params={"status": "succeeded"}).json()
+    assert [j["id"] for j in only["data"]] == [done.id]
+    assert client.get(URL, headers=auth, params={"status": "bogus"}).status_code == 422
+    job = client.get(f"{URL}/{done.id}", headers=auth).json()
+    assert job["progress"] == 1.0 and job["trials_done"] == 2
+    assert job["best"]["synib"]["config"] == {"lambda": 10.0}
+    assert job["best"]["synib"]["val_acc"] == 0.9
+    assert job["best"]["synib"]["test_acc"] == pytest.approx(0.8)
+    assert only["data"][0]["best"]["synib"]["val_acc"] == 0.9
+
+
+def test_cancel(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+) -> None:
+    queued = add_job(db_session, user_token[1], dataset.id)
+    running = add_job(db_session, user_token[1], dataset.id, status="running")
+    finished = add_job(db_session, user_token[1], dataset.id, status="succeeded")
+    response = client.post(f"{URL}/{queued.id}/cancel", headers=auth)
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    assert response.json()["finished_at"] is not None
+    response = client.post(f"{URL}/{running.id}/cancel", headers=auth)
+    assert response.status_code == 202 and response.json()["status"] == "cancelling"
+    assert client.post(f"{URL}/{finished.id}/cancel", headers=auth).status_code == 409
+    assert client.post(f"{URL}/missing/cancel", headers=auth).status_code == 404
+
+
+def test_rerun_failed(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    api_settings: Settings,
+) -> None:
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    ok = crud.upsert_trial(
+        db_session, job_id=job.id, trial_key="vanilla|seed=0", method="vanilla", seed=0, config={}
+    )
+    bad = crud.upsert_trial(
+        db_session, job_id=job.id, trial_key="synib|seed=0", method="synib", seed=0, config={}
+    )
+    crud.set_trial_status(db_session, trial_id=ok.id, status="succeeded", metrics={"val_acc": 0.5})
+    assert client.post(f"{URL}/{job.id}/rerun-failed", headers=auth).status_code == 409  # running
+    crud.set_trial_status(db_session, trial_id=bad.id, status="failed", failure_reason="boom")
+    crud.set_job_status(db_session, job_id=job.id, status="failed", failure_reason="1 trial failed")
+    response = client.post(f"{URL}/{job.id}/rerun-failed", headers=auth)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued" and body["failure_reason"] is None
+    assert body["trials_done"] == 1 and body["progress"] == 0.5
+    trials = {
+        t["trial_key"]: t for t in client.get(f"{URL}/{job.id}/trials", headers=auth).json()["data"]
+    }
+    assert trials["synib|seed=0"]["status"] == "pending"
+    assert trials["synib|seed=0"]["failure_reason"] is None
+    assert trials["vanilla|seed=0"]["status"] == "succeeded"
+    assert [m["headers"]["task"] for m in _messages(api_settings)] == ["synib.run_job"]
+
+
+def test_delete_job_removes_rows_and_files(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    api_settings: Settings,
+) -> None:
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    model = api_settings.artifact_root / "jobs" / job.id / "model.zip"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"zip")
+    crud.add_artifact(
+        db_session,
+        owner_id=user_token[1],
+        job_id=job.id,
+        kind="model",
+        name="model",
+        path=f"jobs/{job.id}/model.zip",
+        sha256="0" * 64,
+        size_bytes=3,
+    )
+    assert client.delete(f"{URL}/{job.id}", headers=auth).status_code == 409
+    crud.set_job_status(db_session, job_id=job.id, status="succeeded")
+    assert client.delete(f"{URL}/{job.id}", headers=auth).status_code == 204
+    assert not model.exists()
+    assert client.get(f"{URL}/{job.id}", headers=auth).status_code == 404
+
+
+def test_user_cannot_see_or_touch_another_users_job(
+    client: TestClient,
+    db_session: Session,
+    make_token,  # type: ignore[no-untyped-def]
+) -> None:
+    alice, _ = make_token("alice")
+    _, bob_id = make_token("bob")
+    bobs_job = add_job(
+        db_session, bob_id, add_ready_dataset(db_session, bob_id).id, status="failed"
+    )
+    headers = {"Authorization": f"Bearer {alice}"}
+    for method, path in (
+        ("GET", ""),
+        ("POST", "/cancel"),
+        ("POST", "/rerun-failed"),
+        ("DELETE", ""),
+        ("GET", "/trials"),
+        ("GET", "/metrics"),
+        ("GET", "/report"),
+        ("GET", "/artifacts"),
+        ("GET", "/events"),
+        ("GET", "/trials.csv"),
+        ("GET", "/trials.json"),
+    ):
+        response = client.request(method, f"{URL}/{bobs_job.id}{path}", headers=headers)
+        assert response.status_code == 404, (method, path)
+    assert client.get(URL, headers=headers).json()["count"] == 0

@@ -1,0 +1,50 @@
+"""Settings from the environment, and the full mode's Redis broker (ready check, queue depth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.db.models import Dataset
+from api.main import create_app
+from api.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SYNIB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SYNIB_MAX_UPLOAD_MB", "2")
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    settings = Settings()
+    assert settings.database_url == f"sqlite:///{tmp_path / 'state' / 'synib.db'}"
+    assert settings.artifact_root == tmp_path / "state" / "artifacts"
+    assert settings.broker_dir == tmp_path / "state" / "broker"
+    assert settings.max_upload_bytes == 2 * 1024 * 1024
+    assert settings.ray_address == "ray://head:10001"
+    assert settings.rate_limit_per_minute == 600 and settings.token_ttl_days is None
+    monkeypatch.setenv("SYNIB_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert Settings().database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_redis_broker_ready_and_queue_depth(
+    api_settings: Settings, auth: dict[str, str], dataset: Dataset
+) -> None:
+    client_redis = redis.Redis.from_url(REDIS_URL)
+    client_redis.delete("synib")
+    full = api_settings.model_copy(update={"broker_url": REDIS_URL})
+    try:
+        with TestClient(create_app(full)) as client:
+            assert client.get("/api/v1/ready").json()["checks"]["broker"] == "ok"
+            for _ in range(2):
+                spec = {"dataset_id": dataset.id, "methods": ["vanilla"]}
+                assert client.post("/api/v1/jobs", headers=auth, json=spec).status_code == 202
+            assert client_redis.llen("synib") == 2
+            metrics = client.get("/api/v1/metrics", headers=auth).text
+            assert "synib_queue_depth 2.0" in metrics
+            assert 'synib_jobs{status="queued"} 2.0' in metrics
+    finally:
+        client_redis.delete("synib")

@@ -1,0 +1,145 @@
+"""synib_core.cli through a tiny argparse parser built from `register` (as worker/cli.py does)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synib_core.cli import register
+from synib_core.data import load_npz
+
+torch.set_num_threads(1)
+TINY = [
+    "--set",
+    "epochs=2",
+    "--set",
+    "hidden=8",
+    "--set",
+    "fusion_hidden=8",
+    "--set",
+    "batch_size=32",
+]
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="synib")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "xor.npz"
+    params = ["--set", "n_train=64", "--set", "n_val=32", "--set", "n_test=64", "--set", "dim=12"]
+    assert (
+        run_cli(["data", "make", "xor_spurious", *params, "--seed", "3", "--out", str(path)]) == 0
+    )
+    return path
+
+
+def test_data_make_writes_a_valid_file(tiny_npz: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = load_npz(tiny_npz)
+    assert data.split_sizes() == {"train": 64, "val": 32, "test": 64}
+    assert data.x["a"].shape == (160, 12)
+    out = tiny_npz.parent / "pid.npz"
+    assert (
+        run_cli(["data", "make", "xor_pid", "--set", "p=[0.25,0.25,0.25,0.25]", "--out", str(out)])
+        == 0
+    )
+    pid = load_npz(out)
+    assert pid.group is not None and len(set(pid.group.tolist())) == 4
+    assert "sha256" in capsys.readouterr().out
+
+
+def test_train_writes_metrics_and_model(tiny_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        str(tiny_npz),
+        "--method",
+        "synib",
+        *TINY,
+        "--set",
+        "lambda=2",
+        "--no-progress",
+    ]
+    assert run_cli([*argv, "--references", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["best_epoch"] in (1, 2)
+    for key in ("val_acc", "test_acc", "test_macro_f1", "test_ece", "synergy_n", "cf_conf_a"):
+        assert key in metrics
+    assert (out / "model").is_dir() and any((out / "model").iterdir())
+    from synib_core import load
+
+    model = load(out / "model")
+    data = load_npz(tiny_npz).subset("test")
+    pred = model.predict({m: np.asarray(x) for m, x in data.x.items()})
+    assert np.mean(pred == data.y) == pytest.approx(metrics["test_acc"])
+
+
+def test_compare_writes_report(
+    tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    argv = ["compare", str(tiny_npz), "--methods", "vanilla,synib", "--seeds", "0,1", *TINY]
+    assert run_cli([*argv, "--n-boot", "100", "--no-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["seeds"] == [0, 1] and set(report["methods"]) == {"vanilla", "synib"}
+    assert len(report["methods"]["synib"]["metrics"]["test_acc"]["values"]) == 2
+    assert "test_acc" in report["methods"]["synib"]["delta_vs_baseline"]
+    assert set(report["references"]) == {"0", "1"} and "test_acc" in report["references"]["0"]["a"]
+    assert (out / "runs" / "synib-seed1.json").exists()
+    table = capsys.readouterr().out
+    assert "synib" in table and "Δ test_acc" in table
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "{data}", "--method", "synib", "--set", "lamda=1"], "lamda"),
+        (["train", "{data}", "--method", "synib", "--set", "mask=everything"], "mask"),
+        (["train", "{data}", "--method", "magic"], "vanilla"),
+        (["train", "{data}", "--method", "synib", "--set", "novalue"], "--set"),
+        (["compare", "{data}", "--methods", "vanilla", "--seeds", "a,b"], "--seeds"),
+        (["train", "{missing}", "--method", "vanilla"], "file"),
+        (["data", "make", "xor_pid", "--set", "p=1,2"], "p"),
+        (["data", "make", "mnist"], "xor_spurious"),
+        (["data", "make", "xor_pid", "--set", "size=3"], "size"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(
+    argv: list[str], needle: str, tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    filled = [a.format(data=tiny_npz, missing=tmp_path / "nope.npz") for a in argv]
+    out = str(tmp_path / ("o.npz" if argv[0] == "data" else "o"))
+    assert run_cli([*filled, "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_unknown_knob_names_the_allowed_knobs(
+    tiny_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run_cli(["train", str(tiny_npz), "--method", "synib", "--set", "lamda=1", "--out", "x"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "lamda" in err and "lambda" in err and "mask_prob" in err
+
+
+def test_registering_imports_no_torch() -> None:
+    code = (
+        "import argparse, sys; from synib_core.cli import register; "
+        "p = argparse.ArgumentParser(); register(p.add_subparsers()); "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

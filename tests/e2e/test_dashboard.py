@@ -1,0 +1,272 @@
+"""The dashboard in headless Chromium against the real service (`synib serve`).
+
+One flow as a person would do it: sign in, upload a dataset, submit a small job from the form,
+watch it finish live, read the charts and the comparison table (checked against GET report),
+download an artifact (checked against its sha256). Plus sign-in/out and 422 messages in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+if TYPE_CHECKING:
+    from conftest import Service
+
+pytestmark = pytest.mark.browser
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+
+
+def make_npz(path: Path) -> Path:
+    """A small xor_pid dataset (two modalities, groups) written with synib_core's save_npz."""
+    from synib_core.data import GENERATORS, save_npz
+
+    data = GENERATORS["xor_pid"](seed=0, n_train=240, n_val=80, n_test=200)
+    save_npz(data, path)
+    return path
+
+
+def sign_in(page: Page, service: Service) -> None:
+    page.goto(f"{service.url}/")
+    page.fill("#token", service.token)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#page-info")  # the first page of jobs has loaded
+
+
+def test_sign_in_rejects_a_bad_token_and_signs_out(
+    page: Page, page_errors: list[str], service: Service
+) -> None:
+    page.goto(f"{service.url}/")
+    page.fill("#token", "not-a-token")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#token-error")).to_contain_text("not accepted")
+    assert page.evaluate("sessionStorage.getItem('synib.token')") is None
+
+    sign_in(page, service)
+    assert page.evaluate("sessionStorage.getItem('synib.token')") == service.token
+    expect(page.locator("#page-info")).to_contain_text(" of ")
+
+    page.click("#sign-out")
+    page.wait_for_selector("#login-form")
+    assert page.evaluate("sessionStorage.getItem('synib.token')") is None
+    page.goto(f"{service.url}/#/jobs")  # signed out: back to the sign-in form
+    page.wait_for_selector("#login-form")
+    assert page_errors == []
+
+
+def upload_in_browser(page: Page, service: Service, npz: Path) -> str:
+    page.goto(f"{service.url}/#/datasets")
+    page.wait_for_selector("#upload-form")
+    page.set_input_files("#upload-file", str(npz))
+    page.fill("#upload-name", "e2e xor_pid")
+    page.click("#upload-submit")
+    page.wait_for_selector("#modalities-table")
+    match = re.search(r"#/datasets/([^/?]+)$", page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def check_dataset_page(page: Page, service: Service, dataset_id: str) -> None:
+    with service.client() as api:
+        ds = api.get(f"/datasets/{dataset_id}").raise_for_status().json()
+    summary = ds["summary"]
+    names = page.locator("#modalities-table tbody td:first-child").all_text_contents()
+    assert names == [m["name"] for m in summary["modalities"]]
+    split_counts = page.locator("#split-table td[data-count]").evaluate_all(
+        "cells => cells.map(c => Number(c.dataset.count))"
+    )
+    assert sorted(split_counts) == sorted(summary["split_sizes"].values())
+    assert page.is_visible("#class-table")
+    assert page.is_visible("#group-table")
+
+
+def submit_small_job(page: Page) -> str:
+    page.click("text=New job on this dataset")
+    page.wait_for_selector("#job-form")
+    page.fill("#job-name", "e2e small job")
+    assert page.is_checked("#method-vanilla") and page.is_checked("#method-synib")
+    page.fill("#knob-hidden", "16")
+    page.fill("#knob-fusion_hidden", "16")
+    page.check("#sweep-mode-grid")
+    page.fill("#sweep-values", "0.1, 1")
+    page.fill("#job-seeds", "0")
+    page.fill("#job-epochs", "2")
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{8,}$"))
+    return page.url.rsplit("/", 1)[-1]
+
+
+def wait_terminal(page: Page, service: Service, job_id: str) -> dict:
+    terminal = re.compile(f"^({'|'.join(TERMINAL)})$")
+    expect(page.locator("#job-status")).to_have_text(terminal, timeout=540_000)
+    with service.client() as api:
+        job = api.get(f"/jobs/{job_id}").raise_for_status().json()
+    assert job["status"] == "succeeded", job.get("failure_reason")
+    assert page.text_content("#job-status") == "succeeded"
+    return job
+
+
+def check_comparison(page: Page, report: dict) -> None:
+    page.wait_for_selector("#comparison-table")
+    for method, entry in report["methods"].items():
+        row = page.locator(f'#comparison-table tr[data-method="{method}"]')
+        for key in ("test_acc", "synergy_acc"):
+            stat = entry["metrics"][key]
+            cell = row.locator(f'td[data-metric="{key}"]')
+            assert float(cell.get_attribute("data-value")) == pytest.approx(stat["mean"])
+            assert cell.text_content().startswith(f"{stat['mean'] * 100:.1f}%")
+        deltas = {} if method == report["baseline"] else entry.get("delta_vs_baseline") or {}
+        for key, delta in deltas.items():
+            cell = page.locator(f'#delta-table tr[data-method="{method}"] td[data-delta="{key}"]')
+            assert float(cell.get_attribute("data-value")) == pytest.approx(delta["delta"])
+
+
+def check_artifact_download(page: Page, service: Service, job_id: str, tmp: Path) -> None:
+    with service.client() as api:
+        artifacts = api.get(f"/jobs/{job_id}/artifacts").raise_for_status().json()["data"]
+    assert artifacts, "a succeeded job stores its models"
+    first = page.locator("#artifacts-table tbody tr").first
+    artifact_id = first.get_attribute("data-artifact-id")
+    expected = next(a for a in artifacts if a["id"] == artifact_id)
+    with page.expect_download() as info:
+        first.locator("button.download").click()
+    saved = tmp / "artifact.zip"
+    info.value.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == expected["sha256"]
+    expect(first.locator("[role=status]")).to_contain_text("checksum verified")
+
+
+def test_upload_submit_watch_and_download(
+    page: Page, page_errors: list[str], service: Service, tmp_path: Path
+) -> None:
+    sign_in(page, service)
+    dataset_id = upload_in_browser(page, service, make_npz(tmp_path / "xor_pid.npz"))
+    check_dataset_page(page, service, dataset_id)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dataset-page.png"), full_page=True)
+
+    job_id = submit_small_job(page)
+    page.wait_for_selector("#job-header")
+    wait_terminal(page, service, job_id)
+
+    with service.client() as api:
+        report = api.get(f"/jobs/{job_id}/report").raise_for_status().json()
+        trials = api.get(f"/jobs/{job_id}/trials").raise_for_status().json()["data"]
+    assert {t["method"] for t in trials} == {"vanilla", "synib"}
+    assert len(trials) == 3  # vanilla ignores lambda: 1 + 2 sweep values, 1 seed
+    page.wait_for_selector("#sweep-chart canvas")
+    page.wait_for_selector("#curves-chart canvas")
+    check_comparison(page, report)
+    assert page.locator("#trials-table tbody tr").count() == len(trials)
+
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    csv_path = tmp_path / "trials.csv"
+    info.value.save_as(csv_path)
+    assert csv_path.read_text().splitlines()[0].startswith("id,trial_key")
+    check_artifact_download(page, service, job_id, tmp_path)
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "job-page.png"), full_page=True)
+    page.set_viewport_size({"width": 1024, "height": 768})  # a small laptop screen
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_function(  # the charts follow their container's new width
+        "() => [...document.querySelectorAll('.chart')].every("
+        "c => !c.querySelector('.uplot') || c.querySelector('.uplot').offsetWidth <= c.clientWidth + 2)"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "job-page-1024.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024  # no sideways scroll
+    assert page_errors == []
+
+
+@pytest.fixture(scope="module")
+def api_dataset(service: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A dataset uploaded through the API (for the tests that are not about uploading)."""
+    npz = make_npz(tmp_path_factory.mktemp("npz") / "xor_pid.npz")
+    with service.client() as api, npz.open("rb") as fh:
+        resp = api.post("/datasets", files={"file": ("x.npz", fh)}, data={"name": "e2e api"})
+    return str(resp.raise_for_status().json()["id"])
+
+
+def test_api_422_is_shown_next_to_the_field(
+    page: Page, page_errors: list[str], service: Service, api_dataset: str
+) -> None:
+    dataset_id = api_dataset
+    with service.client() as api:
+        jobs_before = api.get("/jobs").raise_for_status().json()["count"]
+    posts: list[Request] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/new?dataset={dataset_id}")
+    page.wait_for_selector("#job-form")
+    page.fill("#knob-hidden", "0")
+
+    page.click("#submit-job")  # the client check stops it: nothing is sent
+    expect(page.locator("#knob-hidden-error")).to_have_text("must be >= 1")
+    assert not [r for r in posts if r.url.endswith("/api/v1/jobs")]
+
+    page.eval_on_selector("#job-form", "f => { f.dataset.skipClientValidation = '1'; }")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/jobs")) as info:
+        page.click("#submit-job")
+    assert info.value.status == 422
+    detail = info.value.json()["detail"]
+    expect(page.locator("#knob-hidden-error")).not_to_have_text(re.compile(r"^(must be >= 1)?$"))
+    shown = page.text_content("#knob-hidden-error")
+    assert shown and shown != "must be >= 1"
+    assert any(shown in item["msg"] for item in detail), (shown, detail)
+    assert page.get_attribute("#knob-hidden", "aria-invalid") == "true"
+    assert page.text_content("#form-error") == ""  # not a form-level message
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#knob-hidden").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "new-job-422.png"))
+    with service.client() as api:
+        assert api.get("/jobs").raise_for_status().json()["count"] == jobs_before
+    assert page_errors == []
+
+
+def test_register_builtin_dataset_from_the_job_form(
+    page: Page, page_errors: list[str], service: Service
+) -> None:
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/new")
+    page.wait_for_selector("#job-form")
+    page.click("#dataset-builtin summary")
+    page.select_option("#job-builtin-generator", "xor_pid")
+    page.fill("#job-builtin-params", '{"n_train": 60, "n_val": 30, "n_test": 60}')
+    page.click("#job-builtin-submit")
+    expect(page.locator("#job-builtin-form [role=status]")).to_contain_text("Registered")
+    chosen = page.eval_on_selector("#job-dataset", "s => s.value")
+    with service.client() as api:
+        ds = api.get(f"/datasets/{chosen}").raise_for_status().json()
+    assert ds["source"] == "builtin" and ds["builtin_name"] == "xor_pid"
+    assert ds["params"]["n_train"] == 60
+    assert page_errors == []
+
+
+def test_cancel_a_running_job_from_its_page(
+    page: Page, page_errors: list[str], service: Service, api_dataset: str
+) -> None:
+    spec = {"dataset_id": api_dataset, "methods": ["vanilla"], "epochs": 500, "name": "to cancel"}
+    with service.client() as api:
+        job_id = api.post("/jobs", json=spec).raise_for_status().json()["id"]
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/{job_id}")
+    page.wait_for_selector("#job-header")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#cancel-job")
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=180_000)
+    with service.client() as api:
+        assert api.get(f"/jobs/{job_id}").raise_for_status().json()["status"] == "cancelled"
+    expect(page.locator("#cancel-job")).to_be_disabled()
+    page.goto(f"{service.url}/#/jobs?status=cancelled")
+    expect(page.locator("#jobs-table tbody tr").first).to_have_attribute("data-job-id", job_id)
+    expect(page.locator("#jobs-table .badge").first).to_have_text("cancelled")
+    page.screenshot(path=str(SCREENSHOTS / "jobs-list.png"))
+    assert page_errors == []

@@ -1,0 +1,171 @@
+"""``synib serve`` end to end: the embedded service (SQLite, filesystem broker, local Ray) in a
+subprocess; upload a dataset, submit a job, follow its events, read the report, download the
+best model, check its checksum, load it with ``synib_core.load`` and predict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 120
+JOB_TIMEOUT_S = 300
+
+pytestmark = [pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"synib serve exited:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"synib serve did not answer:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A running ``synib serve``: {"url", "token", "process", "log"}."""
+    root = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
+    env.pop("RAY_ADDRESS", None)
+    env.update(
+        {
+            "SYNIB_STATE_DIR": str(root / "state"),
+            "SYNIB_CONFIG_DIR": str(root / "config"),
+            "SYNIB_PORT": str(port),
+            "SYNIB_RAY_TMP_DIR": f"/tmp/sre_{secrets.token_hex(3)}",
+            "SYNIB_CPUS": "2",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "serve"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_server(url, process, log)
+        credentials = json.loads((root / "config" / "credentials.json").read_text())
+        assert credentials["url"] == url
+        yield {"url": url, "token": credentials["token"], "process": process, "log": log}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def follow_events(client: httpx.Client, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """All (event, data) of the job's SSE stream, which ends at a terminal status."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = "message"
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=JOB_TIMEOUT_S) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.split(":", 1)[1])))
+            elif not line:
+                name = "message"
+    return events
+
+
+def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_path: Path) -> None:
+    from synib_core import load
+    from synib_core.data import GENERATORS, save_npz
+
+    data = GENERATORS["xor_pid"](seed=0, n_train=200, n_val=60, n_test=300)
+    npz = tmp_path / "pid.npz"
+    save_npz(data, npz)
+    headers = {"Authorization": f"Bearer {service['token']}"}
+    with httpx.Client(base_url=service["url"], headers=headers, timeout=30) as client:
+        with npz.open("rb") as fh:
+            resp = client.post("/api/v1/datasets", files={"file": ("pid.npz", fh)})
+        assert resp.status_code == 201, resp.text
+        dataset = resp.json()
+        assert dataset["status"] == "ready"
+        spec = {
+            "dataset_id": dataset["id"],
+            "methods": ["vanilla", "synib"],
+            "config": {"hidden": 16, "encoder_layers": 1, "fusion_hidden": 16},
+            "epochs": 2,
+            "sweep": {"lambda": {"type": "grid", "values": [1.0]}},
+            "seeds": [0],
+        }
+        resp = client.post("/api/v1/jobs", json=spec)
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["id"]
+
+        events = follow_events(client, job_id)
+        statuses = [d["status"] for name, d in events if name == "status"]
+        assert statuses[-1] == "succeeded", service["log"].read_text()[-3000:]
+        assert "running" in statuses
+        assert {name for name, _ in events} >= {"status", "trial", "epoch", "report"}
+
+        report = client.get(f"/api/v1/jobs/{job_id}/report").json()
+        synib = report["methods"]["synib"]
+        assert synib["best_config"] == {"lambda": 1.0}
+        assert "test_acc" in synib["delta_vs_baseline"]
+        resp = client.get(f"/api/v1/artifacts/{synib['best_artifact_id']}")
+        assert resp.status_code == 200
+        digest = hashlib.sha256(resp.content).hexdigest()
+        assert resp.headers["X-Checksum-SHA256"] == digest
+
+    model_zip = tmp_path / "model.zip"
+    model_zip.write_bytes(resp.content)
+    model = load(model_zip)
+    test = data.split == 2
+    pred = model.predict({m: x[test] for m, x in data.x.items()})
+    assert pred.shape == (int(test.sum()),)
+    accuracy = float(np.mean(pred == data.y[test]))
+    assert accuracy == pytest.approx(synib["metrics"]["test_acc"]["values"][0])
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
+def test_serve_stops_cleanly_on_sigterm(service: dict[str, Any]) -> None:
+    process = service["process"]
+    children = child_pids(process.pid)
+    assert len(children) == 2  # synib api, synib worker
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]

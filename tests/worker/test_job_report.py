@@ -1,0 +1,118 @@
+"""The job report and the Tune helpers, on hand-built trials (no Ray, no database)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.tune_callbacks import failure_reason, metrics_of
+from worker.tune_runner import Resources, make_scheduler
+
+Y = np.array([0, 1, 0, 1])
+# Test predictions per trial: vanilla gets 2/4 right, synib lambda=10 gets 4/4, lambda=1 gets 3/4.
+PREDS = {
+    "v0": np.array([0, 0, 1, 1]),
+    "v1": np.array([0, 0, 1, 1]),
+    "s1_0": np.array([0, 1, 0, 0]),
+    "s1_1": np.array([0, 1, 0, 0]),
+    "s10_0": np.array([0, 1, 0, 1]),
+    "s10_1": np.array([0, 1, 0, 1]),
+}
+
+
+def outcome(tid: str, method: str, seed: int, lam: float | None, val: float) -> TrialOutcome:
+    test_acc = float(np.mean(PREDS[tid] == Y))
+    sweep = {} if lam is None else {"lambda": lam}
+    return TrialOutcome(
+        tid, tid, method, seed, "succeeded", sweep, {"val_acc": val, "test_acc": test_acc}
+    )
+
+
+def report() -> dict:
+    trials = [
+        outcome("v0", "vanilla", 0, None, 0.5),
+        outcome("v1", "vanilla", 1, None, 0.7),
+        outcome("s1_0", "synib", 0, 1.0, 0.9),
+        outcome("s1_1", "synib", 1, 1.0, 0.5),  # mean val 0.70
+        outcome("s10_0", "synib", 0, 10.0, 0.8),
+        outcome("s10_1", "synib", 1, 10.0, 0.7),  # mean val 0.75: the best point
+        TrialOutcome("bad", "bad", "synib", 2, "failed", {"lambda": 1.0}),
+    ]
+    # references: modality a always right, b always wrong -> no synergy sample (all "unique_a")
+    refs = {s: {"a": Y.copy(), "b": 1 - Y} for s in (0, 1)}
+    return build_report(
+        job_id="j",
+        spec={"baseline": "vanilla", "sweep": {"lambda": {}}},
+        trials=trials,
+        test=TestSplit(y=Y, group=np.array(["s", "s", "r", "r"]), references=refs),
+        preds=lambda tid: PREDS.get(tid),
+        artifacts={"s10_0": "art-s10-0", "v1": "art-v1"},
+        references={"0": {"a": {"test_acc": 1.0}}},
+    )
+
+
+def test_best_point_is_chosen_by_mean_validation_accuracy() -> None:
+    synib = report()["methods"]["synib"]
+    assert synib["best_config"] == {"lambda": 10.0}
+    assert synib["best_trial_id"] == "s10_0"  # higher val_acc of the two seeds
+    assert synib["best_artifact_id"] == "art-s10-0"
+    assert synib["metrics"]["test_acc"] == {"mean": 1.0, "std": 0.0, "values": [1.0, 1.0]}
+    assert synib["metrics"]["val_acc"]["mean"] == pytest.approx(0.75)
+    assert (synib["trials_succeeded"], synib["trials_failed"]) == (4, 1)
+
+
+def test_sweep_curve_has_one_point_per_config() -> None:
+    sweep = report()["methods"]["synib"]["sweep"]
+    by_lambda = {p["config"]["lambda"]: p for p in sweep}
+    assert by_lambda[1.0]["val_acc"]["mean"] == pytest.approx(0.7)
+    assert by_lambda[1.0]["test_acc"] == {"mean": 0.75, "std": 0.0}
+    assert by_lambda[10.0]["val_acc"]["std"] == pytest.approx(0.05)
+
+
+def test_deltas_against_the_baseline_are_paired_and_per_group() -> None:
+    rep = report()
+    delta = rep["methods"]["synib"]["delta_vs_baseline"]
+    assert delta["test_acc"]["delta"] == pytest.approx(1.0 - 0.5)
+    assert delta["test_acc"]["lo"] <= 0.5 <= delta["test_acc"]["hi"]
+    # group "s" (first two samples): synib 2/2, vanilla 1/2; group "r": synib 2/2, vanilla 1/2
+    assert delta["group_s_acc"]["delta"] == pytest.approx(0.5)
+    assert delta["group_r_acc"]["delta"] == pytest.approx(0.5)
+    assert "synergy_acc" not in delta  # the synergy subset is empty
+    assert rep["methods"]["vanilla"]["delta_vs_baseline"] == {}
+    assert rep["methods"]["vanilla"]["best_artifact_id"] == "art-v1"
+    assert rep["seeds"] == [0, 1, 2] and rep["sweep_knobs"] == ["lambda"]
+
+
+def test_metrics_of_drops_tune_bookkeeping() -> None:
+    result = {"val_acc": 0.5, "epoch": 3, "training_iteration": 3, "done": False, "pid": 7}
+    assert metrics_of({**result, "hostname": "h", "flag": True}) == {"val_acc": 0.5}
+
+
+def test_failure_reason_prefers_the_trainables_error_json(tmp_path) -> None:
+    (tmp_path / "error.json").write_text('{"reason": "TrainingDiverged: loss is nan"}')
+    trial = SimpleNamespace(config={"trial": {"out_dir": str(tmp_path)}}, error_file=None)
+    assert failure_reason(trial) == "TrainingDiverged: loss is nan"
+    other = tmp_path / "other"
+    other.mkdir()
+    error_file = tmp_path / "error.txt"
+    error_file.write_text("Traceback ...\n  line\nRuntimeError: boom\n")
+    trial = SimpleNamespace(config={"trial": {"out_dir": str(other)}}, error_file=str(error_file))
+    assert failure_reason(trial) == "RuntimeError: boom"
+
+
+def test_resources_and_scheduler_from_the_spec() -> None:
+    res = Resources.from_spec({"resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 1}})
+    assert res.as_tune() == {"cpu": 0.5, "gpu": 1.0} and res.threads == 1
+    assert Resources.from_spec({"resources": {"cpus_per_trial": 3}}).threads == 3
+    with pytest.raises(ValueError, match="cpus_per_trial"):
+        Resources.from_spec({"resources": {"cpus_per_trial": -1}})
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    assert isinstance(make_scheduler({}, 5), FIFOScheduler)
+    asha = make_scheduler({"scheduler": {"type": "asha", "grace_period": 2}}, 5)
+    assert isinstance(asha, ASHAScheduler)
+    with pytest.raises(ValueError, match=r"scheduler\.type"):
+        make_scheduler({"scheduler": {"type": "pbt"}}, 5)

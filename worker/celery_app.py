@@ -1,0 +1,69 @@
+"""The Celery app ``synib``: broker from ``api.settings``, one job per worker process.
+
+Start a worker with ``celery -A worker.celery_app worker -Q synib`` (or ``synib worker``).
+Full mode uses Redis; embedded mode uses kombu's ``filesystem://`` transport with its folders
+under ``<state_dir>/broker``. No result backend: job state lives in the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from api.queue import transport_options
+from api.settings import Settings, get_settings
+
+QUEUE = "synib"
+TASK_NAMES = ("synib.run_job", "synib.make_dataset")
+
+# Generous defaults: a long sweep may take a day; overridable by settings when they exist.
+DEFAULT_SOFT_TIME_LIMIT_S = 48 * 3600
+DEFAULT_HARD_TIME_LIMIT_S = 49 * 3600
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Transport options for the configured broker (filesystem folders, Redis visibility)."""
+    if settings.uses_filesystem_broker:
+        return transport_options(settings)  # the same folders the API's producer writes to
+    # A job may run for hours; Redis must not redeliver an unacked message meanwhile.
+    return {"visibility_timeout": _time_limit(settings, "task_hard_time_limit_s") + 3600}
+
+
+def _time_limit(settings: Settings, name: str) -> int:
+    default = (
+        DEFAULT_HARD_TIME_LIMIT_S if name == "task_hard_time_limit_s" else DEFAULT_SOFT_TIME_LIMIT_S
+    )
+    return int(getattr(settings, name, None) or default)
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """Build the configured app (``settings`` default: the process settings)."""
+    settings = settings or get_settings()
+    app = Celery("synib", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=QUEUE,
+        task_routes={name: {"queue": QUEUE} for name in TASK_NAMES},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        # Ray Tune keeps the SIGUSR1 handler (soft time limits) and one Ray per process.
+        worker_max_tasks_per_child=1,
+        # Celery's stdout redirection breaks `import ray.tune`.
+        worker_redirect_stdouts=False,
+        worker_hijack_root_logger=False,
+        worker_concurrency=settings.worker_concurrency,
+        task_soft_time_limit=_time_limit(settings, "task_soft_time_limit_s"),
+        task_time_limit=_time_limit(settings, "task_hard_time_limit_s"),
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+app = make_celery()

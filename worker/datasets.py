@@ -1,0 +1,95 @@
+"""Built-in datasets in the artifact store: generate, summarise, mark ready; load for a job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from api.datasets.validation import validate_npz
+from api.db import crud
+from api.db.models import Dataset
+from api.storage import ArtifactStore, sha256_file
+from worker.db_ops import SessionFactory
+
+if TYPE_CHECKING:
+    from synib_core.data import MultimodalData
+
+log = logging.getLogger(__name__)
+
+
+class DatasetUnavailable(ValueError):
+    """The job's dataset is missing, failed, or cannot be read (a user-visible reason)."""
+
+
+def dataset_relpath(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}.npz"
+
+
+def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int, dict[str, Any]]:
+    """Generate a built-in dataset into the store; (relative path, sha256, size, summary).
+
+    Raises ``DatasetError`` (a ValueError) for unknown generators or bad parameters.
+    """
+    from synib_core.data import make_dataset, save_npz
+
+    params = dict(row.params or {})
+    seed = int(params.pop("seed", 0) or 0)
+    data = make_dataset(str(row.builtin_name), seed, **params)
+    tmp = store.new_temp_file(suffix=".npz")
+    save_npz(data, tmp)
+    relative = dataset_relpath(row.id)
+    target = store.put(tmp, relative)
+    sha, size = sha256_file(target)
+    # The API's own validation gives the summary, so uploads and built-ins read the same.
+    return relative, sha, size, validate_npz(target)
+
+
+def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_id: str) -> str:
+    """Make a pending built-in dataset ready; returns its status afterwards.
+
+    A generator error (a user fault) marks the dataset ``failed`` with the reason.
+    """
+    with sessions() as session:
+        row = crud.get_dataset(session, dataset_id=dataset_id)
+        if row is None:
+            return "missing"
+        if row.status != "pending" or row.source != "builtin":
+            return row.status
+        try:
+            relative, sha, size, summary = generate_builtin(row, store)
+        except ValueError as exc:
+            log.info("dataset %s: generation failed: %s", dataset_id, exc)
+            crud.mark_dataset_failed(session, dataset_id=dataset_id, error=str(exc))
+            return "failed"
+        crud.mark_dataset_ready(
+            session,
+            dataset_id=dataset_id,
+            path=relative,
+            sha256=sha,
+            size_bytes=size,
+            summary=summary,
+        )
+        return "ready"
+
+
+def load_job_dataset(
+    sessions: SessionFactory, store: ArtifactStore, dataset_id: str | None
+) -> MultimodalData:
+    """The job's dataset in memory (a pending built-in one is generated first)."""
+    from synib_core.data import load_npz
+
+    if dataset_id is None:
+        raise DatasetUnavailable("dataset_id: the job's dataset was deleted")
+    status = materialise_dataset(sessions, store, dataset_id)
+    with sessions() as session:
+        row = crud.get_dataset(session, dataset_id=dataset_id)
+        if row is None or status == "missing":
+            raise DatasetUnavailable(f"dataset_id: dataset {dataset_id} does not exist")
+        if row.status != "ready" or not row.path:
+            reason = f": {row.error}" if row.error else ""
+            raise DatasetUnavailable(f"dataset {dataset_id} is {row.status}{reason}")
+        path: Path = store.resolve(row.path)
+    if not path.is_file():
+        raise DatasetUnavailable(f"dataset {dataset_id}: its file is missing from the store")
+    return load_npz(path)

@@ -1,0 +1,108 @@
+"""Trial outputs in the artifact store: register each successful trial's zipped model bundle
+with its sha256, store the report, and read back the per-sample test predictions.
+
+Layout under the store root: ``jobs/<job_id>/<trial_id>/`` holds what the trial wrote:
+``model.zip`` (the bundle, loadable with ``synib_core.load``), ``test_pred.npy`` and
+``result.json``; ``jobs/<job_id>/report.json`` is the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from api.db import crud
+from api.db.models import Job, Trial
+from api.storage import ArtifactStore, sha256_file
+from worker import db_ops
+from worker.db_ops import SessionFactory
+
+MODEL_ZIP = "model.zip"
+PREDICTIONS = "test_pred.npy"
+
+
+def trial_relpath(job_id: str, trial_id: str, name: str = "") -> str:
+    base = f"jobs/{job_id}/{trial_id}"
+    return f"{base}/{name}" if name else base
+
+
+def artifact_name(trial_key: str) -> str:
+    """``synib|lambda=1|seed=0`` -> ``model_synib_lambda-1_seed-0.zip`` (safe as a file name)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", trial_key.replace("|", "_").replace("=", "-"))
+    return f"model_{safe}.zip"
+
+
+def store_trial_model(
+    sessions: SessionFactory, store: ArtifactStore, job: Job, trial: Trial
+) -> str | None:
+    """Register the trial's model zip (once); returns the artifact id, None without a bundle."""
+    with sessions() as session:
+        existing = db_ops.model_artifact_of(session, trial_id=trial.id)
+        if existing is not None:
+            return existing.id
+    relative = trial_relpath(job.id, trial.id, MODEL_ZIP)
+    target = store.resolve(relative)
+    if not target.is_file():
+        return None
+    sha, size = sha256_file(target)
+    with sessions() as session:
+        row = crud.add_artifact(
+            session,
+            owner_id=job.owner_id,
+            job_id=job.id,
+            trial_id=trial.id,
+            kind="model",
+            name=artifact_name(trial.trial_key),
+            path=relative,
+            sha256=sha,
+            size_bytes=size,
+        )
+    return row.id
+
+
+def store_report(
+    sessions: SessionFactory, store: ArtifactStore, job: Job, report: dict[str, Any]
+) -> str:
+    """Write ``jobs/<job_id>/report.json`` and register (or refresh) it as a report artifact."""
+    tmp = store.new_temp_file(suffix=".json")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
+    relative = f"jobs/{job.id}/report.json"
+    target = store.put(tmp, relative)
+    sha, size = sha256_file(target)
+    with sessions() as session:
+        existing = db_ops.report_artifact_of(session, job_id=job.id)
+        if existing is not None:
+            db_ops.replace_artifact_file(session, artifact=existing, sha256=sha, size_bytes=size)
+            return existing.id
+        row = crud.add_artifact(
+            session,
+            owner_id=job.owner_id,
+            job_id=job.id,
+            kind="report",
+            name="report.json",
+            path=relative,
+            sha256=sha,
+            size_bytes=size,
+        )
+        return row.id
+
+
+def prediction_loader(store: ArtifactStore, job_id: str) -> Any:
+    """trial_id -> (N_test,) int64 test predictions saved by the trial, or None."""
+
+    def load(trial_id: str) -> np.ndarray | None:
+        path = store.resolve(trial_relpath(job_id, trial_id, PREDICTIONS))
+        return np.load(path) if path.is_file() else None
+
+    return load
+
+
+def trial_out_dir(store: ArtifactStore, job_id: str, trial_id: str) -> Path:
+    """Absolute output folder of a trial (created)."""
+    path = store.resolve(trial_relpath(job_id, trial_id))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,207 @@
+"""The job report (docs/INTERNALS.md "Job report"), computed from the finished trials.
+
+Per method: the best sweep point by mean validation accuracy over seeds (never by test), the
+test metrics of that point (mean, std, per-seed values), deltas against the baseline's best point
+with paired bootstrap CIs over the test samples, the sweep curve, and the best trial's artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from worker.trial_plan import sweep_label
+
+SELECTION = "val_acc"
+CURVE_METRICS = ("val_acc", "test_acc", "synergy_acc")
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the report needs of one trial (``sweep_values``: its point of the sweep)."""
+
+    trial_id: str
+    key: str
+    method: str
+    seed: int
+    status: str
+    sweep_values: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """The test split: labels ``y`` (N,), ground-truth ``group`` (N,) or None, and the unimodal
+    reference predictions per seed ``{seed: {modality: (N,)}}``."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    y: np.ndarray
+    group: np.ndarray | None
+    references: dict[int, dict[str, np.ndarray]]
+
+
+PredictionLoader = Callable[[str], np.ndarray | None]
+"""trial_id -> (N_test,) int predictions of the trial's selected model, or None."""
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "values": [float(v) for v in arr]}
+
+
+def group_points(trials: Sequence[TrialOutcome]) -> dict[str, list[TrialOutcome]]:
+    """Succeeded trials by sweep point (label ``lambda=1|...``), in first-seen order, by seed."""
+    points: dict[str, list[TrialOutcome]] = {}
+    for t in trials:
+        if t.status == "succeeded" and SELECTION in t.metrics:
+            points.setdefault(sweep_label(t.sweep_values), []).append(t)
+    return {k: sorted(v, key=lambda t: t.seed) for k, v in points.items()}
+
+
+def best_point(points: Mapping[str, list[TrialOutcome]]) -> str | None:
+    """Label of the point with the highest mean validation accuracy (first one on ties)."""
+    best, best_score = None, -np.inf
+    for label, trials in points.items():
+        score = float(np.mean([t.metrics[SELECTION] for t in trials]))
+        if score > best_score:
+            best, best_score = label, score
+    return best
+
+
+def metric_summary(trials: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:
+    """{metric: {mean, std, values}} for every metric all the trials report."""
+    names = set.intersection(*(set(t.metrics) for t in trials)) if trials else set()
+    return {name: mean_std([t.metrics[name] for t in trials]) for name in sorted(names)}
+
+
+def sweep_curve(points: Mapping[str, list[TrialOutcome]]) -> list[dict[str, Any]]:
+    curve = []
+    for trials in points.values():
+        entry: dict[str, Any] = {"config": dict(trials[0].sweep_values)}
+        for name in CURVE_METRICS:
+            values = [t.metrics[name] for t in trials if name in t.metrics]
+            if values:
+                stats = mean_std(values)
+                entry[name] = {"mean": stats["mean"], "std": stats["std"]}
+        curve.append(entry)
+    return curve
+
+
+def _correctness(
+    trials: Sequence[TrialOutcome], seeds: Sequence[int], preds: PredictionLoader, y: np.ndarray
+) -> np.ndarray | None:
+    """(S, N) bool correctness of the trials of ``seeds`` (None if a prediction is missing)."""
+    by_seed = {t.seed: t for t in trials}
+    rows = []
+    for seed in seeds:
+        pred = preds(by_seed[seed].trial_id)
+        if pred is None or pred.shape != y.shape:
+            return None
+        rows.append(pred == y)
+    return np.stack(rows)
+
+
+def deltas_vs_baseline(
+    best: Sequence[TrialOutcome],
+    baseline: Sequence[TrialOutcome],
+    test: TestSplit,
+    preds: PredictionLoader,
+) -> dict[str, dict[str, float]]:
+    """test_acc, synergy_acc and group_<g>_acc deltas with paired bootstrap 95% CIs."""
+    from synib_core.metrics import paired_bootstrap_ci, unimodal_groups
+
+    seeds = sorted({t.seed for t in best} & {t.seed for t in baseline})
+    if not seeds:
+        return {}
+    a = _correctness(best, seeds, preds, test.y)
+    b = _correctness(baseline, seeds, preds, test.y)
+    if a is None or b is None:
+        return {}
+    masks: dict[str, np.ndarray] = {"test_acc": np.ones_like(a)}
+    if all(s in test.references for s in seeds):
+        masks["synergy_acc"] = np.stack(
+            [unimodal_groups(test.references[s], test.y)["synergy"] for s in seeds]
+        )
+    if test.group is not None:
+        for g in sorted({str(v) for v in test.group}):
+            masks[f"group_{g}_acc"] = np.broadcast_to(test.group.astype(str) == g, a.shape)
+    out: dict[str, dict[str, float]] = {}
+    for name, mask in masks.items():
+        if not mask.any(axis=1).all():
+            continue
+        delta, lo, hi = paired_bootstrap_ci(a, b, mask=mask)
+        out[name] = {"delta": delta, "lo": lo, "hi": hi}
+    return out
+
+
+def method_report(
+    trials: Sequence[TrialOutcome],
+    baseline_best: Sequence[TrialOutcome] | None,
+    test: TestSplit,
+    preds: PredictionLoader,
+    artifacts: Mapping[str, str],
+) -> dict[str, Any]:
+    """One method's entry of the report (see the module docstring)."""
+    points = group_points(trials)
+    label = best_point(points)
+    entry: dict[str, Any] = {
+        "best_config": None,
+        "metrics": {},
+        "delta_vs_baseline": {},
+        "sweep": sweep_curve(points),
+        "trial_ids": [t.trial_id for t in trials],
+        "best_artifact_id": None,
+        "trials_succeeded": sum(t.status == "succeeded" for t in trials),
+        "trials_failed": sum(t.status == "failed" for t in trials),
+    }
+    if label is None:
+        return entry
+    best = points[label]
+    top = max(best, key=lambda t: t.metrics[SELECTION])
+    entry["best_config"] = dict(best[0].sweep_values)
+    entry["metrics"] = metric_summary(best)
+    entry["best_trial_id"] = top.trial_id
+    entry["best_artifact_id"] = artifacts.get(top.trial_id)
+    if baseline_best is not None and baseline_best is not best:
+        entry["delta_vs_baseline"] = deltas_vs_baseline(best, baseline_best, test, preds)
+    return entry
+
+
+def build_report(
+    *,
+    job_id: str,
+    spec: Mapping[str, Any],
+    trials: Sequence[TrialOutcome],
+    test: TestSplit,
+    preds: PredictionLoader,
+    artifacts: Mapping[str, str],
+    references: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report JSON. ``artifacts``: trial_id -> model artifact id."""
+    baseline = str(spec.get("baseline") or "vanilla")
+    methods = list(dict.fromkeys(t.method for t in trials))
+    baseline_points = group_points([t for t in trials if t.method == baseline])
+    baseline_label = best_point(baseline_points)
+    baseline_best = baseline_points[baseline_label] if baseline_label is not None else None
+    return {
+        "job_id": job_id,
+        "baseline": baseline,
+        "selection": SELECTION,
+        "seeds": sorted({t.seed for t in trials}),
+        "sweep_knobs": sorted((spec.get("sweep") or {}).keys()),
+        "methods": {
+            m: method_report(
+                [t for t in trials if t.method == m],
+                None if m == baseline else baseline_best,
+                test,
+                preds,
+                artifacts,
+            )
+            for m in methods
+        },
+        "references": dict(references),
+    }

@@ -1,0 +1,264 @@
+"""``run_job``: claim a queued job, train its references and trials, store artifacts and report.
+
+Idempotent: a job that is not ``queued`` is left alone (a redelivered message is harmless), and
+the claim is an atomic ``queued -> running`` update. User faults (bad spec, bad knobs, a failed
+dataset) end the job ``failed`` with the reason; our own errors are logged with context and end
+it ``failed`` with a short reason; nothing raises out.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
+
+from api.db import crud
+from api.db.models import Job
+from api.settings import Settings
+from api.storage import ArtifactStore
+from worker import db_ops
+from worker.datasets import load_job_dataset
+from worker.db_ops import SessionFactory
+from worker.job_artifacts import (
+    prediction_loader,
+    store_report,
+    store_trial_model,
+    trial_out_dir,
+)
+from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.ray_session import ray_for_job
+from worker.trainable import TrialPayload
+from worker.trial_plan import TrialSpec, base_config, plan_trials
+from worker.tune_callbacks import CancelWatch
+from worker.tune_runner import (
+    JobCancelled,
+    Resources,
+    reference_summary,
+    run_trials,
+    train_all_references,
+)
+
+if TYPE_CHECKING:
+    from synib_core.data import MultimodalData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """Everything one run of a job shares."""
+
+    job: Job
+    settings: Settings
+    sessions: SessionFactory
+    store: ArtifactStore
+
+
+def finish(ctx: JobContext, status: str, reason: str | None = None) -> str:
+    """Set the final status (a cancel that arrived meanwhile wins over success)."""
+    with ctx.sessions() as session:
+        db_ops.close_open_trials(
+            session,
+            job_id=ctx.job.id,
+            status="cancelled" if status == "cancelled" else "failed",
+            reason=None if status == "cancelled" else "the job ended before this trial finished",
+        )
+        done = crud.set_job_status(
+            session, job_id=ctx.job.id, status=status, failure_reason=reason, only_from=("running",)
+        )
+        if done is None:  # cancelling (or changed under us): a requested cancel is honoured
+            crud.set_job_status(
+                session, job_id=ctx.job.id, status="cancelled", only_from=("cancelling",)
+            )
+            return "cancelled"
+    return status
+
+
+def check_configs(plan: list[TrialSpec]) -> None:
+    """Validate every trial's knobs up front (KnobError names the trial and the knob)."""
+    from synib_core.config import config_from_knobs
+
+    for trial in plan:
+        try:
+            config_from_knobs(trial.config)
+        except ValueError as exc:
+            raise ValueError(f"config of trial {trial.key}: {exc}") from exc
+
+
+def register_trials(ctx: JobContext, plan: list[TrialSpec]) -> dict[str, Any]:
+    """Create (or find) the trial rows; returns trial_key -> row."""
+    rows = {}
+    with ctx.sessions() as session:
+        for t in plan:
+            rows[t.key] = crud.upsert_trial(
+                session,
+                job_id=ctx.job.id,
+                trial_key=t.key,
+                method=t.method,
+                seed=t.seed,
+                config=t.config,
+            )
+        db_ops.set_trials_total(session, job_id=ctx.job.id, trials_total=len(plan))
+    return rows
+
+
+def payloads_for(
+    ctx: JobContext, plan: list[TrialSpec], rows: dict[str, Any], cpus: int
+) -> list[TrialPayload]:
+    """Payloads of the trials still to run (a rerun skips the succeeded ones)."""
+    return [
+        TrialPayload(
+            key=t.key,
+            job_id=ctx.job.id,
+            trial_id=rows[t.key].id,
+            method=t.method,
+            seed=t.seed,
+            knobs=t.config,
+            cpus=cpus,
+            out_dir=str(trial_out_dir(ctx.store, ctx.job.id, rows[t.key].id)),
+        )
+        for t in plan
+        if rows[t.key].status != "succeeded"
+    ]
+
+
+def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> tuple[bool, Any]:
+    """References then trials under Ray; returns (cancelled, references per seed)."""
+    spec = ctx.job.spec
+    resources = Resources.from_spec(spec)
+    rows = register_trials(ctx, plan)
+    payloads = payloads_for(ctx, plan, rows, resources.threads)
+    watch = CancelWatch(ctx.settings.database_url, ctx.job.id)
+    seeds = sorted({t.seed for t in plan})
+    storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
+    with ray_for_job(ctx.settings):
+        try:
+            refs = train_all_references(base_config(spec), data, seeds, resources, watch)
+        except JobCancelled:
+            return True, {}
+        y_test = data.y[data.split == 2]
+        with ctx.sessions() as session:
+            crud.set_job_references(
+                session, job_id=ctx.job.id, references=reference_summary(refs, y_test)
+            )
+        try:
+            if payloads:
+                run_trials(
+                    spec=spec,
+                    payloads=payloads,
+                    data=data,
+                    references=refs,
+                    resources=resources,
+                    watch=watch,
+                    storage_dir=storage,
+                )
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+    return watch.cancelled or watch.check(), refs
+
+
+def outcomes(ctx: JobContext, plan: list[TrialSpec]) -> list[TrialOutcome]:
+    sweep = {t.key: t.sweep_values for t in plan}
+    with ctx.sessions() as session:
+        rows = crud.list_trials(session, job_id=ctx.job.id)
+    return [
+        TrialOutcome(
+            trial_id=r.id,
+            key=r.trial_key,
+            method=r.method,
+            seed=r.seed,
+            status=r.status,
+            sweep_values=sweep.get(r.trial_key, {}),
+            metrics={k: float(v) for k, v in (r.metrics or {}).items() if _is_number(v)},
+        )
+        for r in rows
+        if r.trial_key in sweep
+    ]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def all_failed_reason(trials: list[TrialOutcome]) -> str | None:
+    """The job's failure reason when every trial failed, else None."""
+    if not trials or any(t.status != "failed" for t in trials):
+        return None
+    return f"all {len(trials)} trials failed"
+
+
+def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], refs: Any) -> str:
+    """Artifacts and report after the trials ran; the final status."""
+    trials = outcomes(ctx, plan)
+    reason = all_failed_reason(trials)
+    if reason is not None:
+        with ctx.sessions() as session:
+            first = crud.list_trials(session, job_id=ctx.job.id, status="failed")
+        detail = first[0].failure_reason if first else None
+        return finish(ctx, "failed", f"{reason} (first: {detail})" if detail else reason)
+    artifacts: dict[str, str] = {}
+    with ctx.sessions() as session:
+        rows = {r.id: r for r in crud.list_trials(session, job_id=ctx.job.id, status="succeeded")}
+    for row in rows.values():
+        artifact_id = store_trial_model(ctx.sessions, ctx.store, ctx.job, row)
+        if artifact_id is not None:
+            artifacts[row.id] = artifact_id
+    test = data.split == 2
+    group = None if data.group is None else np.asarray(data.group)[test]
+    with ctx.sessions() as session:
+        refs_json = (crud.get_job(session, job_id=ctx.job.id) or ctx.job).references or {}
+    report = build_report(
+        job_id=ctx.job.id,
+        spec=ctx.job.spec,
+        trials=trials,
+        test=TestSplit(y=data.y[test], group=group, references=refs),
+        preds=prediction_loader(ctx.store, ctx.job.id),
+        artifacts=artifacts,
+        references=refs_json,
+    )
+    store_report(ctx.sessions, ctx.store, ctx.job, report)
+    with ctx.sessions() as session:
+        crud.set_job_report(session, job_id=ctx.job.id, report=report)
+    return finish(ctx, "succeeded")
+
+
+def execute(ctx: JobContext) -> str:
+    """Run a claimed job to its final status (raises for the caller to classify)."""
+    data = load_job_dataset(ctx.sessions, ctx.store, ctx.job.dataset_id)
+    plan = plan_trials(ctx.job.spec)
+    check_configs(plan)
+    cancelled, refs = train_job(ctx, data, plan)
+    if cancelled:
+        return finish(ctx, "cancelled")
+    return complete_job(ctx, data, plan, refs)
+
+
+def run_job(
+    job_id: str, *, settings: Settings, sessions: SessionFactory, worker: str, task_id: str | None
+) -> str:
+    """The body of the ``synib.run_job`` task; returns the job's final status or ``skipped``."""
+    with sessions() as session:
+        job = crud.claim_job(session, job_id=job_id, worker=worker)
+        if job is None:
+            log.info("run_job %s: not queued (or missing), nothing to do", job_id)
+            return "skipped"
+        if task_id:
+            crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
+    ctx = JobContext(job, settings, sessions, ArtifactStore(settings.artifact_root))
+    try:
+        status = execute(ctx)
+    except ValueError as exc:  # user faults: spec, knobs, dataset (all ValueError subclasses)
+        log.info("job %s failed: %s", job_id, exc)
+        status = finish(ctx, "failed", str(exc))
+    except SoftTimeLimitExceeded:
+        log.warning("job %s: time limit exceeded", job_id)
+        status = finish(ctx, "failed", "the job exceeded the worker's time limit")
+    except Exception as exc:
+        log.exception("job %s: internal error", job_id)
+        status = finish(ctx, "failed", f"internal error ({type(exc).__name__}); see the worker log")
+    log.info("job %s: %s", job_id, status)
+    return status

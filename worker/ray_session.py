@@ -1,0 +1,96 @@
+"""One Ray per worker process: start (or join) it once, shut it down when the process is done.
+
+Local mode: a private Ray with a short temp dir (socket path limit), a capped object store, no
+dashboard and ``RAY_AUTH_MODE=disabled``. ``settings.ray_address`` (or ``RAY_ADDRESS``, read
+by the settings) joins an existing cluster instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OBJECT_STORE_MB = 512
+MAX_TEMP_DIR_CHARS = 40
+
+_started_here = False
+last_init_seconds: float | None = None
+
+
+def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``ray.init`` for these settings (cluster or private local Ray)."""
+    common: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if settings.ray_address:
+        return {"address": settings.ray_address, **common}
+    temp_dir = str(settings.ray_tmp_dir)
+    if len(temp_dir) > MAX_TEMP_DIR_CHARS:
+        raise ValueError(
+            f"ray_tmp_dir: {temp_dir!r} is longer than {MAX_TEMP_DIR_CHARS} characters "
+            "(Ray's socket paths would overflow); choose a short path such as /tmp/synib_ray"
+        )
+    object_store_mb = int(getattr(settings, "ray_object_store_mb", None) or DEFAULT_OBJECT_STORE_MB)
+    return {
+        "num_cpus": settings.cpus or os.cpu_count() or 1,
+        "include_dashboard": False,
+        "_temp_dir": temp_dir,
+        "object_store_memory": object_store_mb * 1024 * 1024,
+        **common,
+    }
+
+
+def ensure_ray(settings: Settings) -> bool:
+    """Start or join Ray unless this process already has it; True if this call started it."""
+    global _started_here, last_init_seconds
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if not settings.ray_address:
+        # Only a private local Ray may run without auth (it listens on localhost only).
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+    # One checkpoint per epoch is the point; Tune's "excessive snapshot" warning is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    kwargs = ray_init_kwargs(settings)
+    settings.ray_tmp_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ray.init(**kwargs)
+    last_init_seconds = time.perf_counter() - t0
+    log.info("ray.init took %.2f s (%s)", last_init_seconds, kwargs.get("address", "local"))
+    _started_here = True
+    return True
+
+
+def shutdown_ray() -> None:
+    """Shut down Ray if it runs in this process (its local helper processes stop with it)."""
+    global _started_here
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # never mask the job's own outcome
+        log.exception("ray.shutdown failed")
+    _started_here = False
+
+
+@contextmanager
+def ray_for_job(settings: Settings) -> Iterator[None]:
+    """Ray for the duration of one job; shut down afterwards only if started here.
+
+    A Celery worker process runs one job (``worker_max_tasks_per_child=1``), so the Ray it
+    started goes with it; a test (or a notebook) that started Ray itself keeps it.
+    """
+    started = ensure_ray(settings)
+    try:
+        yield
+    finally:
+        if started:
+            shutdown_ray()

@@ -1,0 +1,200 @@
+"""``synib serve`` (embedded mode: API + worker + local Ray on one machine) and the commands the
+Docker images run: ``synib api``, ``synib worker``, ``synib migrate``.
+
+``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
+(printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
+``synib api`` and ``synib worker`` as child processes: SIGINT/SIGTERM are forwarded, both are
+stopped cleanly, and it exits non-zero if either dies on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from api.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_USER = "admin"
+STOP_GRACE_S = 20.0
+
+
+def migrate(settings: Settings) -> None:
+    """``alembic upgrade head`` on the configured database."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    cfg = Config(str(REPO_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+def server_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _token_is_active(settings: Settings, token: str) -> bool:
+    from api.auth_admin import admin_session
+    from api.db import crud
+    from api.security import hash_token
+
+    with admin_session(settings) as session:
+        row = crud.get_token_by_hash(session, token_hash=hash_token(token))
+        return row is not None and row.revoked_at is None
+
+
+def ensure_credentials(settings: Settings) -> tuple[dict[str, str], bool]:
+    """({"url", "token"}, created): reuse a valid credentials.json, else issue an admin token."""
+    from api.auth_admin import admin_session, issue_token
+
+    path = settings.config_dir / "credentials.json"
+    url = server_url(settings)
+    try:
+        saved = json.loads(path.read_text())
+        token = str(saved["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        token = ""
+    created = not (token and _token_is_active(settings, token))
+    if created:
+        with admin_session(settings) as session:
+            token = issue_token(
+                session, user_name=ADMIN_USER, token_name="serve", is_admin=True
+            ).token
+    credentials = {"url": url, "token": token}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(credentials, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return credentials, created
+
+
+def child_command(name: str) -> list[str]:
+    return [sys.executable, "-m", "worker.cli", name]
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Wait until a signal (exit 0 after stopping both) or a child's death (exit 1)."""
+    stop: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        died = None
+        while not stop and died is None:
+            died = next((n for n, p in children.items() if p.poll() is not None), None)
+            time.sleep(0.2)
+        if died is not None:
+            code = children[died].returncode
+            print(f"synib serve: {died} exited with code {code}; stopping", file=sys.stderr)
+        stop_children(children, stop[0] if stop else signal.SIGTERM)
+        return 1 if died is not None else 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def stop_children(children: dict[str, subprocess.Popen[bytes]], signum: int) -> None:
+    """Forward ``signum``, wait for a clean exit, kill what is left after a grace period."""
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signum)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("SYNIB_HOST", args.host), ("SYNIB_PORT", args.port)) if v}
+    os.environ.update({k: str(v) for k, v in overrides.items()})
+    get_settings.cache_clear()
+    settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    credentials, created = ensure_credentials(settings)
+    note = "created" if created else "reused"
+    print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
+    print(f"synib serve: admin token ({note}): {credentials['token']}", flush=True)
+    print(f"synib serve: credentials in {settings.config_dir / 'credentials.json'}", flush=True)
+    children = {
+        "api": subprocess.Popen(child_command("api")),
+        "worker": subprocess.Popen(child_command("worker")),
+    }
+    return supervise(children)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:app",
+        host=args.host or settings.host,
+        port=int(args.port or settings.port),
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.celery_app import QUEUE, app
+
+    settings = get_settings()
+    concurrency = args.concurrency or settings.worker_concurrency
+    argv = ["worker", "-Q", QUEUE, "-c", str(concurrency), "-l", args.loglevel]
+    argv += ["--without-gossip", "--without-mingle", "-n", "synib@%h"]
+    app.worker_main(argv=argv)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    migrate(settings)
+    print(f"synib migrate: {settings.database_url.split('@')[-1]} is at head")
+    return 0
+
+
+def _guarded(name: str, handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(handler(args))
+        except ValueError as exc:  # settings and user-caused configuration problems
+            print(f"synib {name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Add serve, api, worker, migrate to an argparse ``add_subparsers()`` object."""
+    serve = subparsers.add_parser("serve", help="run API + worker + local Ray (embedded mode)")
+    serve.add_argument("--host", default=None, help="bind address (default: settings host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: settings port)")
+    serve.set_defaults(func=_guarded("serve", cmd_serve))
+    api = subparsers.add_parser("api", help="run the HTTP API (uvicorn api.main:app)")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.set_defaults(func=_guarded("api", cmd_api))
+    work = subparsers.add_parser("worker", help="run a Celery worker on queue synib")
+    work.add_argument("--concurrency", type=int, default=None, help="jobs at once")
+    work.add_argument("--loglevel", default="INFO")
+    work.set_defaults(func=_guarded("worker", cmd_worker))
+    mig = subparsers.add_parser("migrate", help="upgrade the database schema to head")
+    mig.set_defaults(func=_guarded("migrate", cmd_migrate))

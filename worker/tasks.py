@@ -1,0 +1,53 @@
+"""Celery tasks (thin: ids in, the work in ``worker.job_runner`` / ``worker.datasets``).
+
+Both tasks are safe to run twice: ``run_job`` does nothing unless the job is still ``queued``;
+``make_dataset`` does nothing unless the dataset is still ``pending``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from api.db import crud
+from api.settings import get_settings
+from api.storage import ArtifactStore
+from worker import db_ops, job_runner
+from worker.celery_app import app
+from worker.datasets import materialise_dataset
+
+log = logging.getLogger(__name__)
+
+
+def _worker_name(task: Any) -> str:
+    hostname = getattr(task.request, "hostname", None)
+    return str(hostname or socket.gethostname())
+
+
+@app.task(name="synib.run_job", bind=True)
+def run_job(self: Any, job_id: str) -> str:
+    """Run the job ``job_id`` to a final status; returns it (or ``skipped``)."""
+    settings = get_settings()
+    return job_runner.run_job(
+        job_id,
+        settings=settings,
+        sessions=db_ops.session_factory(settings.database_url),
+        worker=_worker_name(self),
+        task_id=getattr(self.request, "id", None),
+    )
+
+
+@app.task(name="synib.make_dataset", bind=True)
+def make_dataset(self: Any, dataset_id: str) -> str:
+    """Generate the pending built-in dataset ``dataset_id``; returns its status afterwards."""
+    settings = get_settings()
+    sessions = db_ops.session_factory(settings.database_url)
+    try:
+        return materialise_dataset(sessions, ArtifactStore(settings.artifact_root), dataset_id)
+    except Exception as exc:
+        log.exception("make_dataset %s: internal error", dataset_id)
+        with sessions() as session:
+            reason = f"internal error ({type(exc).__name__}); see the worker log"
+            crud.mark_dataset_failed(session, dataset_id=dataset_id, error=reason)
+        return "failed"

@@ -1,0 +1,177 @@
+"""The Ray Tune function trainable: one trial = one ``synib_core.fit`` run.
+
+Runs in a Ray worker process. Each trial gets ``config["trial"]`` (a ``TrialPayload`` dict) and,
+through ``tune.with_parameters``, the dataset and the unimodal references of every seed. Every
+epoch it reports the epoch metrics to Tune with a checkpoint (``fit`` keeps its resumable state
+in the checkpoint folder); a trial restarted by Tune resumes from ``tune.get_checkpoint()``.
+
+At the end it writes into ``out_dir`` (in the artifact store): ``model.zip`` (the best model's
+bundle, ``FitResult.save``, with the job and trial ids in its ``extra``), ``test_pred.npy`` ((N_test,) int predictions for the paired bootstrap) and
+``result.json`` (best_epoch, metrics). A failed trial leaves ``error.json`` with a readable reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from synib_core.data import MultimodalData
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class TrialError(RuntimeError):
+    """A trial's failure as Ray transports it (message only: always picklable)."""
+
+
+class TrialPayload(TypedDict):
+    """What a trial needs besides the data: its identity, knobs, resources and output folder."""
+
+    key: str
+    job_id: str
+    trial_id: str
+    method: str
+    seed: int
+    knobs: dict[str, Any]
+    cpus: int
+    out_dir: str
+
+
+def limit_threads(cpus: int) -> None:
+    """Use exactly the CPUs Ray gave this process (oversubscription is 30x slower here)."""
+    n = max(1, int(cpus))
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, default=float))
+    tmp.replace(path)
+
+
+def readable_error(exc: BaseException) -> str:
+    """``TrainingDiverged: loss is nan at epoch 2`` (type name and message, one line)."""
+    message = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {message}"[:1000]
+
+
+def _epoch_reporter(ckpt_dir: Path) -> Any:
+    from ray import tune
+
+    def on_epoch_end(report: Any) -> None:
+        metrics = {k: float(v) for k, v in report.metrics.items() if _is_number(v)}
+        metrics["epoch"] = int(report.epoch)
+        has_state = ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
+        checkpoint = tune.Checkpoint.from_directory(str(ckpt_dir)) if has_state else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+    return on_epoch_end
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _restore_checkpoint(ckpt_dir: Path) -> None:
+    from ray import tune
+
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        restored.to_directory(str(ckpt_dir))
+
+
+def run_trial(
+    payload: TrialPayload,
+    data: MultimodalData,
+    references: dict[int, dict[str, np.ndarray]] | None,
+) -> dict[str, Any]:
+    """Train one trial, write its outputs to ``payload["out_dir"]``; returns result.json's dict."""
+    from synib_core.config import config_from_knobs
+    from synib_core.training import fit
+
+    limit_threads(payload["cpus"])
+    out_dir = Path(payload["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="synib_trial_"))
+    ckpt_dir = work / "ckpt"
+    ckpt_dir.mkdir()
+    try:
+        _restore_checkpoint(ckpt_dir)
+        result = fit(
+            config_from_knobs(payload["knobs"]),
+            data,
+            method=payload["method"],
+            seed=payload["seed"],
+            references=(references or {}).get(payload["seed"]),
+            on_epoch_end=_epoch_reporter(ckpt_dir),
+            checkpoint_dir=str(ckpt_dir),
+        )
+        extra = {
+            "job_id": payload["job_id"],
+            "trial_id": payload["trial_id"],
+            "trial_key": payload["key"],
+        }
+        result.save(str(out_dir / "model.zip"), extra=extra)
+        np.save(out_dir / "test_pred.npy", np.asarray(result.test_pred, dtype=np.int64))
+        summary = {
+            "best_epoch": int(result.best_epoch),
+            "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
+        }
+        write_json(out_dir / "result.json", summary)
+        return summary
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def train_trial(
+    config: dict[str, Any],
+    data: MultimodalData | None = None,
+    references: dict[int, dict[str, np.ndarray]] | None = None,
+) -> None:
+    """The Tune function trainable (wrap with ``tune.with_parameters(data=..., references=...)``).
+
+    A failure writes ``error.json`` (``{"reason": ...}``) next to the outputs and raises
+    ``TrialError(reason)``, so that Tune marks the trial errored and the driver shows the reason
+    (the original exception may not survive pickling across processes).
+    """
+    payload: TrialPayload = config["trial"]
+    if data is None:
+        raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
+    try:
+        summary = run_trial(payload, data, references)
+    except Exception as exc:
+        out_dir = Path(payload["out_dir"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(
+            out_dir / "error.json",
+            {"reason": readable_error(exc), "traceback": traceback.format_exc()[-4000:]},
+        )
+        raise TrialError(readable_error(exc)) from None
+    from ray import tune
+
+    final = {**summary["metrics"], "final": 1, "best_epoch": summary["best_epoch"]}
+    tune.report(final)
+
+
+def reference_predictions(
+    knobs: dict[str, Any], data: MultimodalData, seed: int, cpus: int
+) -> dict[str, np.ndarray]:
+    """Unimodal reference test predictions for one seed: modality -> (N_test,) int64."""
+    from synib_core.config import config_from_knobs
+    from synib_core.training import train_references
+
+    limit_threads(cpus)
+    refs = train_references(config_from_knobs(knobs), data, seed=seed)
+    return {m: np.asarray(p, dtype=np.int64) for m, p in refs.items()}

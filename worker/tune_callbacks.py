@@ -1,0 +1,203 @@
+"""Driver-side Tune hooks: write trial status and epoch metrics to the database as they arrive,
+and stop every trial when the job is being cancelled.
+
+These run in the worker process that drives Tune (not in the trials), so only this process
+talks to the database. Epoch rows are upserts: a replayed epoch never duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
+from sqlalchemy.orm import Session
+
+from api.db import crud
+from api.db.models import Job
+
+log = logging.getLogger(__name__)
+
+# Keys Ray Tune adds to every result; everything else numeric is one of our metrics.
+TUNE_RESULT_KEYS = frozenset(
+    {
+        "training_iteration",
+        "time_this_iter_s",
+        "time_total_s",
+        "time_since_restore",
+        "iterations_since_restore",
+        "timesteps_total",
+        "episodes_total",
+        "timesteps_since_restore",
+        "timestamp",
+        "done",
+        "trial_id",
+        "date",
+        "hostname",
+        "node_ip",
+        "pid",
+        "config",
+        "experiment_tag",
+        "checkpoint_dir_name",
+        "should_checkpoint",
+        "epoch",
+        "final",
+        "best_epoch",
+    }
+)
+
+
+def metrics_of(result: dict[str, Any]) -> dict[str, float]:
+    """The metrics a trial reported (Tune's bookkeeping keys and non-numbers dropped)."""
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if k not in TUNE_RESULT_KEYS and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def failure_reason(trial: Any) -> str:
+    """A one-line reason: the trainable's ``error.json``, else the last line of Tune's error."""
+    out_dir = Path(trial.config["trial"]["out_dir"])
+    error_json = out_dir / "error.json"
+    if error_json.is_file():
+        try:
+            return str(json.loads(error_json.read_text())["reason"])
+        except (ValueError, KeyError):
+            pass
+    error_file = getattr(trial, "error_file", None)
+    if error_file and Path(error_file).is_file():
+        lines = [ln.strip() for ln in Path(error_file).read_text().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:1000]
+    return "the trial process failed without an error message (killed, e.g. out of memory?)"
+
+
+class DatabaseHook:
+    """Holds the database URL, not a session factory: Tune pickles its callbacks and stopper."""
+
+    database_url: str
+
+    def sessions(self) -> Session:
+        from worker.db_ops import session_factory
+
+        return session_factory(self.database_url)()
+
+
+class CancelWatch(DatabaseHook, Stopper):
+    """Stops all trials once the job row says ``cancelling``; also heartbeats the job.
+
+    Polls the database at most every ``poll_s`` seconds (Tune asks every loop step).
+    """
+
+    def __init__(
+        self, database_url: str, job_id: str, poll_s: float = 1.0, heartbeat_s: float = 15.0
+    ) -> None:
+        self.database_url = database_url
+        self.job_id = job_id
+        self.poll_s = poll_s
+        self.heartbeat_s = heartbeat_s
+        self.cancelled = False
+        self._last_poll = 0.0
+        self._last_heartbeat = 0.0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self.stop_all()
+
+    def check(self) -> bool:
+        """Read the job's status now; True (and remembered) once cancel was requested."""
+        if self.cancelled:
+            return True
+        now = time.monotonic()
+        with self.sessions() as session:
+            job = session.get(Job, self.job_id)
+            status = job.status if job is not None else None
+            if now - self._last_heartbeat >= self.heartbeat_s:
+                crud.heartbeat(session, job_id=self.job_id)
+                self._last_heartbeat = now
+        if status in (None, "cancelling", "cancelled"):
+            self.cancelled = True
+        return self.cancelled
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if not self.cancelled and now - self._last_poll >= self.poll_s:
+            self._last_poll = now
+            try:
+                self.check()
+            except Exception:  # a database hiccup must not kill the sweep
+                log.exception("job %s: cancel poll failed", self.job_id)
+        return self.cancelled
+
+
+class TrialRecorder(DatabaseHook, Callback):
+    """Writes trial status and epoch metrics of one job to the database."""
+
+    def __init__(self, database_url: str, watch: CancelWatch) -> None:
+        self.database_url = database_url
+        self.watch = watch
+        self.final: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, float] = {}
+        self.last_epoch: dict[str, dict[str, float]] = {}
+
+    @staticmethod
+    def _trial_id(trial: Any) -> str:
+        return str(trial.config["trial"]["trial_id"])
+
+    def _set_status(self, trial_id: str, status: str, **kwargs: Any) -> None:
+        try:
+            with self.sessions() as session:
+                crud.set_trial_status(session, trial_id=trial_id, status=status, **kwargs)
+        except Exception:
+            log.exception("trial %s: could not record status %s", trial_id, status)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.started[self._trial_id(trial)] = time.monotonic()
+        self._set_status(self._trial_id(trial), "running")
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        trial_id = self._trial_id(trial)
+        if result.get("final"):
+            self.final[trial_id] = {
+                "metrics": metrics_of(result),
+                "best_epoch": int(result.get("best_epoch") or 0) or None,
+            }
+            return
+        if "epoch" not in result:
+            return
+        metrics = metrics_of(result)
+        self.last_epoch[trial_id] = metrics
+        try:
+            with self.sessions() as session:
+                crud.upsert_epoch_metrics(
+                    session, trial_id=trial_id, epoch=int(result["epoch"]), metrics=metrics
+                )
+        except Exception:
+            log.exception("trial %s: could not record epoch %s", trial_id, result.get("epoch"))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        trial_id = self._trial_id(trial)
+        seconds = time.monotonic() - self.started.get(trial_id, time.monotonic())
+        log.info("trial %s ended after %.1f s", trial.config["trial"]["key"], seconds)
+        final = self.final.get(trial_id)
+        if final is not None:
+            self._set_status(
+                trial_id, "succeeded", metrics=final["metrics"], best_epoch=final["best_epoch"]
+            )
+        elif self.watch.cancelled:
+            self._set_status(trial_id, "cancelled", metrics=self.last_epoch.get(trial_id))
+        else:  # stopped early by the scheduler (ASHA)
+            self._set_status(trial_id, "stopped", metrics=self.last_epoch.get(trial_id))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        trial_id = self._trial_id(trial)
+        status = "cancelled" if self.watch.cancelled else "failed"
+        reason = None if status == "cancelled" else failure_reason(trial)
+        self._set_status(
+            trial_id, status, failure_reason=reason, metrics=self.last_epoch.get(trial_id)
+        )
