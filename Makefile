@@ -18,6 +18,7 @@ test: $(VENV)/.installed-dev frontend
 	  $(BIN)/ruff check . && \
 	  $(BIN)/ruff format --check . && \
 	  $(BIN)/mypy && \
+	  { [ ! -d frontend/node_modules ] || (cd frontend && npm run --silent typecheck); } && \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

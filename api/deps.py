@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +14,7 @@ from api.db import crud
 from api.db.models import User, utcnow
 from api.queue import TaskProducer
 from api.ratelimit import SlidingWindowLimiter
+from api.schemas.common import CleanText
 from api.security import hash_token, hashes_match, looks_like_token
 from api.settings import Settings
 from api.storage import ArtifactStore
@@ -46,6 +47,9 @@ def get_producer(request: Request) -> TaskProducer:
     producer: TaskProducer = request.app.state.producer
     return producer
 
+
+PathId = Annotated[CleanText, Path(description="Resource id")]
+"""A resource id in the path (ids of other users' resources answer 404)."""
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]

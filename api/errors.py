@@ -4,12 +4,43 @@ a stack trace for anything unexpected (logged with context)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from api.schemas.common import Message, ValidationProblem
 
 log = logging.getLogger("api.errors")
+
+_ERROR_DOCS: dict[int, dict[str, Any]] = {
+    400: {"model": Message, "description": "The body could not be parsed (not UTF-8 JSON)"},
+    401: {
+        "model": Message,
+        "description": "Missing, malformed, unknown, expired or revoked token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    404: {"model": Message, "description": "Not found (or owned by another user)"},
+    409: {"model": Message, "description": "Conflicts with the current state"},
+    413: {"model": Message, "description": "Upload over the size limit"},
+    422: {"model": ValidationProblem, "description": "Invalid input: field and reason"},
+    429: {
+        "model": Message,
+        "description": "Rate limit of this token exceeded",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    },
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the error ``codes`` (401, 404, 409, ...)."""
+    return {code: _ERROR_DOCS[code] for code in codes}
+
+
+AUTH_ERRORS = error_responses(401, 429)
+NOT_FOUND = error_responses(404)
+NOT_FOUND_OR_CONFLICT = error_responses(404, 409)
 
 
 def unprocessable(
@@ -29,9 +60,19 @@ def conflict(reason: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_409_CONFLICT, detail=reason)
 
 
+DATABASE_UNAVAILABLE = "database unavailable"  # with Retry-After: the client may retry
+RETRY_AFTER_S = 5
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": "database unavailable"}, status_code=503)
+    """503 with a one-line JSON reason and Retry-After (the connection error is only logged)."""
+    reason = " ".join(str(getattr(exc, "orig", exc)).split())[:300]
+    log.error("database unavailable during %s %s: %s", request.method, request.url.path, reason)
+    return JSONResponse(
+        {"detail": DATABASE_UNAVAILABLE},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -41,4 +82,5 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

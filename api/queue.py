@@ -65,11 +65,19 @@ class TaskProducer:
             self._celery = app
         return self._celery
 
-    def send(self, name: str, object_id: str) -> str | None:
-        """Send task ``name`` with the single argument ``object_id``; the task id or None."""
+    def send(self, name: str, object_id: str, task_id: str | None = None) -> str | None:
+        """Send task ``name`` with the single argument ``object_id``; the task id or None.
+
+        ``task_id`` (default: a fresh one) lets a caller store the id with its row in the same
+        commit as the row itself."""
         try:
             result = self._app().send_task(
-                name, args=[object_id], queue=QUEUE, retry=True, retry_policy=_RETRY_POLICY
+                name,
+                args=[object_id],
+                queue=QUEUE,
+                retry=True,
+                retry_policy=_RETRY_POLICY,
+                task_id=task_id,
             )
             return str(result.id)
         except Exception:

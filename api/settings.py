@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)
     token_ttl_days: int | None = Field(default=None, ge=1)
+    # Reliability (worker/reconciler.py): a running job's worker writes heartbeat_at every
+    # heartbeat_interval_s; a job whose heartbeat is older than heartbeat_stale_s is resumed
+    # elsewhere; a queued job older than requeue_queued_after_s whose message is not in the
+    # broker is sent again; each worker reconciles every reconcile_interval_s (0: never).
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    heartbeat_stale_s: float = Field(default=120.0, gt=0)
+    reconcile_interval_s: float = Field(default=30.0, ge=0)
+    requeue_queued_after_s: float = Field(default=120.0, ge=0)
+    # Worker database writes retry with exponential backoff for at most this long.
+    db_retry_max_s: float = Field(default=60.0, ge=0)
+    # Memory (MiB) each trial may allocate beyond its process's footprint at the start
+    # (RLIMIT_DATA; None: no cap). A job's resources.memory_mb_per_trial may ask for less.
+    trial_memory_mb: int | None = Field(default=None, ge=64)
+    # TEST ONLY: fault-injection rules for the trials (see worker/faults.py), e.g.
+    # "raise_at_epoch:lambda=1|:2". Off (empty) by default; not reachable through the API.
+    fault_injection: str = ""
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

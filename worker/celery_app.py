@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from api.queue import transport_options
 from api.settings import Settings, get_settings
@@ -67,3 +67,24 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 app = make_celery()
+
+
+_reconciler: Any = None
+
+
+@signals.worker_ready.connect
+def _start_reconciler(**_kwargs: Any) -> None:
+    """Each worker's main process reconciles database and broker periodically (not in children)."""
+    global _reconciler
+    from worker.reconciler import start_background
+
+    if _reconciler is None:
+        _reconciler = start_background(get_settings())
+
+
+@signals.worker_shutting_down.connect
+def _stop_reconciler(**_kwargs: Any) -> None:
+    global _reconciler
+    if _reconciler is not None:
+        _reconciler.stop()
+        _reconciler = None

@@ -23,6 +23,9 @@ from api.storage import ArtifactStore
 from worker import db_ops
 from worker.datasets import load_job_dataset
 from worker.db_ops import SessionFactory
+from worker.db_retry import is_connection_error, write_with_retry
+from worker.faults import checked_fault_rules, trial_memory_mb
+from worker.heartbeat import JobHeartbeat, owns_job
 from worker.job_artifacts import (
     prediction_loader,
     store_report,
@@ -30,6 +33,7 @@ from worker.job_artifacts import (
     trial_out_dir,
 )
 from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.job_resume import adopt_finished_trials, backfill_epochs, drop_checkpoints
 from worker.ray_session import ray_for_job
 from worker.trainable import TrialPayload
 from worker.trial_plan import TrialSpec, base_config, plan_trials
@@ -47,34 +51,58 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SUPERSEDED = "superseded"  # the job was given to another worker meanwhile: nothing written
+INTERRUPTED = "interrupted"  # the database went away: the reconciler resumes the job later
+TERMINAL_TRIALS = ("succeeded", "stopped")  # never rerun
+
 
 @dataclass
 class JobContext:
-    """Everything one run of a job shares."""
+    """Everything one run of a job shares (``worker``: who holds it; "" = not fenced)."""
 
     job: Job
     settings: Settings
     sessions: SessionFactory
     store: ArtifactStore
+    worker: str = ""
+
+    def write(self, fn: Any, what: str) -> Any:
+        """``fn(session)`` retried while the database is unreachable (``db_retry_max_s``)."""
+        return write_with_retry(
+            self.sessions,
+            fn,
+            what=f"{what} of job {self.job.id}",
+            max_wait_s=self.settings.db_retry_max_s,
+        )
 
 
 def finish(ctx: JobContext, status: str, reason: str | None = None) -> str:
-    """Set the final status (a cancel that arrived meanwhile wins over success)."""
-    with ctx.sessions() as session:
-        db_ops.close_open_trials(
-            session,
-            job_id=ctx.job.id,
-            status="cancelled" if status == "cancelled" else "failed",
-            reason=None if status == "cancelled" else "the job ended before this trial finished",
+    """Set the final status (a cancel that arrived meanwhile wins over success).
+
+    Writes nothing and returns ``superseded`` when this worker no longer holds the job.
+    """
+    return str(ctx.write(lambda session: _finish(ctx, session, status, reason), "final status"))
+
+
+def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> str:
+    if ctx.worker and not owns_job(session, job_id=ctx.job.id, worker=ctx.worker):
+        session.rollback()
+        log.warning("job %s: held by another worker now; leaving it alone", ctx.job.id)
+        return SUPERSEDED
+    db_ops.close_open_trials(
+        session,
+        job_id=ctx.job.id,
+        status="cancelled" if status == "cancelled" else "failed",
+        reason=None if status == "cancelled" else "the job ended before this trial finished",
+    )
+    done = crud.set_job_status(
+        session, job_id=ctx.job.id, status=status, failure_reason=reason, only_from=("running",)
+    )
+    if done is None:  # cancelling (or changed under us): a requested cancel is honoured
+        crud.set_job_status(
+            session, job_id=ctx.job.id, status="cancelled", only_from=("cancelling",)
         )
-        done = crud.set_job_status(
-            session, job_id=ctx.job.id, status=status, failure_reason=reason, only_from=("running",)
-        )
-        if done is None:  # cancelling (or changed under us): a requested cancel is honoured
-            crud.set_job_status(
-                session, job_id=ctx.job.id, status="cancelled", only_from=("cancelling",)
-            )
-            return "cancelled"
+        return "cancelled"
     return status
 
 
@@ -91,18 +119,21 @@ def check_configs(plan: list[TrialSpec]) -> None:
 
 def register_trials(ctx: JobContext, plan: list[TrialSpec]) -> dict[str, Any]:
     """Create (or find) the trial rows; returns trial_key -> row."""
+    return dict(ctx.write(lambda session: _register_trials(ctx, session, plan), "trial rows"))
+
+
+def _register_trials(ctx: JobContext, session: Any, plan: list[TrialSpec]) -> dict[str, Any]:
     rows = {}
-    with ctx.sessions() as session:
-        for t in plan:
-            rows[t.key] = crud.upsert_trial(
-                session,
-                job_id=ctx.job.id,
-                trial_key=t.key,
-                method=t.method,
-                seed=t.seed,
-                config=t.config,
-            )
-        db_ops.set_trials_total(session, job_id=ctx.job.id, trials_total=len(plan))
+    for t in plan:
+        rows[t.key] = crud.upsert_trial(
+            session,
+            job_id=ctx.job.id,
+            trial_key=t.key,
+            method=t.method,
+            seed=t.seed,
+            config=t.config,
+        )
+    db_ops.set_trials_total(session, job_id=ctx.job.id, trials_total=len(plan))
     return rows
 
 
@@ -120,9 +151,11 @@ def payloads_for(
             knobs=t.config,
             cpus=cpus,
             out_dir=str(trial_out_dir(ctx.store, ctx.job.id, rows[t.key].id)),
+            memory_mb=trial_memory_mb(ctx.job.spec, ctx.settings.trial_memory_mb),
+            faults=checked_fault_rules(ctx.settings.fault_injection),
         )
         for t in plan
-        if rows[t.key].status != "succeeded"
+        if rows[t.key].status not in TERMINAL_TRIALS
     ]
 
 
@@ -131,20 +164,23 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
     spec = ctx.job.spec
     resources = Resources.from_spec(spec)
     rows = register_trials(ctx, plan)
+    adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
     payloads = payloads_for(ctx, plan, rows, resources.threads)
-    watch = CancelWatch(ctx.settings.database_url, ctx.job.id)
+    watch = CancelWatch(ctx.settings.database_url, ctx.job.id, worker=ctx.worker or None)
     seeds = sorted({t.seed for t in plan})
     storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
+    shutil.rmtree(storage, ignore_errors=True)  # a killed run's Tune experiment: not reused
     with ray_for_job(ctx.settings):
         try:
             refs = train_all_references(base_config(spec), data, seeds, resources, watch)
         except JobCancelled:
             return True, {}
         y_test = data.y[data.split == 2]
-        with ctx.sessions() as session:
-            crud.set_job_references(
-                session, job_id=ctx.job.id, references=reference_summary(refs, y_test)
-            )
+        summary = reference_summary(refs, y_test)
+        ctx.write(
+            lambda s: crud.set_job_references(s, job_id=ctx.job.id, references=summary),
+            "references",
+        )
         try:
             if payloads:
                 run_trials(
@@ -155,9 +191,13 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
                     resources=resources,
                     watch=watch,
                     storage_dir=storage,
+                    retry_s=ctx.settings.db_retry_max_s,
                 )
         finally:
             shutil.rmtree(storage, ignore_errors=True)
+    if not watch.superseded:
+        adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
+        backfill_epochs(ctx.sessions, ctx.store, ctx.job.id, ctx.settings.db_retry_max_s)
     return watch.cancelled or watch.check(), refs
 
 
@@ -221,9 +261,11 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
         references=refs_json,
     )
     store_report(ctx.sessions, ctx.store, ctx.job, report)
-    with ctx.sessions() as session:
-        crud.set_job_report(session, job_id=ctx.job.id, report=report)
-    return finish(ctx, "succeeded")
+    ctx.write(lambda s: crud.set_job_report(s, job_id=ctx.job.id, report=report), "report")
+    status = finish(ctx, "succeeded")
+    if status == "succeeded":
+        drop_checkpoints(ctx.store, ctx.job.id, list(rows))
+    return status
 
 
 def execute(ctx: JobContext) -> str:
@@ -240,7 +282,11 @@ def execute(ctx: JobContext) -> str:
 def run_job(
     job_id: str, *, settings: Settings, sessions: SessionFactory, worker: str, task_id: str | None
 ) -> str:
-    """The body of the ``synib.run_job`` task; returns the job's final status or ``skipped``."""
+    """The body of the ``synib.run_job`` task; returns the job's final status or ``skipped``.
+
+    Two deliveries of the same job at once run it once: the claim is an atomic, row-locked
+    ``queued -> running`` update. While the job runs, a heartbeat thread renews its lease.
+    """
     with sessions() as session:
         job = crud.claim_job(session, job_id=job_id, worker=worker)
         if job is None:
@@ -248,7 +294,16 @@ def run_job(
             return "skipped"
         if task_id:
             crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
-    ctx = JobContext(job, settings, sessions, ArtifactStore(settings.artifact_root))
+    ctx = JobContext(job, settings, sessions, ArtifactStore(settings.artifact_root), worker)
+    with JobHeartbeat(sessions, job_id, worker, settings.heartbeat_interval_s):
+        status = run_claimed(ctx)
+    log.info("job %s: %s", job_id, status)
+    return status
+
+
+def run_claimed(ctx: JobContext) -> str:
+    """Run a claimed job, classifying what goes wrong; never raises."""
+    job_id = ctx.job.id
     try:
         status = execute(ctx)
     except ValueError as exc:  # user faults: spec, knobs, dataset (all ValueError subclasses)
@@ -258,7 +313,14 @@ def run_job(
         log.warning("job %s: time limit exceeded", job_id)
         status = finish(ctx, "failed", "the job exceeded the worker's time limit")
     except Exception as exc:
+        if is_connection_error(exc):
+            log.error("job %s: database unavailable; the reconciler will resume it", job_id)
+            return INTERRUPTED
         log.exception("job %s: internal error", job_id)
-        status = finish(ctx, "failed", f"internal error ({type(exc).__name__}); see the worker log")
-    log.info("job %s: %s", job_id, status)
+        reason = f"internal error ({type(exc).__name__}); see the worker log"
+        try:
+            status = finish(ctx, "failed", reason)
+        except Exception:
+            log.exception("job %s: could not record the failure", job_id)
+            return INTERRUPTED
     return status

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from api.settings import Settings
+from worker import ray_owners
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ DEFAULT_OBJECT_STORE_MB = 512
 MAX_TEMP_DIR_CHARS = 40
 
 _started_here = False
+_owner: ray_owners.Owner | None = None
 last_init_seconds: float | None = None
 
 
@@ -48,7 +50,7 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
 
 def ensure_ray(settings: Settings) -> bool:
     """Start or join Ray unless this process already has it; True if this call started it."""
-    global _started_here, last_init_seconds
+    global _started_here, last_init_seconds, _owner
     import ray
 
     if ray.is_initialized():
@@ -56,6 +58,9 @@ def ensure_ray(settings: Settings) -> bool:
     if not settings.ray_address:
         # Only a private local Ray may run without auth (it listens on localhost only).
         os.environ["RAY_AUTH_MODE"] = "disabled"
+        # Mark the Ray processes this process starts, so that if it is killed before
+        # shutting Ray down, a reconciler can find and end them (worker/ray_owners.py).
+        _owner = ray_owners.register_owner(settings.state_dir)
     # One checkpoint per epoch is the point; Tune's "excessive snapshot" warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     kwargs = ray_init_kwargs(settings)
@@ -68,9 +73,9 @@ def ensure_ray(settings: Settings) -> bool:
     return True
 
 
-def shutdown_ray() -> None:
+def shutdown_ray(settings: Settings | None = None) -> None:
     """Shut down Ray if it runs in this process (its local helper processes stop with it)."""
-    global _started_here
+    global _started_here, _owner
     try:
         import ray
 
@@ -79,6 +84,12 @@ def shutdown_ray() -> None:
     except Exception:  # never mask the job's own outcome
         log.exception("ray.shutdown failed")
     _started_here = False
+    if _owner is not None:
+        # Agents that outlived ray.shutdown carry our token: end them, then forget the token.
+        ray_owners.kill_token(_owner.token)
+        if settings is not None:
+            ray_owners.unregister_owner(settings.state_dir, _owner)
+        _owner = None
 
 
 @contextmanager
@@ -93,4 +104,4 @@ def ray_for_job(settings: Settings) -> Iterator[None]:
         yield
     finally:
         if started:
-            shutdown_ray()
+            shutdown_ray(settings)

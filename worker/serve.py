@@ -1,5 +1,5 @@
 """``synib serve`` (embedded mode: API + worker + local Ray on one machine) and the commands the
-Docker images run: ``synib api``, ``synib worker``, ``synib migrate``.
+Docker images run: ``synib api``, ``synib worker``, ``synib migrate``, ``synib reconcile``.
 
 ``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
 (printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
@@ -171,6 +171,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """One reconciler pass (worker/reconciler.py); prints what it did."""
+    from worker.db_retry import is_connection_error
+    from worker.reconciler import Reconciler
+
+    try:
+        result = Reconciler(get_settings(), assume_db_continuity=True).run_once()
+    except Exception as exc:
+        if not is_connection_error(exc):
+            raise
+        print(
+            f"synib reconcile: error: database unavailable ({type(exc).__name__})", file=sys.stderr
+        )
+        return 1
+    print(
+        f"synib reconcile: resumed {len(result.resumed)} job(s), re-sent {len(result.resent)}, "
+        f"cancelled {len(result.cancelled)}, re-sent {len(result.datasets_resent)} dataset(s), "
+        f"reaped {result.reaped} Ray process(es)"
+    )
+    for label, ids in (("resumed", result.resumed), ("re-sent", result.resent)):
+        for job_id in ids:
+            print(f"  {label} {job_id}")
+    return 0
+
+
 def _guarded(name: str, handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -198,3 +223,7 @@ def register(subparsers: Any) -> None:
     work.set_defaults(func=_guarded("worker", cmd_worker))
     mig = subparsers.add_parser("migrate", help="upgrade the database schema to head")
     mig.set_defaults(func=_guarded("migrate", cmd_migrate))
+    rec = subparsers.add_parser(
+        "reconcile", help="resume jobs of dead workers, resend lost queue messages (one pass)"
+    )
+    rec.set_defaults(func=_guarded("reconcile", cmd_reconcile))

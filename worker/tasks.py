@@ -7,6 +7,7 @@ Both tasks are safe to run twice: ``run_job`` does nothing unless the job is sti
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import Any
 
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def _worker_name(task: Any) -> str:
+    """``<celery node name>/<pid>``: unique per worker process, the job's lease holder."""
     hostname = getattr(task.request, "hostname", None)
-    return str(hostname or socket.gethostname())
+    return f"{hostname or socket.gethostname()}/{os.getpid()}"
 
 
 @app.task(name="synib.run_job", bind=True)

@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
+
+from worker.faults import (
+    describe_out_of_memory,
+    memory_cap,
+    release_accelerator_memory,
+    with_faults,
+)
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
 
+CHECKPOINT_DIR = "ckpt"  # under the trial's out_dir: fit's resumable state
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -43,6 +49,8 @@ class TrialPayload(TypedDict):
     knobs: dict[str, Any]
     cpus: int
     out_dir: str
+    memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.faults.memory_cap)
+    faults: NotRequired[str]  # test-only fault-injection rules (worker.faults), "" = none
 
 
 def limit_threads(cpus: int) -> None:
@@ -104,35 +112,35 @@ def run_trial(
     limit_threads(payload["cpus"])
     out_dir = Path(payload["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="synib_trial_"))
-    ckpt_dir = work / "ckpt"
-    ckpt_dir.mkdir()
-    try:
-        _restore_checkpoint(ckpt_dir)
-        result = fit(
-            config_from_knobs(payload["knobs"]),
-            data,
-            method=payload["method"],
-            seed=payload["seed"],
-            references=(references or {}).get(payload["seed"]),
-            on_epoch_end=_epoch_reporter(ckpt_dir),
-            checkpoint_dir=str(ckpt_dir),
-        )
-        extra = {
-            "job_id": payload["job_id"],
-            "trial_id": payload["trial_id"],
-            "trial_key": payload["key"],
-        }
-        result.save(str(out_dir / "model.zip"), extra=extra)
-        np.save(out_dir / "test_pred.npy", np.asarray(result.test_pred, dtype=np.int64))
-        summary = {
-            "best_epoch": int(result.best_epoch),
-            "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
-        }
-        write_json(out_dir / "result.json", summary)
-        return summary
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # fit's checkpoint lives with the trial's outputs (one folder per trial of the job), so a
+    # job resumed after its worker died continues every trial from its last epoch.
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    ckpt_dir.mkdir(exist_ok=True)
+    _restore_checkpoint(ckpt_dir)
+    result = fit(
+        config_from_knobs(payload["knobs"]),
+        data,
+        method=payload["method"],
+        seed=payload["seed"],
+        references=(references or {}).get(payload["seed"]),
+        on_epoch_end=with_faults(
+            _epoch_reporter(ckpt_dir), payload.get("faults") or "", payload["key"]
+        ),
+        checkpoint_dir=str(ckpt_dir),
+    )
+    extra = {
+        "job_id": payload["job_id"],
+        "trial_id": payload["trial_id"],
+        "trial_key": payload["key"],
+    }
+    result.save(str(out_dir / "model.zip"), extra=extra)
+    np.save(out_dir / "test_pred.npy", np.asarray(result.test_pred, dtype=np.int64))
+    summary = {
+        "best_epoch": int(result.best_epoch),
+        "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
+    }
+    write_json(out_dir / "result.json", summary)
+    return summary
 
 
 def train_trial(
@@ -144,21 +152,28 @@ def train_trial(
 
     A failure writes ``error.json`` (``{"reason": ...}``) next to the outputs and raises
     ``TrialError(reason)``, so that Tune marks the trial errored and the driver shows the reason
-    (the original exception may not survive pickling across processes).
+    (the original exception may not survive pickling across processes). The trial runs under
+    its memory cap (``payload["memory_mb"]``); running out of memory is the reason
+    ``out of memory: ...`` and cached GPU memory is released before the error goes out.
     """
     payload: TrialPayload = config["trial"]
     if data is None:
         raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
+    memory_mb = payload.get("memory_mb")
+    reason: str | None = None
     try:
-        summary = run_trial(payload, data, references)
+        with memory_cap(memory_mb):
+            summary = run_trial(payload, data, references)
     except Exception as exc:
+        reason = describe_out_of_memory(exc, memory_mb) or readable_error(exc)
         out_dir = Path(payload["out_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(
-            out_dir / "error.json",
-            {"reason": readable_error(exc), "traceback": traceback.format_exc()[-4000:]},
+            out_dir / "error.json", {"reason": reason, "traceback": traceback.format_exc()[-4000:]}
         )
-        raise TrialError(readable_error(exc)) from None
+    if reason is not None:  # outside the except: the traceback's frames (tensors) are gone
+        release_accelerator_memory()
+        raise TrialError(reason)
     from ray import tune
 
     final = {**summary["metrics"], "final": 1, "best_epoch": summary["best_epoch"]}

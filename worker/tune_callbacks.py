@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from api.db import crud
 from api.db.models import Job
+from worker.db_retry import DEFAULT_MAX_WAIT_S, is_connection_error, write_with_retry
+from worker.heartbeat import LEASE_STATUSES, beat
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +92,27 @@ class DatabaseHook:
 class CancelWatch(DatabaseHook, Stopper):
     """Stops all trials once the job row says ``cancelling``; also heartbeats the job.
 
-    Polls the database at most every ``poll_s`` seconds (Tune asks every loop step).
+    Polls the database at most every ``poll_s`` seconds (Tune asks every loop step). With
+    ``worker`` given, it also stops everything (``superseded``) once the job is no longer held
+    by that worker (the reconciler gave it to another one), and its heartbeat is fenced the
+    same way. A database outage is not a cancel: the poll is skipped until it returns.
     """
 
     def __init__(
-        self, database_url: str, job_id: str, poll_s: float = 1.0, heartbeat_s: float = 15.0
+        self,
+        database_url: str,
+        job_id: str,
+        poll_s: float = 1.0,
+        heartbeat_s: float = 15.0,
+        worker: str | None = None,
     ) -> None:
         self.database_url = database_url
         self.job_id = job_id
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
+        self.worker = worker
         self.cancelled = False
+        self.superseded = False
         self._last_poll = 0.0
         self._last_heartbeat = 0.0
 
@@ -111,16 +123,32 @@ class CancelWatch(DatabaseHook, Stopper):
         """Read the job's status now; True (and remembered) once cancel was requested."""
         if self.cancelled:
             return True
+        try:
+            status, owner = self._poll()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            log.warning("job %s: cancel poll skipped, database unavailable", self.job_id)
+            return self.cancelled
+        if self.worker is not None and (status not in LEASE_STATUSES or owner != self.worker):
+            self.superseded = status is not None and status not in ("cancelling", "cancelled")
+        if status in (None, "cancelling", "cancelled") or self.superseded:
+            self.cancelled = True
+        return self.cancelled
+
+    def _poll(self) -> tuple[str | None, str | None]:
+        """(status, worker) of the job now; heartbeats it every ``heartbeat_s`` seconds."""
         now = time.monotonic()
         with self.sessions() as session:
             job = session.get(Job, self.job_id)
-            status = job.status if job is not None else None
+            status, owner = (job.status, job.worker) if job is not None else (None, None)
             if now - self._last_heartbeat >= self.heartbeat_s:
-                crud.heartbeat(session, job_id=self.job_id)
+                if self.worker is None:
+                    crud.heartbeat(session, job_id=self.job_id)
+                else:
+                    beat(session, job_id=self.job_id, worker=self.worker)
                 self._last_heartbeat = now
-        if status in (None, "cancelling", "cancelled"):
-            self.cancelled = True
-        return self.cancelled
+        return status, owner
 
     def stop_all(self) -> bool:
         now = time.monotonic()
@@ -136,9 +164,12 @@ class CancelWatch(DatabaseHook, Stopper):
 class TrialRecorder(DatabaseHook, Callback):
     """Writes trial status and epoch metrics of one job to the database."""
 
-    def __init__(self, database_url: str, watch: CancelWatch) -> None:
+    def __init__(
+        self, database_url: str, watch: CancelWatch, retry_s: float = DEFAULT_MAX_WAIT_S
+    ) -> None:
         self.database_url = database_url
         self.watch = watch
+        self.retry_s = retry_s  # a write is retried this long while the database is down
         self.final: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
         self.last_epoch: dict[str, dict[str, float]] = {}
@@ -149,9 +180,13 @@ class TrialRecorder(DatabaseHook, Callback):
 
     def _set_status(self, trial_id: str, status: str, **kwargs: Any) -> None:
         try:
-            with self.sessions() as session:
-                crud.set_trial_status(session, trial_id=trial_id, status=status, **kwargs)
-        except Exception:
+            write_with_retry(
+                self.sessions,
+                lambda s: crud.set_trial_status(s, trial_id=trial_id, status=status, **kwargs),
+                what=f"status {status} of trial {trial_id}",
+                max_wait_s=self.retry_s,
+            )
+        except Exception:  # the job runner adopts finished trials from their outputs later
             log.exception("trial %s: could not record status %s", trial_id, status)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -172,13 +207,18 @@ class TrialRecorder(DatabaseHook, Callback):
             return
         metrics = metrics_of(result)
         self.last_epoch[trial_id] = metrics
+        epoch = int(result["epoch"])
         try:
-            with self.sessions() as session:
-                crud.upsert_epoch_metrics(
-                    session, trial_id=trial_id, epoch=int(result["epoch"]), metrics=metrics
-                )
-        except Exception:
-            log.exception("trial %s: could not record epoch %s", trial_id, result.get("epoch"))
+            write_with_retry(
+                self.sessions,
+                lambda s: crud.upsert_epoch_metrics(
+                    s, trial_id=trial_id, epoch=epoch, metrics=metrics
+                ),
+                what=f"epoch {epoch} of trial {trial_id}",
+                max_wait_s=self.retry_s,
+            )
+        except Exception:  # the job runner backfills missing epochs from the checkpoints
+            log.exception("trial %s: could not record epoch %s", trial_id, epoch)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id = self._trial_id(trial)

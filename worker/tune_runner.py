@@ -131,11 +131,12 @@ def run_trials(
     resources: Resources,
     watch: CancelWatch,
     storage_dir: Path,
+    retry_s: float = 60.0,
 ) -> float:
     """Run the trials under Tune (blocking until all end or the job is cancelled).
 
-    Statuses and epoch metrics reach the database through the callbacks. Returns the seconds
-    ``tuner.fit`` took.
+    Statuses and epoch metrics reach the database through the callbacks (each write retried
+    for ``retry_s`` seconds while the database is down). Returns the seconds ``tuner.fit`` took.
     """
     from ray import tune
 
@@ -151,6 +152,9 @@ def run_trials(
             mode="max",
             scheduler=make_scheduler(spec, max_epochs),
             max_concurrent_trials=resources.max_concurrent,
+            # One Ray actor runs trial after trial (same resources): a fresh actor per trial
+            # cost a process start and the torch import each time (seconds per trial).
+            reuse_actors=True,
             trial_name_creator=lambda t: str(t.config["trial"]["key"]),
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
         ),
@@ -158,7 +162,7 @@ def run_trials(
             name="tune",
             storage_path=str(storage_dir),
             stop=watch,
-            callbacks=[TrialRecorder(watch.database_url, watch)],
+            callbacks=[TrialRecorder(watch.database_url, watch, retry_s=retry_s)],
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,

@@ -132,6 +132,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_owner_status_created", "owner_id", "status", "created_at"),
+        # The job list's order (created_at DESC, id) without a sort of all the owner's rows.
+        Index("ix_jobs_owner_created_id", "owner_id", "created_at", "id"),
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
     )
 

@@ -12,14 +12,23 @@ from starlette.concurrency import run_in_threadpool
 from api.datasets.validation import UploadError, validate_npz
 from api.db import crud
 from api.db.models import Dataset, new_id
-from api.deps import CurrentUser, ProducerDep, SessionDep, SettingsDep, StoreDep
-from api.errors import conflict, not_found, unprocessable
+from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, SettingsDep, StoreDep
+from api.errors import (
+    AUTH_ERRORS,
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    conflict,
+    error_responses,
+    not_found,
+    unprocessable,
+)
 from api.queue import MAKE_DATASET
+from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import BuiltinDatasetCreate, DatasetPublic, DatasetsPublic
 from api.storage import ArtifactStore
 from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
 log = logging.getLogger(__name__)
 
 _UPLOAD_BODY = {
@@ -50,7 +59,10 @@ def _store_upload(
     except UploadError as exc:
         prefix = ("body",) if exc.field == "file" else ("body", "file")
         raise unprocessable(exc.field, exc.reason, loc_prefix=prefix) from None
-    name = upload.fields.get("name", "").strip() or PurePath(upload.filename or "dataset").stem
+    given = upload.fields.get("name", "").strip()
+    if "\x00" in given:
+        raise unprocessable("name", "must not contain NUL characters")
+    name = given or PurePath((upload.filename or "dataset").replace("\x00", "")).stem
     if len(name) > 200:
         raise unprocessable("name", "at most 200 characters")
     dataset_id = new_id()
@@ -79,7 +91,7 @@ def _store_upload(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     openapi_extra=_UPLOAD_BODY,
-    responses={413: {"description": "File over the size limit"}},
+    responses=error_responses(413, 422),
 )
 async def upload_dataset(
     request: Request, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep
@@ -104,7 +116,12 @@ async def upload_dataset(
         tmp.unlink(missing_ok=True)
 
 
-@router.post("/builtin", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+@router.post(
+    "/builtin",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetPublic,
+    responses=error_responses(400),
+)
 def create_builtin_dataset(
     body: BuiltinDatasetCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
 ) -> DatasetPublic:
@@ -131,23 +148,25 @@ def list_datasets(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> DatasetsPublic:
     rows, count = crud.list_datasets(session, owner_id=user.id, limit=limit, offset=offset)
     return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=count)
 
 
-@router.get("/{dataset_id}", response_model=DatasetPublic)
-def read_dataset(dataset_id: str, user: CurrentUser, session: SessionDep) -> DatasetPublic:
+@router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)
+def read_dataset(dataset_id: PathId, user: CurrentUser, session: SessionDep) -> DatasetPublic:
     row = crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id)
     if row is None:
         raise not_found("dataset")
     return DatasetPublic.model_validate(row)
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND_OR_CONFLICT
+)
 def delete_dataset(
-    dataset_id: str, user: CurrentUser, session: SessionDep, store: StoreDep
+    dataset_id: PathId, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> Response:
     """Delete the dataset and its file (409 while a queued/running job uses it)."""
     if crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id) is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,12 +15,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import crud
 from api.db.models import JOB_TERMINAL
-from api.deps import StreamUser, get_session_factory
-from api.errors import not_found
+from api.deps import PathId, StreamUser, get_session_factory
+from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
+from api.schemas.common import MAX_SQL_INT
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 
 BATCH = 500
+_EVENT_ID = re.compile(r"[0-9]{1,12}")
 _StreamState = tuple[list[tuple[int, str, dict[str, Any]]], str | None]
 
 
@@ -70,14 +73,16 @@ async def _stream(request: Request, job_id: str, after_id: int) -> AsyncIterator
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **NOT_FOUND},
 )
 def job_events(
-    job_id: str,
+    job_id: PathId,
     request: Request,
     user: StreamUser,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SQL_INT, description="Same as Last-Event-ID")
+    ] = None,
 ) -> StreamingResponse:
     """Events ``status|trial|epoch|report`` of the job; ends once the job is finished and every
     event was sent. Resumes after ``Last-Event-ID`` (or ``?after=``)."""
@@ -85,8 +90,8 @@ def job_events(
         if crud.get_job(session, job_id=job_id, owner_id=user.id) is None:
             raise not_found("job")
     start = after or 0
-    if last_event_id and last_event_id.strip().isdigit():
-        start = int(last_event_id.strip())
+    if last_event_id and _EVENT_ID.fullmatch(last_event_id.strip()):
+        start = min(int(last_event_id.strip()), MAX_SQL_INT)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(
         _stream(request, job_id, start), media_type="text/event-stream", headers=headers

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
 from api.db import crud
 from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
-from api.deps import CurrentUser, ProducerDep, SessionDep, StoreDep
-from api.errors import conflict, not_found, unprocessable
+from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
+from api.errors import (
+    AUTH_ERRORS,
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    conflict,
+    error_responses,
+    not_found,
+    unprocessable,
+)
 from api.queue import RUN_JOB, TaskProducer
+from api.schemas.common import MAX_SQL_INT
 from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
 
@@ -38,7 +48,12 @@ def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
         crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses=error_responses(400),
+)
 def create_job(
     body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
 ) -> JobPublic:
@@ -48,6 +63,7 @@ def create_job(
         raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
     if dataset.status == "failed":
         raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
+    task_id = str(uuid.uuid4())
     job = crud.create_job(
         session,
         owner_id=user.id,
@@ -55,8 +71,11 @@ def create_job(
         name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
         spec=body.spec_json(),
         trials_total=body.trials_total(),
+        task_id=task_id,
     )
-    _enqueue(session, producer, job.id)
+    # The task id was stored with the job (one commit, not two): if this send fails, the job
+    # stays queued and the reconciler resends it under a new id.
+    producer.send(RUN_JOB, job.id, task_id=task_id)
     return build_job_public(job, [])
 
 
@@ -66,23 +85,30 @@ def list_jobs(
     session: SessionDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> JobsPublic:
     jobs, count = crud.list_jobs(
         session, owner_id=user.id, status=status_filter, limit=limit, offset=offset
     )
-    succeeded = crud.list_trials_of_jobs(session, job_ids=[j.id for j in jobs], status="succeeded")
-    data = [build_job_public(j, [t for t in succeeded if t.job_id == j.id]) for j in jobs]
+    by_job: dict[str, list[Any]] = {j.id: [] for j in jobs}
+    for trial in crud.list_trials_of_jobs(session, job_ids=list(by_job), status="succeeded"):
+        by_job[trial.job_id].append(trial)
+    data = [build_job_public(j, by_job[j.id]) for j in jobs]
     return JobsPublic(data=data, count=count)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
-def read_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
+def read_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobPublic:
     return job_public(session, owned_job(session, job_id, user.id))
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
-def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses=NOT_FOUND_OR_CONFLICT,
+)
+def cancel_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobPublic:
     """queued -> cancelled at once; running -> cancelling (the worker stops it)."""
     job = owned_job(session, job_id, user.id)
     if job.status in JOB_TERMINAL:
@@ -92,10 +118,13 @@ def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic
 
 
 @router.post(
-    "/{job_id}/rerun-failed", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic
+    "/{job_id}/rerun-failed",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses=NOT_FOUND_OR_CONFLICT,
 )
 def rerun_failed(
-    job_id: str, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    job_id: PathId, user: CurrentUser, session: SessionDep, producer: ProducerDep
 ) -> JobPublic:
     """Failed trials -> pending, job -> queued, enqueued again (409 unless finished with
     failures)."""
@@ -106,8 +135,8 @@ def rerun_failed(
     return job_public(session, owned_job(session, job_id, user.id))
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job_id: str, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND_OR_CONFLICT)
+def delete_job(job_id: PathId, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
     """Delete the job, its rows and its files (409 while queued/running/cancelling)."""
     job = owned_job(session, job_id, user.id)
     if job.status in JOB_ACTIVE:

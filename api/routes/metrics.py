@@ -8,9 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.db import crud
 from api.deps import CurrentUser, ProducerDep, SessionDep
+from api.errors import AUTH_ERRORS
 from api.observability import ApiMetrics
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=AUTH_ERRORS)
 
 
 @router.get("/metrics", response_class=Response)

@@ -6,15 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, SessionDep
-from api.errors import not_found
+from api.deps import CurrentUser, PathId, SessionDep
+from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.routes.jobs import owned_job
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=AUTH_ERRORS)
 
 
-@router.get("/jobs/{job_id}/report", response_model=dict[str, Any])
-def read_report(job_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}/report", response_model=dict[str, Any], responses=NOT_FOUND)
+def read_report(job_id: PathId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """The report JSON (docs/INTERNALS.md "Job report"); 404 until the worker has written it."""
     job = owned_job(session, job_id, user.id)
     if job.report is None:

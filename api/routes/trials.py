@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any
 
 from fastapi import APIRouter, Response
 
 from api.db import crud
-from api.deps import CurrentUser, SessionDep
-from api.errors import not_found
+from api.deps import CurrentUser, PathId, SessionDep
+from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.routes.jobs import owned_job
 from api.schemas.trials import EpochMetricsPublic, TrialMetricsPublic, TrialPublic, TrialsPublic
 
-router = APIRouter(tags=["trials"])
+router = APIRouter(tags=["trials"], responses=AUTH_ERRORS)
 
 _CSV_FIXED = [
     "id",
@@ -29,40 +30,70 @@ _CSV_FIXED = [
 ]
 
 
-@router.get("/jobs/{job_id}/trials", response_model=TrialsPublic)
-def list_job_trials(job_id: str, user: CurrentUser, session: SessionDep) -> TrialsPublic:
+@router.get("/jobs/{job_id}/trials", response_model=TrialsPublic, responses=NOT_FOUND)
+def list_job_trials(job_id: PathId, user: CurrentUser, session: SessionDep) -> TrialsPublic:
     owned_job(session, job_id, user.id)
     trials = [TrialPublic.model_validate(t) for t in crud.list_trials(session, job_id=job_id)]
     return TrialsPublic(data=trials, count=len(trials))
 
 
-@router.get("/trials/{trial_id}", response_model=TrialPublic)
-def read_trial(trial_id: str, user: CurrentUser, session: SessionDep) -> TrialPublic:
+@router.get("/trials/{trial_id}", response_model=TrialPublic, responses=NOT_FOUND)
+def read_trial(trial_id: PathId, user: CurrentUser, session: SessionDep) -> TrialPublic:
     trial = crud.get_trial(session, trial_id=trial_id, owner_id=user.id)
     if trial is None:
         raise not_found("trial")
     return TrialPublic.model_validate(trial)
 
 
-@router.get("/trials/{trial_id}/metrics", response_model=TrialMetricsPublic)
-def read_trial_metrics(trial_id: str, user: CurrentUser, session: SessionDep) -> TrialMetricsPublic:
+@router.get("/trials/{trial_id}/metrics", response_model=TrialMetricsPublic, responses=NOT_FOUND)
+def read_trial_metrics(
+    trial_id: PathId, user: CurrentUser, session: SessionDep
+) -> TrialMetricsPublic:
     if crud.get_trial(session, trial_id=trial_id, owner_id=user.id) is None:
         raise not_found("trial")
     rows = crud.list_epoch_metrics(session, trial_id=trial_id)
     return TrialMetricsPublic(data=[EpochMetricsPublic.model_validate(r) for r in rows])
 
 
-@router.get("/jobs/{job_id}/metrics", response_model=dict[str, list[EpochMetricsPublic]])
-def read_job_metrics(
-    job_id: str, user: CurrentUser, session: SessionDep
-) -> dict[str, list[EpochMetricsPublic]]:
+@router.get(
+    "/jobs/{job_id}/metrics",
+    response_model=dict[str, list[EpochMetricsPublic]],
+    responses=NOT_FOUND,
+)
+def read_job_metrics(job_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     """``{trial_id: [{epoch, metrics}]}`` for every trial of the job."""
     owned_job(session, job_id, user.id)
-    by_trial = crud.list_job_epoch_metrics(session, job_id=job_id)
-    return {
-        trial_id: [EpochMetricsPublic.model_validate(r) for r in rows]
-        for trial_id, rows in by_trial.items()
-    }
+    rows = crud.list_job_epoch_metrics(session, job_id=job_id)
+    return Response(epoch_metrics_json(rows), media_type="application/json")
+
+
+def finite_json(metrics: str) -> str:
+    """A stored metrics object (JSON text) with NaN / Infinity as null, as the other
+    endpoints answer them (SQLite can store them; PostgreSQL's json type cannot)."""
+    if "NaN" not in metrics and "Infinity" not in metrics:
+        return metrics
+    values = json.loads(metrics)
+    return json.dumps(
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+    )
+
+
+def epoch_metrics_json(rows: list[tuple[str, int, str]]) -> str:
+    """``{trial_id: [{"epoch": e, "metrics": {...}}]}`` as JSON text from rows ordered by trial
+    and epoch; each stored metrics object is spliced in as it is, not decoded and re-encoded
+    (5000 rows: about 15 ms instead of 90)."""
+    groups: list[str] = []
+    entries: list[str] = []
+    current: str | None = None
+    for trial_id, epoch, metrics in rows:
+        if trial_id != current:
+            if current is not None:
+                groups.append(f"{json.dumps(current)}:[{','.join(entries)}]")
+            current, entries = trial_id, []
+        entries.append(f'{{"epoch":{epoch},"metrics":{finite_json(metrics)}}}')
+    if current is not None:
+        groups.append(f"{json.dumps(current)}:[{','.join(entries)}]")
+    return "{" + ",".join(groups) + "}"
 
 
 def trials_csv(trials: list[TrialPublic]) -> str:
@@ -96,8 +127,8 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
-@router.get("/jobs/{job_id}/trials.csv", response_class=Response)
-def export_trials_csv(job_id: str, user: CurrentUser, session: SessionDep) -> Response:
+@router.get("/jobs/{job_id}/trials.csv", response_class=Response, responses=NOT_FOUND)
+def export_trials_csv(job_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     owned_job(session, job_id, user.id)
     trials = [TrialPublic.model_validate(t) for t in crud.list_trials(session, job_id=job_id)]
     return Response(
@@ -105,8 +136,8 @@ def export_trials_csv(job_id: str, user: CurrentUser, session: SessionDep) -> Re
     )
 
 
-@router.get("/jobs/{job_id}/trials.json", response_class=Response)
-def export_trials_json(job_id: str, user: CurrentUser, session: SessionDep) -> Response:
+@router.get("/jobs/{job_id}/trials.json", response_class=Response, responses=NOT_FOUND)
+def export_trials_json(job_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     """A JSON array of TrialPublic objects, as a download."""
     owned_job(session, job_id, user.id)
     trials = [TrialPublic.model_validate(t) for t in crud.list_trials(session, job_id=job_id)]

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.common import MAX_SQL_INT, CleanText
+
 BUILTIN_GENERATORS = ("xor_spurious", "xor_pid", "digits_pairs")
 
 
@@ -56,7 +58,7 @@ class BuiltinDatasetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: CleanText | None = Field(default=None, min_length=1, max_length=200)
     generator: Literal["xor_spurious", "xor_pid", "digits_pairs"]
     params: dict[str, Any] = {}
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SQL_INT)

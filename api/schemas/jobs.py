@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.knobs import KNOBS, METHODS, count_trials, validate_knob, validate_knobs
+from api.schemas.common import MAX_SQL_INT, CleanText
 
 MAX_TRIALS = 5000
 
@@ -50,6 +51,9 @@ class ResourcesSpec(BaseModel):
 
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)
+    # Memory (MiB) each trial may allocate beyond its process's runtime footprint (the worker's
+    # trial_memory_mb caps it too); a trial above it fails with "out of memory: ...".
+    memory_mb_per_trial: int | None = Field(default=None, ge=64, le=4_194_304)
 
 
 def _check_method_name(name: str, field: str) -> None:
@@ -87,8 +91,8 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=200)
-    dataset_id: str = Field(min_length=1, max_length=36)
+    name: CleanText | None = Field(default=None, max_length=200)
+    dataset_id: CleanText = Field(min_length=1, max_length=36)
     methods: list[str | MethodEntry] = Field(min_length=1)
     config: dict[str, Any] = {}
     sweep: dict[str, SweepSpec] = {}
@@ -137,6 +141,8 @@ class JobCreate(BaseModel):
             raise ValueError(f"seeds: seeds must be unique, got {seeds}")
         if any(s < 0 for s in seeds):
             raise ValueError(f"seeds: seeds must be >= 0, got {seeds}")
+        if any(s > MAX_SQL_INT for s in seeds):
+            raise ValueError(f"seeds: seeds must be <= {MAX_SQL_INT}, got {seeds}")
         return seeds
 
     @field_validator("baseline")

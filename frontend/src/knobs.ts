@@ -29,6 +29,10 @@ export const KNOBS: Knob[] = [
   k("fusion", "str", "concat_mlp", { choices: ["concat_mlp", "transformer"] }),
   k("fusion_hidden", "int", 128, { min: 1 }),
   k("fusion_layers", "int", 1, { min: 1 }),
+  k("feature_norm", "str", "layernorm", {
+    choices: ["layernorm", "none"],
+    help: "none only with mask_level=input",
+  }),
   k("epochs", "int", 30, { min: 1 }),
   k("batch_size", "int", 64, { min: 1 }),
   k("lr", "float", 3e-4, { gt: 0 }),
@@ -82,6 +86,7 @@ export const BACKBONE_KNOBS = [
   "fusion",
   "fusion_hidden",
   "fusion_layers",
+  "feature_norm",
 ];
 
 export const TRAINING_KNOBS = ["batch_size", "lr", "optimizer", "lr_schedule", "weight_decay"];

@@ -325,3 +325,12 @@ def test_same_generator_same_counterfactuals() -> None:
     third = builder.features(model, batch, feats, dataclasses.replace(ctx, generator=_gen(8)))
     assert all(torch.equal(first[m], second[m]) for m in first)
     assert not torch.equal(first["a"], third["a"])
+
+
+def test_bool_corruption_is_an_exact_selection_at_any_magnitude() -> None:
+    gen = torch.Generator().manual_seed(0)
+    values = torch.randn(64, 32, generator=gen) * 1e8
+    replacement = torch.randn(64, 32, generator=gen) * 1e-6
+    mask = torch.rand(64, 32, generator=gen) < 0.5
+    out = apply_corruption(values, replacement, mask)
+    assert torch.equal(out, torch.where(mask, replacement, values))

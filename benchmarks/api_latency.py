@@ -1,0 +1,261 @@
+"""Latency of the REST API under uvicorn, against a throwaway PostgreSQL database (or SQLite).
+
+    python benchmarks/api_latency.py [--seconds 10] [--clients 20] [--jobs 10000]
+        [--trials 50] [--epochs 100] [--repeats 30] [--workers 1] [--sqlite] [--smoke]
+
+(a) ``--clients`` concurrent clients (asyncio + httpx, one connection each, no think time) for
+``--seconds``: each loops ``POST /api/v1/jobs`` (a valid 8-trial spec on a seeded ready dataset;
+the broker is the filesystem broker in a temp dir, no worker runs) then ``GET /api/v1/jobs/{id}``.
+(b) ``--jobs`` seeded jobs listed page by page (default page size, max page size, a status
+filter), one client. (c) one job with ``--trials`` x ``--epochs`` epoch rows x 10 metrics:
+``GET /jobs/{id}/metrics``, ``/trials``, ``/trials.csv``, ``--repeats`` times each.
+
+The database is ``synib_bench_<random>`` on postgresql://postgres@127.0.0.1:5432 (migrated with
+Alembic, dropped at the end); ``--sqlite`` uses the embedded backend in a temp dir. Targets from
+the issue are printed next to the numbers, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _seed import job_spec, make_user, ready_dataset, seed_jobs, seed_metrics_job
+from _service import (
+    bench_database,
+    exit_on_sigterm,
+    markdown_table,
+    percentile,
+    run_api,
+    verdict,
+)
+
+from api.db.session import make_engine, make_session_factory
+
+TARGET_A_MS = 50.0
+TARGET_BC_MS = 150.0
+Samples = dict[str, list[float]]
+
+
+# ---- (a) concurrent create + read -------------------------------------------------------
+
+
+async def _client_loop(
+    base: str, token: str, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30) as c:
+        while time.perf_counter() < deadline:
+            job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", json=body)
+            if job_id is not None:
+                await _timed(c, "GET /jobs/{id}", lat, errors, 200, "GET", f"/jobs/{job_id}")
+
+
+async def _timed(
+    client: httpx.AsyncClient, name: str, lat: Samples, errors: Samples, expect: int,
+    method: str, path: str, **kwargs: Any,
+) -> str | None:  # fmt: skip
+    """One request; its latency in ms goes to ``lat[name]``; the job id of a good answer."""
+    t0 = time.perf_counter()
+    try:
+        response = await client.request(method, path, **kwargs)
+    except httpx.HTTPError:
+        errors[name].append(1.0)
+        return None
+    lat[name].append(1000 * (time.perf_counter() - t0))
+    if response.status_code != expect:
+        errors[name].append(1.0)
+        return None
+    return str(response.json()["id"])
+
+
+async def _load(
+    base: str, token: str, body: dict[str, Any], clients: int, seconds: float
+) -> tuple[Samples, Samples, float]:
+    lat: Samples = defaultdict(list)
+    errors: Samples = defaultdict(list)
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    await asyncio.gather(
+        *(_client_loop(base, token, body, deadline, lat, errors) for _ in range(clients))
+    )
+    return lat, errors, time.perf_counter() - t0
+
+
+def concurrent_table(base: str, token: str, dataset_id: str, clients: int, seconds: float) -> str:
+    body = job_spec(dataset_id)
+    asyncio.run(_load(base, token, body, 2, min(1.0, seconds)))  # warm-up, not reported
+    lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds))
+    rows = []
+    for name in ("POST /jobs", "GET /jobs/{id}"):
+        values = lat[name]
+        p99 = percentile(values, 99)
+        rows.append(
+            [name, len(values), f"{len(values) / wall:.0f}", percentile(values, 50),
+             percentile(values, 95), p99, len(errors[name]), verdict(p99, TARGET_A_MS)]
+        )  # fmt: skip
+    total = sum(len(v) for v in lat.values())
+    head = f"### (a) {clients} concurrent clients for {wall:.1f} s ({total / wall:.0f} req/s)\n\n"
+    headers = ["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "target"]
+    return head + markdown_table(headers, rows)
+
+
+# ---- (b) paging through a long job list ---------------------------------------------------
+
+
+def _page_through(client: httpx.Client, params: dict[str, Any]) -> tuple[list[float], float, int]:
+    """Per-page latencies (ms), total seconds and rows seen, following offset to the end."""
+    latencies: list[float] = []
+    offset, seen, count = 0, 0, None
+    t0 = time.perf_counter()
+    while count is None or offset < count:
+        query = {**params, "offset": offset} if offset else dict(params)
+        t1 = time.perf_counter()
+        response = client.get("/jobs", params=query)
+        latencies.append(1000 * (time.perf_counter() - t1))
+        response.raise_for_status()
+        page = response.json()
+        count = int(page["count"])
+        if not page["data"]:
+            break
+        seen += len(page["data"])
+        offset += len(page["data"])
+    return latencies, time.perf_counter() - t0, seen
+
+
+def listing_table(base: str, token: str, n_jobs: int) -> str:
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("default page size (50)", {}),
+        ("max page size (200)", {"limit": 200}),
+        ("status=succeeded, default size", {"status": "succeeded"}),
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
+    rows = []
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as client:
+        client.get("/jobs")  # warm-up
+        for label, params in variants:
+            lat, total, seen = _page_through(client, params)
+            p99 = percentile(lat, 99)
+            rows.append(
+                [label, len(lat), seen, lat[0], lat[-1], percentile(lat, 50), p99,
+                 f"{total:.2f}", verdict(p99, TARGET_BC_MS)]
+            )  # fmt: skip
+    head = f"### (b) listing {n_jobs} jobs page by page (one client)\n\n"
+    cols = ["listing", "pages", "jobs", "first page ms", "last page ms", "p50 ms", "p99 ms"]
+    return head + markdown_table([*cols, "total s", "target"], rows)
+
+
+# ---- (c) one job's metrics ----------------------------------------------------------------
+
+
+def metrics_table(base: str, token: str, job_id: str, repeats: int, shape: str) -> str:
+    paths = [f"/jobs/{job_id}/metrics", f"/jobs/{job_id}/trials", f"/jobs/{job_id}/trials.csv"]
+    headers = {"Authorization": f"Bearer {token}"}
+    rows = []
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as client:
+        for path in paths:
+            client.get(path).raise_for_status()  # warm-up
+            lat, size = [], 0
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                response = client.get(path)
+                lat.append(1000 * (time.perf_counter() - t0))
+                response.raise_for_status()
+                size = len(response.content)
+            p99 = percentile(lat, 99)
+            name = "GET /jobs/{id}" + path.rsplit(job_id, 1)[1]
+            rows.append(
+                [name, repeats, f"{size / 1024:.0f}", percentile(lat, 50), p99,
+                 verdict(p99, TARGET_BC_MS)]
+            )  # fmt: skip
+    head = f"### (c) one job's results: {shape}\n\n"
+    cols = ["endpoint", "requests", "body KiB", "p50 ms", "p99 ms", "target"]
+    return head + markdown_table(cols, rows)
+
+
+# ---- driver ---------------------------------------------------------------------------------
+
+
+def seed_all(url: str, args: argparse.Namespace) -> dict[str, str]:
+    """Three users (load, list, metrics) so each part sees exactly its own rows."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            out: dict[str, str] = {}
+            for part in ("load", "list", "metrics"):
+                token, user_id = make_user(session, f"bench-{part}")
+                out[f"{part}_token"] = token
+                out[f"{part}_dataset"] = ready_dataset(session, user_id)
+                out[f"{part}_user"] = user_id
+            t0 = time.perf_counter()
+            seed_jobs(session, owner_id=out["list_user"], dataset_id=out["list_dataset"],
+                      n=args.jobs)  # fmt: skip
+            out["metrics_job"] = seed_metrics_job(
+                session, owner_id=out["metrics_user"], dataset_id=out["metrics_dataset"],
+                trials=args.trials, epochs=args.epochs,
+            )  # fmt: skip
+            print(f"seeded rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            return out
+    finally:
+        engine.dispose()
+
+
+def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
+    with tempfile.TemporaryDirectory(prefix="synib_bench_") as tmp:
+        state = Path(tmp)
+        with bench_database(state if args.sqlite else None) as url:
+            seeds = seed_all(url, args)
+            with run_api(url, state / "api", workers=args.workers) as base:
+                backend = "SQLite (WAL)" if args.sqlite else "PostgreSQL"
+                load = os.getloadavg()[0]
+                emit(
+                    f"## API latency: {backend}, uvicorn x{args.workers} worker(s), "
+                    f"{os.cpu_count()} CPUs, load average {load:.1f} at start\n"
+                )
+                emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
+                                      args.clients, args.seconds) + "\n")  # fmt: skip
+                emit(listing_table(base, seeds["list_token"], args.jobs) + "\n")
+                shape = f"{args.trials} trials x {args.epochs} epochs x 10 metrics"
+                emit(metrics_table(base, seeds["metrics_token"], seeds["metrics_job"],
+                                   args.repeats, shape) + "\n")  # fmt: skip
+                emit(
+                    "Latencies are measured by the client (request sent -> body read) on the "
+                    "same machine as the server; the client's own CPU use is included."
+                )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of part (a)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=10_000, help="jobs seeded for part (b)")
+    parser.add_argument("--trials", type=int, default=50, help="part (c)")
+    parser.add_argument("--epochs", type=int, default=100, help="part (c)")
+    parser.add_argument("--repeats", type=int, default=30, help="requests per endpoint in (c)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--sqlite", action="store_true", help="embedded SQLite backend")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seconds, args.clients, args.jobs = 1.0, 4, 120
+        args.trials, args.epochs, args.repeats = 3, 5, 3
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
+    run(parse_args(argv), lambda text: print(text, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

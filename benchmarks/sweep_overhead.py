@@ -1,0 +1,296 @@
+"""Overhead of the service over a direct run: the same 8-trial sweep both ways.
+
+    python benchmarks/sweep_overhead.py [--epochs 10] [--cpus 2] [--smoke]
+
+The sweep: xor_pid (saved as .npz), vanilla + synib over lambda {0.1, 1, 10}, seeds {0, 1}
+(2 + 6 trials), the mlp of examples/xor_pid_sweep.yaml (``KNOBS``), ``--epochs`` epochs, one unimodal reference model per
+modality and seed. It runs:
+
+1. directly, in one fresh process, serially: exactly what ``synib compare`` does per seed
+   (``train_references`` once, then ``fit`` per trial; ``synib compare`` itself cannot sweep
+   lambda, so the loop calls the same two functions), 1 torch thread;
+2. through the service: ``synib serve`` (SQLite, filesystem broker, local Ray with
+   ``SYNIB_CPUS=--cpus``) in a subprocess with a temp state dir; the .npz is uploaded, then the
+   job is submitted with ``max_concurrent_trials`` 1 and then 2 (1 CPU per trial) and polled
+   until it succeeded.
+
+Wall times include everything (the direct process's start and imports; for the service, from
+POST to the poll that saw ``succeeded``); the job's own timestamps split the service's time into
+queue wait, setup (ray.init, dataset load, references, Tune start), trials and finalisation
+(artifacts, report). Targets from the issue are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from _service import Service, exit_on_sigterm, markdown_table, run_serve
+
+# The model of examples/xor_pid_sweep.yaml (the documented laptop-sized sweep).
+KNOBS: dict[str, Any] = {
+    "encoder": "mlp", "hidden": 256, "encoder_layers": 2, "fusion": "concat_mlp",
+    "fusion_hidden": 64, "fusion_layers": 1, "batch_size": 64, "lr": 1e-3, "w_uni": 1.0,
+    "mask": "random", "mask_level": "input", "fill": "noise", "device": "cpu",
+}  # fmt: skip
+SMOKE_DATA = {"n_train": 200, "n_val": 50, "n_test": 200}
+TARGET_RATIO, TARGET_SPEEDUP = 1.3, 1.5
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """vanilla once per seed + synib per lambda and seed, ``epochs`` epochs each."""
+
+    epochs: int = 10
+    lambdas: tuple[float, ...] = (0.1, 1.0, 10.0)
+    seeds: tuple[int, ...] = (0, 1)
+
+    def trials(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """(method, seed, knobs) of every trial, in the service's order (method, lambda, seed)."""
+        base = {**KNOBS, "epochs": self.epochs}
+        out = [("vanilla", s, dict(base)) for s in self.seeds]
+        out += [("synib", s, {**base, "lambda": v}) for v in self.lambdas for s in self.seeds]
+        return out
+
+
+# ---- the direct run (a child process) ----------------------------------------------------
+
+
+def direct_child(npz: str, sweep: Sweep) -> None:
+    """Runs in a fresh process: references once per seed, then the 8 fits; prints JSON."""
+    t0 = time.perf_counter()
+    import torch
+
+    from synib_core.config import config_from_knobs
+    from synib_core.data import load_npz
+    from synib_core.training import fit, train_references
+
+    torch.set_num_threads(1)
+    data = load_npz(npz)
+    out: dict[str, Any] = {"import_load_s": time.perf_counter() - t0, "trials": []}
+    t1 = time.perf_counter()
+    refs = {
+        s: train_references(config_from_knobs({**KNOBS, "epochs": sweep.epochs}), data, seed=s)
+        for s in sweep.seeds
+    }
+    out["references_s"] = time.perf_counter() - t1
+    for method, seed, knobs in sweep.trials():
+        t2 = time.perf_counter()
+        fit(config_from_knobs(knobs), data, method=method, seed=seed, references=refs[seed])
+        out["trials"].append(time.perf_counter() - t2)
+    print(json.dumps(out))
+
+
+def run_direct(npz: Path, sweep: Sweep) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    argv = [
+        sys.executable,
+        __file__,
+        "--direct-child",
+        str(npz),
+        "--sweep",
+        json.dumps(asdict(sweep)),
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+# ---- the service run ---------------------------------------------------------------------
+
+
+def _ts(text: str | None) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def wait_for_log(log: Path, pattern: str, timeout_s: float) -> None:
+    """Wait until ``pattern`` (a regex) appears in the service log (the worker is ready)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if re.search(pattern, log.read_text(errors="replace")):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{pattern!r} not in the service log after {timeout_s:.0f} s")
+
+
+def upload(service: Service, npz: Path) -> str:
+    with service.client() as client, npz.open("rb") as f:
+        response = client.post("/datasets", files={"file": ("xor_pid.npz", f)})
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+
+def run_job(
+    service: Service, dataset_id: str, sweep: Sweep, concurrent: int, timeout_s: float = 1800
+) -> dict[str, Any]:
+    """Submit the sweep, poll every 0.2 s until it ends: wall time, the job and its trials,
+    and what the worker logged meanwhile (ray.init, per-trial and tuner.fit seconds)."""
+    log_start = service.log.stat().st_size
+    spec = {
+        "name": f"sweep overhead x{concurrent}",
+        "dataset_id": dataset_id,
+        "methods": ["vanilla", "synib"],
+        "config": KNOBS,
+        "sweep": {"lambda": {"type": "grid", "values": list(sweep.lambdas)}},
+        "seeds": list(sweep.seeds),
+        "epochs": sweep.epochs,
+        "resources": {"cpus_per_trial": 1},
+        "max_concurrent_trials": concurrent,
+    }
+    with service.client() as client:
+        t0 = time.perf_counter()
+        job = client.post("/jobs", json=spec).raise_for_status().json()
+        while job["status"] not in ("succeeded", "failed", "cancelled"):
+            if time.perf_counter() - t0 > timeout_s:
+                tail = service.log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(
+                    f"job {job['id']} still {job['status']} after {timeout_s} s\n{tail}"
+                )
+            time.sleep(0.2)
+            job = client.get(f"/jobs/{job['id']}").raise_for_status().json()
+        wall = time.perf_counter() - t0
+        trials = client.get(f"/jobs/{job['id']}/trials").raise_for_status().json()["data"]
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"job {job['id']} {job['status']}: {job['failure_reason']}")
+    with service.log.open("rb") as f:
+        f.seek(log_start)
+        text = f.read().decode(errors="replace")
+    return {"wall_s": wall, "job": job, "trials": trials, "log": text}
+
+
+def log_seconds(text: str, pattern: str) -> list[float]:
+    """The ``<number> s`` that ends each worker log line matching ``pattern``."""
+    return [float(m) for m in re.findall(pattern + r"[^\n]*?([\d.]+) s", text)]
+
+
+def tuner_end(text: str) -> float:
+    """Epoch seconds of the worker's ``tuner.fit: ...`` log line (local time, as logged)."""
+    found = re.findall(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}):[^\]]*\] tuner\.fit:", text)
+    if not found:
+        raise RuntimeError("no 'tuner.fit:' line in the worker log")
+    return datetime.strptime(found[-1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def phases(run: dict[str, Any]) -> dict[str, float]:
+    """Seconds of one service job, consecutive: queue (created -> started), setup (-> first
+    trial started: ray.init, dataset, references, Tune start), trials (-> tuner.fit returned),
+    rest (-> finished: artifacts, report); plus ray_init, tuner_fit and trial_sum as logged."""
+    job, text = run["job"], run["log"]
+    created, started, finished = (_ts(job[k]) for k in ("created_at", "started_at", "finished_at"))
+    first_trial = min(_ts(t["started_at"]) for t in run["trials"] if t["started_at"])
+    trials_end = tuner_end(text)
+    return {
+        "queue": started - created,
+        "setup": first_trial - started,
+        "trials": trials_end - first_trial,
+        "rest": finished - trials_end,
+        "job": finished - created,
+        "ray_init": sum(log_seconds(text, r"ray\.init took")),
+        "tuner_fit": sum(log_seconds(text, r"tuner\.fit: \d+ trials in")),
+        "trial_sum": sum(log_seconds(text, r"trial \S+ ended after")),
+    }
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+
+def _service_row(label: str, run: dict[str, Any], p: dict[str, float]) -> list[str]:
+    values = [run["wall_s"], p["job"], p["queue"], p["setup"], p["trials"], p["trial_sum"]]
+    return [label, *(f"{v:.1f}" for v in values), f"{p['rest']:.1f}"]
+
+
+def report(direct: dict[str, Any], serial: dict[str, Any], parallel: dict[str, Any]) -> str:
+    p1, p2 = phases(serial), phases(parallel)
+    fit_sum = sum(direct["trials"])
+    pre = direct["import_load_s"] + direct["references_s"]
+    rows = [
+        ["direct (compare loop), serial", f"{direct['wall_s']:.1f}", "-", "-", f"{pre:.1f}",
+         f"{fit_sum:.1f}", f"{fit_sum:.1f}", "-"],
+        _service_row("service, 1 trial at a time", serial, p1),
+        _service_row("service, 2 trials at a time", parallel, p2),
+    ]  # fmt: skip
+    cols = ["run", "wall s", "job s", "queued->started s", "setup s", "trials s"]
+    table = markdown_table([*cols, "sum of trials s", "rest s"], rows)
+    ratio = serial["wall_s"] / direct["wall_s"]
+    speedup = serial["wall_s"] / parallel["wall_s"]
+    n = len(direct["trials"])
+    per_trial = (p1["trial_sum"] - fit_sum) / n
+    return "\n".join(
+        [
+            table,
+            "",
+            f"- service serial / direct: **{ratio:.2f}x** (target <= {TARGET_RATIO}x: "
+            f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})",
+            f"- service 2 trials at a time vs 1: **{speedup:.2f}x** faster (target >= "
+            f"{TARGET_SPEEDUP}x: {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})",
+            "- wall = POST -> the 0.2 s poll that saw `succeeded`; job = the job's own "
+            "created_at -> finished_at = queued->started + setup + trials (first trial started -> "
+            "tuner.fit returned) + rest (artifacts, report); sum of trials: each trial's "
+            "start -> end as the worker logged it",
+            f"- setup (serial job) {p1['setup']:.1f} s = ray.init {p1['ray_init']:.1f} s + "
+            f"dataset load + references (directly: {direct['references_s']:.1f} s, imports and "
+            f"data {direct['import_load_s']:.1f} s) + Tune start; each job runs in a fresh "
+            "worker process, so each pays ray.init",
+            f"- tuner.fit (serial job): {p1['tuner_fit']:.1f} s, of which the trials' own "
+            f"time {p1['trial_sum']:.1f} s (the rest: Tune's start, actor starts, scheduling)",
+            f"- per-trial overhead (service trial minus direct fit, serial): {per_trial:.2f} s "
+            f"({n} trials; Tune bookkeeping, a checkpoint and a database row per epoch, the "
+            "first trial's actor start)",
+        ]
+    )
+
+
+def make_npz(path: Path, smoke: bool) -> None:
+    from synib_core.data import make_dataset, save_npz
+
+    save_npz(make_dataset("xor_pid", 0, **(SMOKE_DATA if smoke else {})), path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--cpus", type=int, default=2, help="SYNIB_CPUS of the service")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, 2 trials, 1 epoch")
+    parser.add_argument("--direct-child", metavar="NPZ", help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.direct_child:
+        raw = json.loads(args.sweep)
+        sweep = Sweep(raw["epochs"], tuple(raw["lambdas"]), tuple(raw["seeds"]))
+        direct_child(args.direct_child, sweep)
+        return 0
+    exit_on_sigterm()
+    sweep = Sweep(1, (1.0,), (0,)) if args.smoke else Sweep(args.epochs)
+    with tempfile.TemporaryDirectory(prefix="synib_sweep_") as tmp:
+        npz = Path(tmp) / "xor_pid.npz"
+        make_npz(npz, args.smoke)
+        direct = run_direct(npz, sweep)
+        print(f"direct: {direct['wall_s']:.1f} s", file=sys.stderr)
+        with run_serve(Path(tmp) / "state", cpus=args.cpus) as service:
+            wait_for_log(service.log, r"ready\.", timeout_s=120)
+            dataset_id = upload(service, npz)
+            limit = 120 if args.smoke else 1800
+            serial = run_job(service, dataset_id, sweep, 1, limit)
+            print(f"service serial: {serial['wall_s']:.1f} s", file=sys.stderr)
+            parallel = run_job(service, dataset_id, sweep, 2, limit)
+        n = len(sweep.trials())
+        print(f"## Sweep overhead: {n} trials x {sweep.epochs} epoch(s), {args.cpus} Ray CPUs, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+        print(report(direct, serial, parallel), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The service benchmarks run end to end with ``--smoke`` (tiny sizes) and print their tables.
+
+Nothing timed is asserted: only that each script exits 0 and prints every table with sane
+counts (requests made, no errors, every seeded job listed, targets printed beside the numbers).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+def _run(script: str, *args: str, timeout_s: int) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _row(text: str, label: str) -> list[str]:
+    """Cells of the Markdown table row whose first cell is ``label``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == label:
+            return cells
+    raise AssertionError(f"no table row {label!r} in:\n{text}")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_api_latency_smoke_prints_its_tables(backend: str) -> None:
+    out = _run("api_latency.py", *(["--sqlite"] if backend == "sqlite" else []), timeout_s=120)
+    assert ("SQLite" in out) == (backend == "sqlite")
+    post, get = _row(out, "POST /jobs"), _row(out, "GET /jobs/{id}")
+    # columns: endpoint, requests, req/s, p50, p95, p99, errors, target
+    assert int(post[1]) > 0 and int(get[1]) > 0
+    assert post[6] == "0" and get[6] == "0"
+    assert re.fullmatch(r"(met|MISSED) \(< 50 ms\)", post[7])
+    # --smoke seeds 120 jobs, about 60 % of them succeeded (random mix: counted, not fixed)
+    default, largest = _row(out, "default page size (50)"), _row(out, "max page size (200)")
+    assert (default[1], default[2]) == ("3", "120")
+    assert (largest[1], largest[2]) == ("1", "120")
+    succeeded = _row(out, "status=succeeded, default size")
+    assert 0 < int(succeeded[2]) < 120
+    for name in ("GET /jobs/{id}/metrics", "GET /jobs/{id}/trials", "GET /jobs/{id}/trials.csv"):
+        row = _row(out, name)
+        assert row[1] == "3" and re.fullmatch(r"(met|MISSED) \(< 150 ms\)", row[5])
+    assert "3 trials x 5 epochs x 10 metrics" in out
+
+
+@pytest.mark.slow
+def test_sweep_overhead_smoke_prints_its_table() -> None:
+    out = _run("sweep_overhead.py", timeout_s=300)
+    assert "## Sweep overhead: 2 trials x 1 epoch(s)" in out
+    for label in (
+        "direct (compare loop), serial",
+        "service, 1 trial at a time",
+        "service, 2 trials at a time",
+    ):
+        wall = float(_row(out, label)[1])
+        assert wall > 0
+    assert re.search(
+        r"service serial / direct: \*\*[\d.]+x\*\* \(target <= 1.3x: (met|MISSED)\)", out
+    )
+    assert re.search(r"2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)

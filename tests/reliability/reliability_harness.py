@@ -1,0 +1,291 @@
+"""Fault injectors and helpers of the reliability tests: a private redis-server, Celery worker
+processes that can be SIGKILLed, a TCP proxy in front of PostgreSQL that can be cut, and
+polling helpers. Nothing here touches the machine's own Redis (6379) or other databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PROC = Path("/proc")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: Any, poll: float = 0.25) -> Any:
+    """Poll ``predicate`` until truthy; fail naming ``what`` (a str or a callable) on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    text = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {text}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc/*/stat)."""
+    kids = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(int(entry.name))
+    return kids
+
+
+def live_processes_with(needle: str) -> list[int]:
+    """Live (not zombie) processes whose environment contains ``needle``, except this one."""
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def describe(pids: list[int]) -> str:
+    """``pid: command line`` of each process (for failure messages)."""
+    lines = []
+    for pid in pids:
+        try:
+            cmd = (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmd = "?"
+        lines.append(f"{pid}: {cmd[:150]}")
+    return "; ".join(lines) or "none"
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class RedisServer:
+    """A private ``redis-server`` without persistence: a restart loses every message."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(up, 20, f"redis-server on port {self.port}")
+        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: the data in memory is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass
+class Worker:
+    """A ``celery worker`` subprocess (queue synib) with its log file."""
+
+    env: dict[str, str]
+    log_path: Path
+    concurrency: int = 1
+    process: subprocess.Popen[bytes] | None = None
+    pids: list[int] = field(default_factory=list)
+
+    def start(self) -> Worker:
+        celery = Path(sys.executable).parent / "celery"
+        command = [str(celery), "-A", "worker.celery_app", "worker", "-Q", "synib"]
+        command += ["-c", str(self.concurrency), "-l", "INFO", "--without-gossip"]
+        command += [
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"r1-{secrets.token_hex(3)}@%h",
+        ]
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        wait_for(
+            lambda: " ready." in self.log() or self.process.poll() is not None,  # type: ignore[union-attr]
+            90,
+            "the worker to start",
+        )
+        assert self.process.poll() is None, f"the worker exited:\n{self.log()[-3000:]}"
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+    def kill_hard(self) -> list[int]:
+        """SIGKILL the worker's main process and its pool children at once; their pids."""
+        assert self.process is not None
+        pids = [self.process.pid, *children_of(self.process.pid)]
+        kill_all(pids)
+        self.process.wait(timeout=10)
+        self.process = None
+        return pids
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), SIGKILL after 30 s."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                kill_all([self.process.pid, *children_of(self.process.pid)])
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+class TcpProxy:
+    """127.0.0.1:<port> -> ``target``; ``cut()`` closes the listener and every connection
+    (new connections are refused), ``restore()`` listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+def worker_env(
+    *, state_dir: Path, database_url: str, broker_url: str, ray_tmp: Path, **extra: str
+) -> dict[str, str]:
+    """Environment of a test worker: fast heartbeats and reconciliation, one thread per trial."""
+    env = {
+        **os.environ,
+        "SYNIB_STATE_DIR": str(state_dir),
+        "SYNIB_DATABASE_URL": database_url,
+        "SYNIB_BROKER_URL": broker_url,
+        "SYNIB_RAY_TMP_DIR": str(ray_tmp),
+        "SYNIB_CPUS": "2",
+        "SYNIB_WORKER_CONCURRENCY": "1",
+        "SYNIB_HEARTBEAT_INTERVAL_S": "1",
+        "SYNIB_HEARTBEAT_STALE_S": "6",
+        "SYNIB_RECONCILE_INTERVAL_S": "1",
+        "SYNIB_REQUEUE_QUEUED_AFTER_S": "3",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+        **extra,
+    }
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@dataclass
+class Sandbox:
+    """One test's state folder, Ray temp dir, database sessions and workers."""
+
+    state_dir: Path
+    ray_tmp: Path
+    database_url: str
+    sessions: Any
+    owner_id: str
+    workers: list[Worker]
+
+    def worker(self, env: dict[str, str], name: str, concurrency: int = 1) -> Worker:
+        worker = Worker(env, self.state_dir.parent / f"{name}.log", concurrency)
+        self.workers.append(worker)
+        return worker.start()
+
+    def logs(self) -> str:
+        return "\n".join(w.log()[-3000:] for w in self.workers)

@@ -1,0 +1,142 @@
+"""Start a real Celery worker process (Redis broker, PostgreSQL state, private local Ray) for
+tests, and drive jobs through it. Shared by tests/worker and tests/reliability (import it after
+putting tests/worker on sys.path: test directories have no packages).
+
+The broker is a Redis database of its own (default 14; flushed at start and stop), so that
+nothing else on the machine's Redis is touched; one harness per database at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from worker_testing import BROKER_URL, REPO, WorkerHarness, wait_for
+
+JOB_TIMEOUT_S = 240
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def flush_broker(broker_url: str = BROKER_URL) -> None:
+    import redis
+
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def running_worker(
+    database_url: str,
+    state: Path,
+    extra_env: dict[str, str] | None = None,
+    broker_url: str = BROKER_URL,
+) -> Iterator[WorkerHarness]:
+    """A Celery worker subprocess (concurrency 1, queue ``synib``, 2 Ray CPUs) until the block
+    ends; ``extra_env`` adds or overrides environment variables (e.g. ``SYNIB_*`` settings)."""
+    from api.settings import Settings
+    from worker.db_ops import session_factory
+
+    ray_tmp = Path(f"/tmp/srw_{secrets.token_hex(3)}")
+    env = {
+        **os.environ,
+        "SYNIB_STATE_DIR": str(state),
+        "SYNIB_DATABASE_URL": database_url,
+        "SYNIB_BROKER_URL": broker_url,
+        "SYNIB_RAY_TMP_DIR": str(ray_tmp),
+        "SYNIB_CPUS": "2",
+        "SYNIB_WORKER_CONCURRENCY": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+        **(extra_env or {}),
+    }
+    env.pop("RAY_ADDRESS", None)
+    settings = Settings(
+        state_dir=state, database_url=database_url, broker_url=broker_url, ray_tmp_dir=ray_tmp
+    )
+    flush_broker(broker_url)
+    log_path = state / "worker.log"
+    celery = Path(sys.executable).parent / "celery"
+    command = [str(celery), "-A", "worker.celery_app", "worker", "-Q", "synib", "-c", "1"]
+    command += ["-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command += ["-n", f"test-{secrets.token_hex(3)}@%h"]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    harness = WorkerHarness(settings, session_factory(database_url), log_path, process)
+    try:
+        wait_for(
+            lambda: " ready." in harness.log() or process.poll() is not None, 60, "worker ready"
+        )
+        assert process.poll() is None, f"the worker exited:\n{harness.log()[-3000:]}"
+        yield harness
+    finally:
+        _stop(process)
+        flush_broker(broker_url)
+
+
+def create_owner(harness: WorkerHarness) -> str:
+    """A fresh user; returns its id."""
+    from api.db import crud
+
+    with harness.sessions() as session:
+        return str(crud.create_user(session, name=f"worker-{secrets.token_hex(3)}").id)
+
+
+def create_job(
+    harness: WorkerHarness, owner_id: str, spec: dict[str, Any], dataset_params: dict[str, Any]
+) -> str:
+    """A pending built-in xor_pid dataset and a queued job on it (the job materialises it)."""
+    from api.db import crud
+
+    with harness.sessions() as session:
+        dataset = crud.create_dataset(
+            session,
+            owner_id=owner_id,
+            name="tiny-pid",
+            source="builtin",
+            builtin_name="xor_pid",
+            params=dataset_params,
+            status="pending",
+        )
+        job = crud.create_job(
+            session, owner_id=owner_id, dataset_id=dataset.id, name="t", spec=spec, trials_total=0
+        )
+        return str(job.id)
+
+
+def job_status(harness: WorkerHarness, job_id: str) -> str:
+    from api.db import crud
+
+    with harness.sessions() as session:
+        job = crud.get_job(session, job_id=job_id)
+        assert job is not None
+        return str(job.status)
+
+
+def wait_final(harness: WorkerHarness, job_id: str, timeout: float = JOB_TIMEOUT_S) -> str:
+    """The job's final status (fails with the worker log's tail after ``timeout`` seconds)."""
+    try:
+        status = wait_for(
+            lambda: (s := job_status(harness, job_id)) in FINAL_STATUSES and s,
+            timeout,
+            f"job {job_id} to finish",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; worker log:\n{harness.log()[-3000:]}") from None
+    return str(status)
