@@ -49,12 +49,16 @@ def test_compose_refuses_to_start_without_a_database_password() -> None:
     assert "POSTGRES_PASSWORD" in out.stderr
 
 
-@pytest.mark.parametrize("service,command", [("api", "api"), ("worker", "worker"), ("migrate", "migrate")])
+@pytest.mark.parametrize(
+    "service,command", [("api", "api"), ("worker", "worker"), ("migrate", "migrate")]
+)
 def test_images_run_the_same_subcommands_as_serve(service: str, command: str) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["services"][service]["command"] == ["synib", command]
     serve_source = (ROOT / "worker" / "serve.py").read_text()
-    assert re.search(rf"['\"]{command}['\"]", serve_source), f"synib serve does not run `synib {command}`"
+    assert re.search(rf"['\"]{command}['\"]", serve_source), (
+        f"synib serve does not run `synib {command}`"
+    )
 
 
 def test_dockerfile_keeps_the_api_image_free_of_torch_and_ray() -> None:
