@@ -1,4 +1,4 @@
-"""The Celery app ``synib``: broker from ``api.settings``, one job per worker process.
+"""The Celery app ``synib``: broker from ``api.settings``, one job at a time per pool child.
 
 Start a worker with ``celery -A worker.celery_app worker -Q synib`` (or ``synib worker``).
 Full mode uses Redis; embedded mode uses kombu's ``filesystem://`` transport with its folders
@@ -52,8 +52,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_prefetch_multiplier=1,
-        # Ray Tune keeps the SIGUSR1 handler (soft time limits) and one Ray per process.
-        worker_max_tasks_per_child=1,
+        # No worker_max_tasks_per_child: recycling a pool child after each job made billiard
+        # SIGTERM it (Celery resets SIGTERM to SIG_DFL in children) and occasionally left the
+        # next child hung on a process-shared lock. The child runs job after job instead;
+        # ``worker.ray_session.ray_for_job`` shuts Ray down and restores the signal handlers
+        # Ray and Tune replace (SIGUSR1: soft time limits, SIGTERM, SIGINT) after each job.
+        worker_max_tasks_per_child=None,
         # Celery's stdout redirection breaks `import ray.tune`.
         worker_redirect_stdouts=False,
         worker_hijack_root_logger=False,

@@ -2,9 +2,9 @@
 
 ``synib_core.cli.register`` adds train, compare, data; ``api.cli.register`` adds token, datasets,
 submit, jobs, watch, report, download; ``worker.serve.register`` adds serve, api, worker,
-migrate. Each is imported lazily (``synib --version`` imports none of them), and a package that
-cannot be imported (an extra not installed) leaves its commands in place with a clear error.
-Handlers return the exit code; a user error is one line on stderr and exit code 2.
+migrate, reconcile. Each is imported lazily (``synib --version`` imports none of them), and a
+package that cannot be imported (an extra not installed) leaves its commands in place with a
+clear error. Handlers return the exit code; a user error is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ USER_ERROR = 2
 COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "synib_core.cli": ("core", ("train", "compare", "data")),
     "api.cli": ("api", ("token", "datasets", "submit", "jobs", "watch", "report", "download")),
-    "worker.serve": ("worker", ("serve", "api", "worker", "migrate")),
+    "worker.serve": ("worker", ("serve", "api", "worker", "migrate", "reconcile")),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,16 +94,48 @@ def shutdown_ray(settings: Settings | None = None) -> None:
         _owner = None
 
 
+# Handlers Ray and Tune replace and keep: ray.init sets SIGTERM (sys.exit), Tune's fit sets
+# SIGINT and SIGUSR1 (which Celery's soft time limit needs); SIGHUP for good measure.
+RESTORED_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGHUP")
+
+
+def signal_handlers() -> dict[int, Any]:
+    """The Python-level handlers of ``RESTORED_SIGNALS`` now (signal number -> handler)."""
+    handlers = {}
+    for name in RESTORED_SIGNALS:
+        num = getattr(signal, name, None)
+        if num is not None:
+            handler = signal.getsignal(num)
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                handlers[int(num)] = handler
+    return handlers
+
+
+def restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    """Put back the handlers of ``signal_handlers()`` (main thread only; else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for num, handler in handlers.items():
+        try:
+            if signal.getsignal(num) is not handler:
+                signal.signal(num, handler)
+        except (OSError, ValueError):
+            log.warning("could not restore the handler of signal %d", num)
+
+
 @contextmanager
 def ray_for_job(settings: Settings) -> Iterator[None]:
     """Ray for the duration of one job; shut down afterwards only if started here.
 
-    A Celery worker process runs one job (``worker_max_tasks_per_child=1``), so the Ray it
-    started goes with it; a test (or a notebook) that started Ray itself keeps it.
+    A Celery pool child runs job after job: the Ray it started goes with each job, and the
+    signal handlers Ray and Tune replaced are restored (Celery's soft time limit is SIGUSR1;
+    SIGTERM must not become ``sys.exit``). A test (or a notebook) that started Ray keeps it.
     """
+    handlers = signal_handlers()
     started = ensure_ray(settings)
     try:
         yield
     finally:
         if started:
             shutdown_ray(settings)
+        restore_signal_handlers(handlers)

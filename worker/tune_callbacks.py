@@ -78,6 +78,24 @@ def failure_reason(trial: Any) -> str:
     return "the trial process failed without an error message (killed, e.g. out of memory?)"
 
 
+def saved_result(trial: Any) -> dict[str, Any] | None:
+    """``{"metrics", "best_epoch"}`` from the trial's ``result.json`` if its outputs are complete.
+
+    For a trial whose final report never reached the callbacks (it finished all the same).
+    """
+    from worker.job_resume import finished_result
+
+    result = finished_result(Path(trial.config["trial"]["out_dir"]))
+    if result is None:
+        return None
+    metrics = {
+        k: float(v)
+        for k, v in result["metrics"].items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return {"metrics": metrics, "best_epoch": int(result.get("best_epoch") or 0) or None}
+
+
 class DatabaseHook:
     """Holds the database URL, not a session factory: Tune pickles its callbacks and stopper."""
 
@@ -173,6 +191,7 @@ class TrialRecorder(DatabaseHook, Callback):
         self.final: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
         self.last_epoch: dict[str, dict[str, float]] = {}
+        self.recorded: set[str] = set()  # trials whose final status was written
 
     @staticmethod
     def _trial_id(trial: Any) -> str:
@@ -190,18 +209,31 @@ class TrialRecorder(DatabaseHook, Callback):
             log.exception("trial %s: could not record status %s", trial_id, status)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.started[self._trial_id(trial)] = time.monotonic()
-        self._set_status(self._trial_id(trial), "running")
+        trial_id = self._trial_id(trial)
+        if trial_id in self.recorded:  # a late or repeated start never undoes a final status
+            return
+        self.started.setdefault(trial_id, time.monotonic())
+        self._set_status(trial_id, "running")
+
+    def _succeed(self, trial_id: str, final: dict[str, Any]) -> None:
+        """Record ``succeeded`` (metrics of the selected epoch, best epoch) once, now."""
+        if trial_id in self.recorded:
+            return
+        self.recorded.add(trial_id)
+        self._set_status(
+            trial_id, "succeeded", metrics=final["metrics"], best_epoch=final["best_epoch"]
+        )
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         trial_id = self._trial_id(trial)
-        if result.get("final"):
+        if result.get("final"):  # the trainable's last report: its outputs are saved
             self.final[trial_id] = {
                 "metrics": metrics_of(result),
                 "best_epoch": int(result.get("best_epoch") or 0) or None,
             }
+            self._succeed(trial_id, self.final[trial_id])
             return
         if "epoch" not in result:
             return
@@ -224,11 +256,11 @@ class TrialRecorder(DatabaseHook, Callback):
         trial_id = self._trial_id(trial)
         seconds = time.monotonic() - self.started.get(trial_id, time.monotonic())
         log.info("trial %s ended after %.1f s", trial.config["trial"]["key"], seconds)
-        final = self.final.get(trial_id)
+        if trial_id in self.recorded:
+            return
+        final = self.final.get(trial_id) or saved_result(trial)
         if final is not None:
-            self._set_status(
-                trial_id, "succeeded", metrics=final["metrics"], best_epoch=final["best_epoch"]
-            )
+            self._succeed(trial_id, final)
         elif self.watch.cancelled:
             self._set_status(trial_id, "cancelled", metrics=self.last_epoch.get(trial_id))
         else:  # stopped early by the scheduler (ASHA)
@@ -236,6 +268,9 @@ class TrialRecorder(DatabaseHook, Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id = self._trial_id(trial)
+        if trial_id in self.recorded:
+            return
+        self.recorded.add(trial_id)
         status = "cancelled" if self.watch.cancelled else "failed"
         reason = None if status == "cancelled" else failure_reason(trial)
         self._set_status(

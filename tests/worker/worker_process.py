@@ -60,6 +60,7 @@ def running_worker(
         "SYNIB_RAY_TMP_DIR": str(ray_tmp),
         "SYNIB_CPUS": "2",
         "SYNIB_WORKER_CONCURRENCY": "1",
+        "SYNIB_RECONCILE_INTERVAL_S": "0",  # off unless a test asks (extra_env)
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(REPO),
         **(extra_env or {}),
