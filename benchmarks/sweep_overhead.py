@@ -241,8 +241,8 @@ def report(direct: dict[str, Any], serial: dict[str, Any], parallel: dict[str, A
             "start -> end as the worker logged it",
             f"- setup (serial job) {p1['setup']:.1f} s = ray.init {p1['ray_init']:.1f} s + "
             f"dataset load + references (directly: {direct['references_s']:.1f} s, imports and "
-            f"data {direct['import_load_s']:.1f} s) + Tune start; each job runs in a fresh "
-            "worker process, so each pays ray.init",
+            f"data {direct['import_load_s']:.1f} s) + Tune start; every job starts and stops "
+            "its own local Ray, so each pays ray.init",
             f"- tuner.fit (serial job): {p1['tuner_fit']:.1f} s, of which the trials' own "
             f"time {p1['trial_sum']:.1f} s (the rest: Tune's start, actor starts, scheduling)",
             f"- per-trial overhead (service trial minus direct fit, serial): {per_trial:.2f} s "
