@@ -183,15 +183,17 @@ def _spawn(argv: list[str], env: dict[str, str], state_dir: Path, url: str) -> I
 
 
 @contextlib.contextmanager
-def run_api(database_url: str, state_dir: Path, workers: int = 1) -> Iterator[str]:
+def run_api(database_url: str, state_dir: Path, workers: int = 1, **settings: Any) -> Iterator[str]:
     """``uvicorn api.main:app`` (no access log, filesystem broker, no rate limit to speak of)
-    in a subprocess on a free port; yields the root URL."""
+    in a subprocess on a free port; yields the root URL. ``settings`` override SYNIB_ values
+    (e.g. ``static_dir=...`` to serve the dashboard)."""
     port = free_port()
     env = service_env(
         state_dir,
         database_url=database_url,
         broker_url="filesystem://",
         rate_limit_per_minute=10**9,
+        **settings,
     )
     argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]

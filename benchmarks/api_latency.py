@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import tempfile
 import time
@@ -50,14 +51,24 @@ Samples = dict[str, list[float]]
 
 
 async def _client_loop(
-    base: str, token: str, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples
-) -> None:
+    base: str, token: str, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples,
+    rate: float = 0.0,
+) -> None:  # fmt: skip
+    """POST a job then GET it, again and again; ``rate`` > 0 paces the pairs (pairs per second,
+    on a fixed schedule, so a slow answer is not followed by a pause); 0 = closed loop."""
     headers = {"Authorization": f"Bearer {token}"}
+    next_start = time.perf_counter()
+    if rate > 0:  # spread the clients' schedules over one period instead of 20-request bursts
+        next_start += random.uniform(0.0, 1.0 / rate)
+        await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
     async with httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30) as c:
         while time.perf_counter() < deadline:
             job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", json=body)
             if job_id is not None:
                 await _timed(c, "GET /jobs/{id}", lat, errors, 200, "GET", f"/jobs/{job_id}")
+            if rate > 0:
+                next_start += 1.0 / rate
+                await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
 
 
 async def _timed(
@@ -79,22 +90,24 @@ async def _timed(
 
 
 async def _load(
-    base: str, token: str, body: dict[str, Any], clients: int, seconds: float
+    base: str, token: str, body: dict[str, Any], clients: int, seconds: float, rate: float = 0.0
 ) -> tuple[Samples, Samples, float]:
     lat: Samples = defaultdict(list)
     errors: Samples = defaultdict(list)
     t0 = time.perf_counter()
     deadline = t0 + seconds
     await asyncio.gather(
-        *(_client_loop(base, token, body, deadline, lat, errors) for _ in range(clients))
+        *(_client_loop(base, token, body, deadline, lat, errors, rate) for _ in range(clients))
     )
     return lat, errors, time.perf_counter() - t0
 
 
-def concurrent_table(base: str, token: str, dataset_id: str, clients: int, seconds: float) -> str:
+def concurrent_table(
+    base: str, token: str, dataset_id: str, clients: int, seconds: float, rate: float = 0.0
+) -> str:
     body = job_spec(dataset_id)
     asyncio.run(_load(base, token, body, 2, min(1.0, seconds)))  # warm-up, not reported
-    lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds))
+    lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds, rate))
     rows = []
     for name in ("POST /jobs", "GET /jobs/{id}"):
         values = lat[name]
@@ -104,7 +117,10 @@ def concurrent_table(base: str, token: str, dataset_id: str, clients: int, secon
              percentile(values, 95), p99, len(errors[name]), verdict(p99, TARGET_A_MS)]
         )  # fmt: skip
     total = sum(len(v) for v in lat.values())
-    head = f"### (a) {clients} concurrent clients for {wall:.1f} s ({total / wall:.0f} req/s)\n\n"
+    pacing = f", each pacing {rate:g} POST+GET pairs/s" if rate > 0 else ", closed loop"
+    head = (
+        f"### (a) {clients} concurrent clients{pacing}, {wall:.1f} s ({total / wall:.0f} req/s)\n\n"
+    )
     headers = ["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "target"]
     return head + markdown_table(headers, rows)
 
@@ -222,7 +238,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
                     f"{os.cpu_count()} CPUs, load average {load:.1f} at start\n"
                 )
                 emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
-                                      args.clients, args.seconds) + "\n")  # fmt: skip
+                                      args.clients, args.seconds, args.rate) + "\n")  # fmt: skip
                 emit(listing_table(base, seeds["list_token"], args.jobs) + "\n")
                 shape = f"{args.trials} trials x {args.epochs} epochs x 10 metrics"
                 emit(metrics_table(base, seeds["metrics_token"], seeds["metrics_job"],
@@ -237,6 +253,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of part (a)")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="part (a): POST+GET pairs per second per client (0 = closed loop, the default)",
+    )
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs seeded for part (b)")
     parser.add_argument("--trials", type=int, default=50, help="part (c)")
     parser.add_argument("--epochs", type=int, default=100, help="part (c)")

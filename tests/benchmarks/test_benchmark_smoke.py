@@ -78,3 +78,12 @@ def test_sweep_overhead_smoke_prints_its_table() -> None:
         r"service serial / direct: \*\*[\d.]+x\*\* \(target <= 1.3x: (met|MISSED)\)", out
     )
     assert re.search(r"2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)
+
+
+@pytest.mark.browser
+def test_dashboard_load_smoke_measures_every_step() -> None:
+    out = _run("dashboard_load.py", timeout_s=180)
+    assert "60 jobs in PostgreSQL" in out
+    for step in ("page load", "sign-in -> first page", "jump to the last page", "status filter"):
+        cells = _row(out, step)
+        assert float(cells[1]) > 0 and float(cells[2]) >= float(cells[1])
