@@ -247,3 +247,29 @@ def test_cancel_stops_trials_and_leaves_no_ray_processes(
     assert trials and {t.status for t in trials} == {"cancelled"}
     assert all(t.epochs_done < 2000 for t in trials)
     wait_for(lambda: not ray_pids(marker), 60, "the job's Ray processes to exit")
+
+
+def test_asha_stops_a_hopeless_trial_early(worker_harness: WorkerHarness, owner_id: str) -> None:
+    """Trials run one at a time, so ASHA has the good trial's rung results when the
+    tiny-learning-rate trials reach their first rung, and stops at least one of them."""
+    spec = {
+        "methods": ["vanilla"],
+        "config": {**tiny_config(), "w_uni": 0.0},
+        "epochs": 6,
+        "sweep": {"lr": {"type": "grid", "values": [1e-2, 1e-7, 1e-8]}},
+        "seeds": [0],
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3},
+        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},
+        "max_concurrent_trials": 1,
+        "baseline": "vanilla",
+    }
+    job_id = create_job(worker_harness, owner_id, spec)
+    worker_harness.send("synib.run_job", job_id)
+    assert wait_final(worker_harness, job_id) == "succeeded"
+    with worker_harness.sessions() as session:
+        trials = {t.config["lr"]: t for t in crud.list_trials(session, job_id=job_id)}
+    assert set(trials) == {1e-2, 1e-7, 1e-8}
+    assert trials[1e-2].status == "succeeded" and trials[1e-2].epochs_done == 6
+    stopped = [lr for lr, t in trials.items() if t.status == "stopped"]
+    assert stopped and set(stopped) <= {1e-7, 1e-8}, {lr: t.status for lr, t in trials.items()}
+    assert all(trials[lr].epochs_done < 6 for lr in stopped)
