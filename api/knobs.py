@@ -67,6 +67,7 @@ _LIST: tuple[Knob, ...] = (
         "learned_direction", "str", "keep_unimodal", choices=("keep_unimodal", "destroy_unimodal")
     ),
     Knob("w_uni", "float", 0.0, min=0.0),
+    Knob("uni_detach", "bool", False),
     Knob("warmup_epochs", "int", 0, min=0),
     Knob("modality_weights", "str", ""),
     Knob("modality_dropout_prob", "float", 0.3, min=0.0, max=1.0, max_exclusive=True),
@@ -122,12 +123,27 @@ _MASK_KNOBS: tuple[str, ...] = (
 )
 
 METHOD_KNOBS: dict[str, tuple[str, ...]] = {
-    "vanilla": ("w_uni",),
-    "synib": ("lambda", "penalty", *_MASK_KNOBS, "w_uni", "warmup_epochs", "modality_weights"),
-    "masking_only": ("lambda", *_MASK_KNOBS, "w_uni", "warmup_epochs", "modality_weights"),
-    "modality_dropout": ("modality_dropout_prob", "w_uni"),
+    "vanilla": ("w_uni", "uni_detach"),
+    "synib": (
+        "lambda",
+        "penalty",
+        *_MASK_KNOBS,
+        "w_uni",
+        "uni_detach",
+        "warmup_epochs",
+        "modality_weights",
+    ),
+    "masking_only": (
+        "lambda",
+        *_MASK_KNOBS,
+        "w_uni",
+        "uni_detach",
+        "warmup_epochs",
+        "modality_weights",
+    ),
+    "modality_dropout": ("modality_dropout_prob", "w_uni", "uni_detach"),
     "ensemble": (),
-    "ogm_ge": ("ogm_alpha", "w_uni"),
+    "ogm_ge": ("ogm_alpha", "w_uni", "uni_detach"),
     "mmpareto": ("w_uni",),
 }
 

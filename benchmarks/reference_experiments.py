@@ -81,6 +81,7 @@ XOR_PID_COMMON: dict[str, Any] = {
     "fusion_hidden": 128,
     "fusion_layers": 2,
     "w_uni": 1.0,
+    "uni_detach": True,  # the paper trains its unimodal heads on detached encoder outputs
     "epochs": 30,
     "batch_size": 64,
     "optimizer": "adam",
@@ -258,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override the recipe's feature_norm for every arm",
     )
     parser.add_argument("--tag", default="", help="suffix of the results file name")
+    parser.add_argument("--arms", default="", help="comma-separated subset of the arms to run")
     parser.add_argument(
         "--data-param",
         dest="data_params",
@@ -269,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tasks = _tasks(args)
+    if args.arms:
+        tasks = [t for t in tasks if t["arm"] in set(args.arms.split(","))]
     for task in tasks:
         task["feature_norm"] = args.feature_norm
     started = time.perf_counter()

@@ -170,6 +170,12 @@ _KNOB_LIST: tuple[KnobSpec, ...] = (
         choices=("keep_unimodal", "destroy_unimodal"),
     ),
     _k("w_uni", "float", 0.0, "weight of the unimodal-head CE losses", min=0.0),
+    _k(
+        "uni_detach",
+        "bool",
+        False,
+        "unimodal heads train on detached features (they then never shape the encoders)",
+    ),
     _k("warmup_epochs", "int", 0, "epochs of linear lambda warm-up", min=0),
     _k("modality_weights", "str", "", "per-modality penalty weights: '' or 'name=w,name=w'"),
     _k(
@@ -235,12 +241,27 @@ _MASK_KNOBS: tuple[str, ...] = (
 
 # Knobs each method reads beyond SHARED_KNOBS; a sweep over any other knob is a no-op for it.
 METHOD_KNOBS: dict[str, tuple[str, ...]] = {
-    "vanilla": ("w_uni",),
-    "synib": ("lambda", "penalty", *_MASK_KNOBS, "w_uni", "warmup_epochs", "modality_weights"),
-    "masking_only": ("lambda", *_MASK_KNOBS, "w_uni", "warmup_epochs", "modality_weights"),
-    "modality_dropout": ("modality_dropout_prob", "w_uni"),
+    "vanilla": ("w_uni", "uni_detach"),
+    "synib": (
+        "lambda",
+        "penalty",
+        *_MASK_KNOBS,
+        "w_uni",
+        "uni_detach",
+        "warmup_epochs",
+        "modality_weights",
+    ),
+    "masking_only": (
+        "lambda",
+        *_MASK_KNOBS,
+        "w_uni",
+        "uni_detach",
+        "warmup_epochs",
+        "modality_weights",
+    ),
+    "modality_dropout": ("modality_dropout_prob", "w_uni", "uni_detach"),
     "ensemble": (),
-    "ogm_ge": ("ogm_alpha", "w_uni"),
+    "ogm_ge": ("ogm_alpha", "w_uni", "uni_detach"),
     "mmpareto": ("w_uni",),
 }
 
@@ -350,6 +371,7 @@ class TrainConfig:
     mask_hard: bool = False
     learned_direction: str = "keep_unimodal"
     w_uni: float = 0.0
+    uni_detach: bool = False
     warmup_epochs: int = 0
     modality_weights: str = ""
     modality_dropout_prob: float = 0.3

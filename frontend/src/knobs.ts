@@ -57,6 +57,7 @@ export const KNOBS: Knob[] = [
     choices: ["keep_unimodal", "destroy_unimodal"],
   }),
   k("w_uni", "float", 0.0, { min: 0 }),
+  k("uni_detach", "bool", false, { help: "unimodal heads do not train the encoders" }),
   k("warmup_epochs", "int", 0, { min: 0 }),
   k("modality_weights", "str", "", { help: 'empty (all 1) or "name=w,name=w", w >= 0' }),
   k("modality_dropout_prob", "float", 0.3, { min: 0, lt: 1 }),

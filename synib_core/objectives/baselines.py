@@ -37,10 +37,10 @@ class Vanilla(Objective):
 
     def __init__(self, config: TrainConfig, spec: SpecLike) -> None:
         del spec
-        self.w_uni = config.w_uni
+        self.w_uni, self.uni_detach = config.w_uni, config.uni_detach
 
     def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
-        terms = task_terms(model, model.encode_all(batch), batch.y, self.w_uni)
+        terms = task_terms(model, model.encode_all(batch), batch.y, self.w_uni, self.uni_detach)
         logs = {"ce": _float(terms.ce), "uni": _float(terms.uni)}
         return ObjectiveOutput(loss=terms.loss, logits=terms.logits, logs=logs)
 
@@ -103,11 +103,12 @@ class ModalityDropout(Objective):
                 f"modality_dropout_prob: must be in [0, 1), got {config.modality_dropout_prob}"
             )
         self.prob, self.w_uni = config.modality_dropout_prob, config.w_uni
+        self.uni_detach = config.uni_detach
 
     def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
         feats = model.encode_all(batch)
         if not ctx.training:
-            terms = task_terms(model, feats, batch.y, self.w_uni)
+            terms = task_terms(model, feats, batch.y, self.w_uni, self.uni_detach)
             logs = {"ce": _float(terms.ce), "uni": _float(terms.uni), "kept": 1.0}
             return ObjectiveOutput(loss=terms.loss, logits=terms.logits, logs=logs)
         dropped, keep = drop_modalities(feats, self.prob, ctx.generator)

@@ -72,8 +72,15 @@ class TaskTerms:
     loss: Tensor
 
 
-def task_terms(model: ModelLike, feats: dict[str, Tensor], y: Tensor, w_uni: float) -> TaskTerms:
-    """CE(f(x), y) + w_uni * sum_m CE(u_m(z_m), y). feats: m -> (B, H) encoder outputs.
+def task_terms(
+    model: ModelLike,
+    feats: dict[str, Tensor],
+    y: Tensor,
+    w_uni: float,
+    uni_detach: bool = False,
+) -> TaskTerms:
+    """CE(f(x), y) + w_uni * sum_m CE(u_m(z_m), y). feats: m -> (B, H) encoder outputs;
+    ``uni_detach``: the unimodal CE sees detached features, so it trains the heads only.
 
     Every objective that reduces to vanilla builds its loss here, so that lambda = 0 gives the
     very same floating-point operations as the baseline.
@@ -82,7 +89,8 @@ def task_terms(model: ModelLike, feats: dict[str, Tensor], y: Tensor, w_uni: flo
     ce = cross_entropy(logits, y)
     if w_uni == 0:
         return TaskTerms(logits=logits, ce=ce, uni=None, loss=ce)
-    uni = torch.stack(list(unimodal_cross_entropy(model, feats, y).values())).sum()
+    uni_feats = {m: z.detach() for m, z in feats.items()} if uni_detach else feats
+    uni = torch.stack(list(unimodal_cross_entropy(model, uni_feats, y).values())).sum()
     return TaskTerms(logits=logits, ce=ce, uni=uni, loss=ce + w_uni * uni)
 
 

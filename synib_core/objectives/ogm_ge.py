@@ -73,10 +73,11 @@ class OgmGe(Objective):
     def __init__(self, config: TrainConfig, spec: SpecLike) -> None:
         del spec
         self.alpha, self.w_uni = config.ogm_alpha, config.w_uni
+        self.uni_detach = config.uni_detach
 
     def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
         feats = model.encode_all(batch)
-        terms = task_terms(model, feats, batch.y, self.w_uni)
+        terms = task_terms(model, feats, batch.y, self.w_uni, self.uni_detach)
         logs = {"ce": float(terms.ce.detach())}
         logs["uni"] = 0.0 if terms.uni is None else float(terms.uni.detach())
         aux: dict[str, object] = {}

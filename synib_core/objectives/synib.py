@@ -61,6 +61,7 @@ class SynIB(Objective):
                 "w_uni", "the learned mask and the anchor penalty need w_uni > 0"
             )
         self.lam, self.warmup_epochs, self.w_uni = config.lam, config.warmup_epochs, config.w_uni
+        self.uni_detach = config.uni_detach
         self.penalty = config.penalty
         self.weights = modality_weights(config, spec)
         self.counterfactuals = CounterfactualBuilder.from_config(config)
@@ -71,7 +72,7 @@ class SynIB(Objective):
 
     def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
         feats = model.encode_all(batch)  # m -> (B, H)
-        terms = task_terms(model, feats, batch.y, self.w_uni)
+        terms = task_terms(model, feats, batch.y, self.w_uni, self.uni_detach)
         lam = self.lambda_at(ctx.epoch)
         logs = {
             "ce": float(terms.ce.detach()),

@@ -52,6 +52,7 @@ INTERNALS_TABLE = {
     "mask_hard": ("bool", False),
     "learned_direction": ("str", "keep_unimodal"),
     "w_uni": ("float", 0.0),
+    "uni_detach": ("bool", False),
     "warmup_epochs": ("int", 0),
     "modality_weights": ("str", ""),
     "modality_dropout_prob": ("float", 0.3),

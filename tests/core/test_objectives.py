@@ -284,3 +284,40 @@ def test_every_objective_trains_a_step(method: str, num_classes: int) -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     evaluation = objective.loss(model, batch, _ctx(spec, training=False))
     assert torch.isfinite(evaluation.loss)
+
+
+def test_uni_detach_keeps_the_unimodal_loss_out_of_the_encoders() -> None:
+    from synib_core.backbones import build_model
+    from synib_core.config import config_from_knobs
+    from synib_core.data import DataSpec
+    from synib_core.objectives import build_objective
+    from synib_core.objectives.base import Batch, StepContext
+
+    spec = DataSpec(modalities=("a", "b"), shapes={"a": (5,), "b": (4,)}, num_classes=3)
+    gen = torch.Generator().manual_seed(0)
+    batch = Batch(
+        x={"a": torch.randn(8, 5, generator=gen), "b": torch.randn(8, 4, generator=gen)},
+        y=torch.randint(0, 3, (8,), generator=gen),
+    )
+
+    def grads(knobs: dict[str, object]) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        config = config_from_knobs({"hidden": 6, "fusion_hidden": 6, **knobs})
+        model = build_model(config, spec, "vanilla")
+        ctx = StepContext(epoch=1, num_epochs=1, step=0, generator=gen,
+                          train_prior=torch.full((3,), 1 / 3))  # fmt: skip
+        objective = build_objective("vanilla", config, spec)
+        objective.backward(objective.loss(model, batch, ctx), model)
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, detached, no_uni = (
+        grads({"w_uni": 1.0}),
+        grads({"w_uni": 1.0, "uni_detach": True}),
+        grads({}),
+    )
+    encoder = [n for n in plain if n.startswith("encoders.")]
+    assert encoder
+    for name in encoder:  # with uni_detach the encoders see the fused CE only
+        assert torch.equal(detached[name], no_uni[name]), name
+    assert any(not torch.equal(plain[n], no_uni[n]) for n in encoder)
+    assert all(detached[n].abs().sum() > 0 for n in detached if n.startswith("heads."))
