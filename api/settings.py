@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SYNIB_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
     )
     ray_tmp_dir: Path = Path("/tmp/synib_ray")
+    # Keep one Ray per worker process across jobs (started when the process starts, warm
+    # workers); false: every job starts and stops its own Ray (memory freed between jobs).
+    ray_keep_alive: bool = True
     worker_concurrency: int = Field(default=1, ge=1)
     cpus: int | None = Field(default=None, ge=1)
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -171,10 +172,13 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
     storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
     shutil.rmtree(storage, ignore_errors=True)  # a killed run's Tune experiment: not reused
     with ray_for_job(ctx.settings):
+        t0 = time.perf_counter()
         try:
             refs = train_all_references(base_config(spec), data, seeds, resources, watch)
         except JobCancelled:
             return True, {}
+        log.info("job %s: references of %d seed(s) in %.2f s", ctx.job.id, len(seeds),
+                 time.perf_counter() - t0)  # fmt: skip
         y_test = data.y[data.split == 2]
         summary = reference_summary(refs, y_test)
         ctx.write(
@@ -270,7 +274,9 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
 
 def execute(ctx: JobContext) -> str:
     """Run a claimed job to its final status (raises for the caller to classify)."""
+    t0 = time.perf_counter()
     data = load_job_dataset(ctx.sessions, ctx.store, ctx.job.dataset_id)
+    log.info("job %s: dataset loaded in %.2f s", ctx.job.id, time.perf_counter() - t0)
     plan = plan_trials(ctx.job.spec)
     check_configs(plan)
     cancelled, refs = train_job(ctx, data, plan)

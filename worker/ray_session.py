@@ -1,8 +1,16 @@
-"""One Ray per worker process: start (or join) it once, shut it down when the process is done.
+"""One Ray per worker process: started (or joined) once, kept across jobs, shut down when the
+process ends.
 
 Local mode: a private Ray with a short temp dir (socket path limit), a capped object store, no
 dashboard and ``RAY_AUTH_MODE=disabled``. ``settings.ray_address`` (or ``RAY_ADDRESS``, read
 by the settings) joins an existing cluster instead.
+
+Lifetime (``settings.ray_keep_alive``, default on): a Celery pool child starts its Ray in a
+background thread as soon as it is forked (``start_in_background``), warms one Ray worker
+process per CPU (torch and synib_core imported), and keeps both for every job it runs, so a job
+pays neither ``ray.init`` (seconds) nor the imports of its reference tasks. A Ray that died
+between jobs is started again. With ``ray_keep_alive=false`` every job starts and stops its own
+Ray (memory is returned between jobs; each job pays the start).
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ MAX_TEMP_DIR_CHARS = 40
 _started_here = False
 _owner: ray_owners.Owner | None = None
 last_init_seconds: float | None = None
+_lock = threading.Lock()  # one ensure_ray at a time (background start vs. a job)
+_background: tuple[threading.Thread, threading.Event] | None = None  # (thread, started)
+_keep_parent = threading.Event()  # set when the background thread may end
 
 
 def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
@@ -51,19 +62,39 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def ensure_ray(settings: Settings) -> bool:
-    """Start or join Ray unless this process already has it; True if this call started it."""
+    """Start or join Ray unless this process already has a live one; True if this call started
+    it (a Ray whose processes died is shut down and started again)."""
+    with _lock:
+        return _ensure_ray_locked(settings)
+
+
+def _ray_alive() -> bool:
+    import ray
+
+    try:
+        ray.available_resources()  # a GCS round trip: fails when the cluster is gone
+        return True
+    except Exception:
+        log.warning("the worker's Ray is not answering; starting it again", exc_info=True)
+        return False
+
+
+def _ensure_ray_locked(settings: Settings) -> bool:
     global _started_here, last_init_seconds, _owner
     import ray
 
     if ray.is_initialized():
-        return False
+        if _ray_alive():
+            return False
+        shutdown_ray(settings)
     if not settings.ray_address:
         # Only a private local Ray may run without auth (it listens on localhost only).
         os.environ["RAY_AUTH_MODE"] = "disabled"
         # Mark the Ray processes this process starts, so that if it is killed before
         # shutting Ray down, a reconciler can find and end them (worker/ray_owners.py).
         _owner = ray_owners.register_owner(settings.state_dir)
-    # One checkpoint per epoch is the point; Tune's "excessive snapshot" warning is noise here.
+    # Tune saves its experiment state after every epoch's results; its "excessive snapshot"
+    # warning about that is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     kwargs = ray_init_kwargs(settings)
     settings.ray_tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +106,65 @@ def ensure_ray(settings: Settings) -> bool:
     return True
 
 
+def warm_up(settings: Settings) -> float:
+    """Import Ray Tune here, and torch and the training code in one idle Ray worker per CPU
+    (local Ray only), so the first job pays none of these imports; returns the seconds."""
+    import ray
+
+    t0 = time.perf_counter()
+    import ray.tune  # (in this process: the driver of every job's Tune run)
+
+    if settings.ray_address:
+        return time.perf_counter() - t0
+    n = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    warm = ray.remote(_import_training).options(num_cpus=1, max_retries=0)
+    ray.get([warm.remote() for _ in range(n)])
+    seconds = time.perf_counter() - t0
+    log.info("warmed %d Ray worker(s) in %.2f s", n, seconds)
+    return seconds
+
+
+def _import_training() -> int:
+    import synib_core.training  # noqa: F401  (torch with it)
+    import worker.trainable  # noqa: F401
+
+    return os.getpid()
+
+
+def start_in_background(settings: Settings) -> threading.Thread | None:
+    """Start Ray (and warm its workers) in a daemon thread; the first job waits for it.
+
+    A no-op when ``ray_keep_alive`` is off (jobs start their own Ray)."""
+    global _background
+    if not settings.ray_keep_alive:
+        return None
+
+    started = threading.Event()
+
+    def run() -> None:
+        try:
+            if ensure_ray(settings):
+                warm_up(settings)
+        except Exception:  # the first job tries again and fails with the reason
+            log.exception("starting Ray in the background failed")
+        finally:
+            started.set()
+        # Ray's head processes (gcs_server, raylet) get PR_SET_PDEATHSIG from the *thread*
+        # that spawned them: this thread must outlive them, or they are killed when it ends.
+        _keep_parent.wait()
+
+    _keep_parent.clear()
+    _background = (threading.Thread(target=run, name="synib-ray", daemon=True), started)
+    _background[0].start()
+    return _background[0]
+
+
+def wait_for_background_start() -> None:
+    """Block until a background start (if any) has started Ray and warmed its workers."""
+    if _background is not None and _background[0] is not threading.current_thread():
+        _background[1].wait()
+
+
 def shutdown_ray(settings: Settings | None = None) -> None:
     """Shut down Ray if it runs in this process (its local helper processes stop with it)."""
     global _started_here, _owner
@@ -83,6 +173,7 @@ def shutdown_ray(settings: Settings | None = None) -> None:
 
         if ray.is_initialized():
             ray.shutdown()
+        _keep_parent.set()
     except Exception:  # never mask the job's own outcome
         log.exception("ray.shutdown failed")
     _started_here = False
@@ -125,17 +216,19 @@ def restore_signal_handlers(handlers: dict[int, Any]) -> None:
 
 @contextmanager
 def ray_for_job(settings: Settings) -> Iterator[None]:
-    """Ray for the duration of one job; shut down afterwards only if started here.
+    """Ray for one job: the process's Ray (started if needed and kept, ``ray_keep_alive``),
+    or with ``ray_keep_alive=false`` a Ray started for this job and shut down after it.
 
-    A Celery pool child runs job after job: the Ray it started goes with each job, and the
-    signal handlers Ray and Tune replaced are restored (Celery's soft time limit is SIGUSR1;
-    SIGTERM must not become ``sys.exit``). A test (or a notebook) that started Ray keeps it.
+    A Celery pool child runs job after job; the signal handlers Ray and Tune replace are
+    restored after each (Celery's soft time limit is SIGUSR1; SIGTERM must not become
+    ``sys.exit``). A test (or a notebook) that started Ray itself keeps it.
     """
     handlers = signal_handlers()
+    wait_for_background_start()
     started = ensure_ray(settings)
     try:
         yield
     finally:
-        if started:
+        if started and not settings.ray_keep_alive:
             shutdown_ray(settings)
         restore_signal_handlers(handlers)

@@ -164,7 +164,6 @@ def run_trials(
             stop=watch,
             callbacks=[TrialRecorder(watch.database_url, watch, retry_s=retry_s)],
             failure_config=tune.FailureConfig(max_failures=0),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
         ),
     )

@@ -46,6 +46,22 @@ def ray_pids(marker: str) -> set[int]:
     return pids
 
 
+def busy_ray_pids(marker: str) -> set[int]:
+    """The Ray processes of ``ray_pids(marker)`` that run a task or an actor (a trial, a
+    reference model, e.g. ``ray::ImplicitFunc``): not Ray's daemons and agents
+    (``ray::DashboardAgent``), nor the idle workers (``ray::IDLE``) kept warm between jobs."""
+    busy = set()
+    for pid in ray_pids(marker):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        title = cmdline.split(" ", 1)[0]
+        if title.startswith("ray::") and title != "ray::IDLE" and not title.endswith("Agent"):
+            busy.add(pid)
+    return busy
+
+
 @dataclass
 class WorkerHarness:
     """The settings the worker runs with, a session factory on its database, and its log."""
