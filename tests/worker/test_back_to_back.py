@@ -1,5 +1,5 @@
 """Several jobs back to back through one worker process: every one runs (none stays ``queued``
-behind a pool child that could not start), each pool child exits cleanly after its job, and
+behind a pool child that could not start), the pool child keeps one Ray for all of them, and
 trial statuses reach the database and the event stream live, before the job's final status."""
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def test_jobs_back_to_back_all_succeed_and_children_exit_cleanly(
     assert log.count("succeeded in") >= JOBS, log[-3000:]
     assert "exited with 'signal" not in log, log[-3000:]
     assert "WorkerLostError" not in log and "adopted" not in log, log[-3000:]
+    # One Ray for all the jobs: started (and warmed) once when the pool child started.
+    assert log.count("ray.init took") == 1, log[-3000:]
+    assert log.count("warmed") == 1, log[-3000:]
 
 
 def test_trials_succeed_live_with_their_own_finish_times(
