@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,27 +24,41 @@ _TOUCH_EVERY = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token `synib_...`")
 
 
-def get_app_settings(request: Request) -> Settings:
+# The request-scoped lookups below are ``async def`` on purpose: FastAPI runs a plain ``def``
+# dependency in the thread pool, and each such hop costs a thread handoff (and GIL contention
+# under load) for what is an attribute read.
+
+
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+def session_factory_of(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with get_session_factory(request)() as session:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
+    return session_factory_of(request)
+
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session for the request. Creating it touches no connection (the first query in the
+    endpoint's thread does); closing it returns the connection, in the thread pool."""
+    session = session_factory_of(request)()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
 
 
-def get_producer(request: Request) -> TaskProducer:
+async def get_producer(request: Request) -> TaskProducer:
     producer: TaskProducer = request.app.state.producer
     return producer
 
@@ -75,9 +90,10 @@ def authenticate(
     token = credentials.credentials
     if not looks_like_token(token):
         raise _unauthorized("malformed token")
-    row = crud.get_token_by_hash(session, token_hash=hash_token(token))
-    if row is None or not hashes_match(row.token_hash, token):
+    found = crud.get_token_and_user(session, token_hash=hash_token(token))
+    if found is None or not hashes_match(found[0].token_hash, token):
         raise _unauthorized("invalid token")
+    row, user = found
     now = utcnow()
     if row.revoked_at is not None:
         raise _unauthorized("token revoked")
@@ -92,9 +108,6 @@ def authenticate(
         )
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         crud.touch_token(session, token_id=row.id)
-    user = crud.get_user(session, user_id=row.user_id)
-    if user is None:
-        raise _unauthorized("invalid token")
     return user
 
 
@@ -111,7 +124,7 @@ def get_stream_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """Like get_current_user, with a session closed at once (for long streaming responses)."""
-    with get_session_factory(request)() as session:
+    with session_factory_of(request)() as session:
         return authenticate(request, session, credentials)
 
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     ray_keep_alive: bool = True
     worker_concurrency: int = Field(default=1, ge=1)
     cpus: int | None = Field(default=None, ge=1)
+    # GPUs the worker's local Ray may hand to trials (None: what Ray detects).
+    gpus: int | None = Field(default=None, ge=0)
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)

@@ -172,6 +172,10 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
     storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
     shutil.rmtree(storage, ignore_errors=True)  # a killed run's Tune experiment: not reused
     with ray_for_job(ctx.settings):
+        import ray
+
+        if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
+            resources.check_fits(ray.cluster_resources())
         t0 = time.perf_counter()
         try:
             refs = train_all_references(base_config(spec), data, seeds, resources, watch)

@@ -52,7 +52,9 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
             "(Ray's socket paths would overflow); choose a short path such as /tmp/synib_ray"
         )
     object_store_mb = int(getattr(settings, "ray_object_store_mb", None) or DEFAULT_OBJECT_STORE_MB)
+    gpus = {} if settings.gpus is None else {"num_gpus": settings.gpus}
     return {
+        **gpus,
         "num_cpus": settings.cpus or os.cpu_count() or 1,
         "include_dashboard": False,
         "_temp_dir": temp_dir,

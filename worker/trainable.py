@@ -66,6 +66,20 @@ def limit_threads(cpus: int) -> None:
     torch.set_num_threads(n)
 
 
+def placement(device_knob: str) -> dict[str, Any]:
+    """Where this trial ran: the GPU ids Ray assigned (it also sets CUDA_VISIBLE_DEVICES to
+    them) and the torch device that trained, e.g. ``{"gpu_ids": ["0"], "device": "cuda"}``."""
+    import ray
+
+    from synib_core.training.tensors import resolve_device
+
+    return {
+        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "device": resolve_device(device_knob).type,
+    }
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, default=float))
@@ -128,6 +142,7 @@ def run_trial(
     summary = {
         "best_epoch": int(result.best_epoch),
         "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
+        "placement": placement(str(payload["knobs"].get("device", "auto"))),
     }
     write_json(out_dir / "result.json", summary)
     return summary

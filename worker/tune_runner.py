@@ -57,6 +57,20 @@ class Resources:
     def as_tune(self) -> dict[str, float]:
         return {"cpu": self.cpus, "gpu": self.gpus}
 
+    def check_fits(self, available: dict[str, float]) -> None:
+        """ValueError naming the field when one trial asks for more CPUs or GPUs than this Ray
+        has in all (``ray.cluster_resources()``): such a trial would wait forever."""
+        for field, asked, key in (
+            ("cpus_per_trial", self.cpus, "CPU"),
+            ("gpus_per_trial", self.gpus, "GPU"),
+        ):
+            have = float(available.get(key, 0.0))
+            if asked > have:
+                raise ValueError(
+                    f"resources.{field}: each trial asks for {asked:g} {key}(s), but this "
+                    f"worker's Ray has {have:g} in all; ask for at most {have:g}"
+                )
+
 
 def make_scheduler(spec: dict[str, Any], max_epochs: int) -> Any:
     """FIFO (default) or ASHA on ``val_acc`` (max), from ``spec["scheduler"]``."""

@@ -137,6 +137,17 @@ def get_token_by_hash(session: Session, *, token_hash: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
 
 
+def get_token_and_user(session: Session, *, token_hash: str) -> tuple[ApiToken, User] | None:
+    """The token with this hash and its user, in one query (every authenticated request)."""
+    stmt = (
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_hash)
+    )
+    row = session.execute(stmt).first()
+    return None if row is None else (row[0], row[1])
+
+
 def list_tokens(session: Session, *, user_id: str) -> list[ApiToken]:
     stmt = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)
     return list(session.scalars(stmt))

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import crud
 from api.db.models import JOB_TERMINAL
-from api.deps import PathId, StreamUser, get_session_factory
+from api.deps import PathId, StreamUser, session_factory_of
 from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.schemas.common import MAX_SQL_INT
 
@@ -42,7 +42,7 @@ def _poll(factory: sessionmaker[Session], job_id: str, after_id: int) -> _Stream
 
 
 async def _stream(request: Request, job_id: str, after_id: int) -> AsyncIterator[str]:
-    factory = get_session_factory(request)
+    factory = session_factory_of(request)
     poll_s: float = request.app.state.sse_poll_s
     keepalive_s: float = request.app.state.sse_keepalive_s
     yield ": connected\n\n"
@@ -86,7 +86,7 @@ def job_events(
 ) -> StreamingResponse:
     """Events ``status|trial|epoch|report`` of the job; ends once the job is finished and every
     event was sent. Resumes after ``Last-Event-ID`` (or ``?after=``)."""
-    with get_session_factory(request)() as session:
+    with session_factory_of(request)() as session:
         if crud.get_job(session, job_id=job_id, owner_id=user.id) is None:
             raise not_found("job")
     start = after or 0

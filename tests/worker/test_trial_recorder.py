@@ -17,7 +17,8 @@ class CapturingRecorder(TrialRecorder):
     """A recorder whose status writes land in ``writes`` instead of the database."""
 
     def __init__(self) -> None:
-        super().__init__("sqlite://", CancelWatch("sqlite://", "job"))
+        # retry_s=0: the epoch write (no tables in this in-memory database) fails at once.
+        super().__init__("sqlite://", CancelWatch("sqlite://", "job"), retry_s=0)
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
 
     def _set_status(self, trial_id: str, status: str, **kwargs: Any) -> None:
