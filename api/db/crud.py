@@ -59,6 +59,7 @@ __all__ = [
     "get_artifact",
     "get_dataset",
     "get_job",
+    "get_token_and_user",
     "get_token_by_hash",
     "get_trial",
     "get_user",
