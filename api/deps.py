@@ -39,10 +39,6 @@ def session_factory_of(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-async def get_session_factory(request: Request) -> sessionmaker[Session]:
-    return session_factory_of(request)
-
-
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """A session for the request. Creating it touches no connection (the first query in the
     endpoint's thread does); closing it returns the connection, in the thread pool."""

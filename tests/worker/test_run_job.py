@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import worker_process
+from worker_process import JOB_TIMEOUT_S, job_status, wait_final
 from worker_testing import (
     WorkerHarness,
     busy_ray_pids,
@@ -23,40 +25,10 @@ from worker import job_runner
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
-JOB_TIMEOUT_S = 240
-
 
 def create_job(harness: WorkerHarness, owner_id: str, spec: dict[str, Any]) -> str:
-    """A pending built-in dataset and a queued job on it (the job materialises the dataset)."""
-    with harness.sessions() as session:
-        dataset = crud.create_dataset(
-            session,
-            owner_id=owner_id,
-            name="tiny-pid",
-            source="builtin",
-            builtin_name="xor_pid",
-            params={**tiny_pid_params(), "seed": 0},
-            status="pending",
-        )
-        job = crud.create_job(
-            session, owner_id=owner_id, dataset_id=dataset.id, name="t", spec=spec, trials_total=0
-        )
-        return job.id
-
-
-def job_status(harness: WorkerHarness, job_id: str) -> str:
-    with harness.sessions() as session:
-        job = crud.get_job(session, job_id=job_id)
-        assert job is not None
-        return job.status
-
-
-def wait_final(harness: WorkerHarness, job_id: str) -> str:
-    return wait_for(
-        lambda: (s := job_status(harness, job_id)) in ("succeeded", "failed", "cancelled") and s,
-        JOB_TIMEOUT_S,
-        f"job {job_id} to finish; worker log:\n{harness.log()[-3000:]}",
-    )
+    """A pending tiny built-in xor_pid dataset (seed 0) and a queued job on it."""
+    return worker_process.create_job(harness, owner_id, spec, {**tiny_pid_params(), "seed": 0})
 
 
 @pytest.fixture(scope="module")
