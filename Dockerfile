@@ -47,7 +47,7 @@ COPY migrations/ migrations/
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
  && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi uvicorn sqlalchemy alembic pydantic \
-      pydantic-settings 'psycopg[binary]' celery redis httpx python-multipart prometheus-client \
+      pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart prometheus-client \
       tqdm safetensors numpy pyyaml \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import crud
@@ -49,6 +50,21 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         await run_in_threadpool(session.close)
 
 
+def async_session_factory_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.async_session_factory
+    return factory
+
+
+async def get_async_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's asyncio session (authentication and the hot routes): its queries wait on
+    the event loop. ORM code written for a ``Session`` runs in it through ``run_sync``."""
+    session = async_session_factory_of(request)()
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
 async def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
@@ -64,6 +80,7 @@ PathId = Annotated[CleanText, Path(description="Resource id")]
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_db)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 ProducerDep = Annotated[TaskProducer, Depends(get_producer)]
 
@@ -107,21 +124,23 @@ def authenticate(
     return user
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
-    session: SessionDep,
+    session: AsyncSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    return authenticate(request, session, credentials)
+    """The token's user, looked up on the event loop (no thread hop: every request pays it).
+    The session is the request's: an async route reuses it and its connection."""
+    return await session.run_sync(lambda sync: authenticate(request, sync, credentials))
 
 
-def get_stream_user(
+async def get_stream_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """Like get_current_user, with a session closed at once (for long streaming responses)."""
-    with session_factory_of(request)() as session:
-        return authenticate(request, session, credentials)
+    async with async_session_factory_of(request)() as session:
+        return await session.run_sync(lambda sync: authenticate(request, sync, credentials))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

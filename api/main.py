@@ -13,7 +13,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, FastAPI
 
-from api.db.session import make_engine, make_session_factory
+from api.db.session import (
+    make_async_engine,
+    make_async_session_factory,
+    make_engine,
+    make_session_factory,
+)
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.queue import TaskProducer
@@ -66,12 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     opens no connection until the first request."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    async_engine = make_async_engine(settings.database_url)
     producer = TaskProducer(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         producer.close()
+        await async_engine.dispose()
         engine.dispose()
 
     app = FastAPI(
@@ -86,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.async_engine = async_engine
+    app.state.async_session_factory = make_async_session_factory(async_engine)
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +47,58 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     return {**{k: str(v) for k, v in folders.items()}, "store_processed": False}
 
 
-class TaskProducer:
-    """Sends tasks by name; never raises (a failed send is logged and returns None)."""
+_STOP = None
 
-    def __init__(self, settings: Settings) -> None:
+
+class TaskProducer:
+    """Sends tasks by name; never raises (a failed send is logged and returns None).
+
+    ``send`` publishes in the caller's thread. ``submit`` hands the message to one background
+    sender thread and returns at once: an ``async`` route uses it so that neither the event
+    loop nor a thread-pool hop waits on the broker. One thread sends them, one by one; ``close``
+    sends what is still waiting (``drain_timeout_s``). A message that is never sent (broker down,
+    process killed) is not lost work: its row is committed first and the reconciler resends
+    queued jobs whose message is missing from the broker."""
+
+    def __init__(self, settings: Settings, drain_timeout_s: float = 10.0) -> None:
         self.settings = settings
+        self.drain_timeout_s = drain_timeout_s
         self._celery: Celery | None = None
+        self._outbox: queue.SimpleQueue[tuple[str, str, str | None] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    def submit(self, name: str, object_id: str, task_id: str | None = None) -> None:
+        """Queue task ``name(object_id)`` for the background sender (never blocks)."""
+        with self._idle:
+            self._pending += 1
+        self._outbox.put((name, object_id, task_id))
+        if self._sender is None:
+            with self._sender_lock:
+                if self._sender is None:
+                    self._sender = threading.Thread(
+                        target=self._send_loop, name="synib-task-sender", daemon=True
+                    )
+                    self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is _STOP:
+                return
+            try:
+                self.send(*item)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every submitted message was sent (or failed); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout_s)
 
     def _app(self) -> Celery:
         if self._celery is None:
@@ -112,6 +160,17 @@ class TaskProducer:
             return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
+        """Send what ``submit`` still holds (at most ``drain_timeout_s``), then disconnect."""
+        sender = self._sender
+        if sender is not None:
+            if not self.flush(self.drain_timeout_s):
+                log.warning(
+                    "%d task message(s) not sent at shutdown; the reconciler will resend them",
+                    self._pending,
+                )
+            self._outbox.put(_STOP)
+            sender.join(timeout=1.0)
+            self._sender = None
         if self._celery is not None:
             self._celery.close()
             self._celery = None

@@ -183,15 +183,21 @@ def _spawn(argv: list[str], env: dict[str, str], state_dir: Path, url: str) -> I
 
 
 @contextlib.contextmanager
-def run_api(database_url: str, state_dir: Path, workers: int = 1, **settings: Any) -> Iterator[str]:
-    """``uvicorn api.main:app`` (no access log, filesystem broker, no rate limit to speak of)
-    in a subprocess on a free port; yields the root URL. ``settings`` override SYNIB_ values
-    (e.g. ``static_dir=...`` to serve the dashboard)."""
+def run_api(
+    database_url: str,
+    state_dir: Path,
+    workers: int = 1,
+    broker_url: str = "filesystem://",
+    **settings: Any,
+) -> Iterator[str]:
+    """``uvicorn api.main:app`` (no access log, no rate limit to speak of) in a subprocess on a
+    free port; yields the root URL. ``settings`` override SYNIB_ values (e.g. ``static_dir=...``
+    to serve the dashboard)."""
     port = free_port()
     env = service_env(
         state_dir,
         database_url=database_url,
-        broker_url="filesystem://",
+        broker_url=broker_url,
         rate_limit_per_minute=10**9,
         **settings,
     )

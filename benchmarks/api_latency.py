@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -51,24 +52,22 @@ Samples = dict[str, list[float]]
 
 
 async def _client_loop(
-    base: str, token: str, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples,
+    c: httpx.AsyncClient, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples,
     rate: float = 0.0,
 ) -> None:  # fmt: skip
     """POST a job then GET it, again and again; ``rate`` > 0 paces the pairs (pairs per second,
     on a fixed schedule, so a slow answer is not followed by a pause); 0 = closed loop."""
-    headers = {"Authorization": f"Bearer {token}"}
     next_start = time.perf_counter()
     if rate > 0:  # spread the clients' schedules over one period instead of 20-request bursts
         next_start += random.uniform(0.0, 1.0 / rate)
         await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
-    async with httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30) as c:
-        while time.perf_counter() < deadline:
-            job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", json=body)
-            if job_id is not None:
-                await _timed(c, "GET /jobs/{id}", lat, errors, 200, "GET", f"/jobs/{job_id}")
-            if rate > 0:
-                next_start += 1.0 / rate
-                await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+    while time.perf_counter() < deadline:
+        job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", json=body)
+        if job_id is not None:
+            await _timed(c, "GET /jobs/{id}", lat, errors, 200, "GET", f"/jobs/{job_id}")
+        if rate > 0:
+            next_start += 1.0 / rate
+            await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
 
 
 async def _timed(
@@ -92,14 +91,25 @@ async def _timed(
 async def _load(
     base: str, token: str, body: dict[str, Any], clients: int, seconds: float, rate: float = 0.0
 ) -> tuple[Samples, Samples, float]:
+    """``clients`` keep-alive clients, built and connected (one untimed ``GET /me`` each)
+    before the clock starts: building an httpx client costs tens of ms of CPU (its TLS
+    context), which would otherwise stall the clients already measuring."""
     lat: Samples = defaultdict(list)
     errors: Samples = defaultdict(list)
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    await asyncio.gather(
-        *(_client_loop(base, token, body, deadline, lat, errors, rate) for _ in range(clients))
-    )
-    return lat, errors, time.perf_counter() - t0
+    headers = {"Authorization": f"Bearer {token}"}
+    async with contextlib.AsyncExitStack() as stack:
+        pool = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30)
+            )
+            for _ in range(clients)
+        ]
+        for c in pool:
+            (await c.get("/me")).raise_for_status()
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+        await asyncio.gather(*(_client_loop(c, body, deadline, lat, errors, rate) for c in pool))
+        return lat, errors, time.perf_counter() - t0
 
 
 def concurrent_table(

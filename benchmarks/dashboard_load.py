@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         state = Path(tmp)
         with bench_database(state if args.sqlite else None) as url:
             token = _seed(url, args.jobs)
-            dashboard = {"static_dir": DIST.parent}
-            with run_api(url, state / "api", **dashboard) as base, sync_playwright() as pw:
+            with (
+                run_api(url, state / "api", static_dir=DIST.parent) as base,
+                sync_playwright() as pw,
+            ):
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 samples: dict[str, list[float]] = {}
                 for _ in range(args.rounds):

@@ -9,6 +9,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -31,6 +37,13 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_folder(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).expanduser().parent
+    return None
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``.
 
@@ -41,9 +54,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        folder = None
-        if parsed.database and parsed.database != ":memory:":
-            folder = Path(parsed.database).expanduser().parent
+        folder = _sqlite_folder(url)
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -53,6 +64,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def async_url(url: str) -> str:
+    """The asyncio driver for ``url``: psycopg 3 serves both (``postgresql+psycopg``), SQLite
+    goes through aiosqlite."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    return url
+
+
+def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """The asyncio twin of :func:`make_engine` (same pragmas on SQLite, pre-ping on PostgreSQL)
+    for the API's hot routes: their queries wait on the event loop, not in a thread."""
+    aurl = async_url(url)
+    if make_url(aurl).get_backend_name() == "sqlite":
+        folder = _sqlite_folder(aurl)
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_async_engine(aurl, connect_args=connect_args, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        if folder is not None:
+            event.listen(
+                engine.sync_engine,
+                "do_connect",
+                lambda *_: folder.mkdir(parents=True, exist_ok=True),
+            )
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(aurl, **kwargs)
+
+
+def make_async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind=engine, expire_on_commit=False)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.db import crud
 from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
-from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
+from api.deps import AsyncSessionDep, CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
 from api.errors import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -54,29 +54,34 @@ def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
     response_model=JobPublic,
     responses=error_responses(400),
 )
-def create_job(
-    body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+async def create_job(
+    body: JobCreate, user: CurrentUser, session: AsyncSessionDep, producer: ProducerDep
 ) -> JobPublic:
     """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
-    dataset = crud.get_dataset(session, dataset_id=body.dataset_id, owner_id=user.id)
+    task_id = str(uuid.uuid4())
+    job = await session.run_sync(_insert_job, body, user.id, task_id)
+    # The task id was stored with the job (one commit, not two). The message goes out from the
+    # producer's sender thread: the answer waits neither on the broker nor on a thread hop. If
+    # the send fails, the job stays queued and the reconciler resends it under a new id.
+    producer.submit(RUN_JOB, job.id, task_id)
+    return build_job_public(job, [])
+
+
+def _insert_job(session: Session, body: JobCreate, owner_id: str, task_id: str) -> Job:
+    dataset = crud.get_dataset(session, dataset_id=body.dataset_id, owner_id=owner_id)
     if dataset is None:
         raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
     if dataset.status == "failed":
         raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
-    task_id = str(uuid.uuid4())
-    job = crud.create_job(
+    return crud.create_job(
         session,
-        owner_id=user.id,
+        owner_id=owner_id,
         dataset_id=dataset.id,
         name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
         spec=body.spec_json(),
         trials_total=body.trials_total(),
         task_id=task_id,
     )
-    # The task id was stored with the job (one commit, not two): if this send fails, the job
-    # stays queued and the reconciler resends it under a new id.
-    producer.send(RUN_JOB, job.id, task_id=task_id)
-    return build_job_public(job, [])
 
 
 @router.get("", response_model=JobsPublic)
@@ -98,8 +103,8 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def read_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobPublic:
-    return job_public(session, owned_job(session, job_id, user.id))
+async def read_job(job_id: PathId, user: CurrentUser, session: AsyncSessionDep) -> JobPublic:
+    return await session.run_sync(lambda sync: job_public(sync, owned_job(sync, job_id, user.id)))
 
 
 @router.post(

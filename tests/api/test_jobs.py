@@ -20,8 +20,11 @@ from api.settings import Settings
 URL = "/api/v1/jobs"
 
 
-def _messages(settings: Settings) -> list[dict[str, Any]]:
-    folder = settings.broker_dir / "out"
+def _messages(client: TestClient) -> list[dict[str, Any]]:
+    """The broker's messages, once the API's background sender has sent what it holds."""
+    app: Any = client.app
+    assert app.state.producer.flush(10.0)
+    folder = app.state.settings.broker_dir / "out"
     files = sorted(folder.glob("*.synib.msg")) if folder.exists() else []
     return [json.loads(Path(f).read_text()) for f in files]
 
@@ -48,7 +51,7 @@ def test_create_job_counts_trials_and_enqueues(
     assert job["status"] == "queued" and job["progress"] == 0.0
     assert job["spec"]["config"] == {"hidden": 16, "lr": 0.001}
     assert job["spec"]["sweep"]["lambda"] == {"type": "grid", "values": [0.1, 1.0, 10.0]}
-    [message] = _messages(api_settings)
+    [message] = _messages(client)
     assert message["headers"]["task"] == "synib.run_job"
     assert message["headers"]["argsrepr"] == repr([job["id"]])
     assert crud.get_job(client.app.state.session_factory(), job_id=job["id"]).task_id  # type: ignore[attr-defined,union-attr]
@@ -112,7 +115,7 @@ def test_invalid_specs_are_422_naming_the_field(
     locs = [".".join(str(p) for p in e["loc"][1:]) for e in errors]
     assert any(item.startswith(loc) for item in locs), locs
     assert any(message in e["msg"] for e in errors), errors
-    assert _messages(api_settings) == []
+    assert _messages(client) == []
 
 
 def test_dataset_must_exist_be_owned_and_not_failed(
@@ -240,7 +243,7 @@ def test_rerun_failed(
     assert trials["synib|seed=0"]["status"] == "pending"
     assert trials["synib|seed=0"]["failure_reason"] is None
     assert trials["vanilla|seed=0"]["status"] == "succeeded"
-    assert [m["headers"]["task"] for m in _messages(api_settings)] == ["synib.run_job"]
+    assert [m["headers"]["task"] for m in _messages(client)] == ["synib.run_job"]
 
 
 def test_delete_job_removes_rows_and_files(

@@ -42,6 +42,7 @@ def test_redis_broker_ready_and_queue_depth(
             for _ in range(2):
                 spec = {"dataset_id": dataset.id, "methods": ["vanilla"]}
                 assert client.post("/api/v1/jobs", headers=auth, json=spec).status_code == 202
+            assert client.app.state.producer.flush(10.0)  # type: ignore[attr-defined]
             assert client_redis.llen("synib") == 2
             metrics = client.get("/api/v1/metrics", headers=auth).text
             assert "synib_queue_depth 2.0" in metrics

@@ -1,0 +1,123 @@
+"""The hot routes (authentication, ``POST /jobs``, ``GET /jobs/{id}``) run on the event loop,
+and the producer's background sender.
+
+Those routes wait on the database through the asyncio engine and hand the broker message to
+the producer's sender thread, so they never take one of the thread pool's tokens: they keep
+answering while every token is held (by slow exports, say). Both backends."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+
+from api.db.models import Dataset
+from api.queue import RUN_JOB, TaskProducer
+from api.settings import Settings
+
+URL = "/api/v1/jobs"
+
+
+def _hold_the_thread_pool(client: TestClient) -> tuple[threading.Event, threading.Event]:
+    """Shrink the app loop's thread pool to one token and hold it (a blocking call parked in
+    the pool) until the first returned event is set or 20 s passed; the second is set when
+    the pool is free again."""
+    release = threading.Event()
+    holding = threading.Event()
+    freed = threading.Event()
+
+    def blocked() -> None:
+        holding.set()
+        release.wait(20)
+        freed.set()
+
+    async def occupy() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        await anyio.to_thread.run_sync(blocked)
+
+    portal: Any = client.portal  # type: ignore[attr-defined]
+    portal.start_task_soon(occupy)
+    assert holding.wait(10), "the thread pool was never occupied"
+    return release, freed
+
+
+def test_hot_routes_answer_while_the_thread_pool_is_exhausted(
+    client: TestClient, auth: dict[str, str], dataset: Dataset
+) -> None:
+    release, freed = _hold_the_thread_pool(client)
+    try:
+        # A thread-pool route cannot run now: the pool is really exhausted.
+        listed: dict[str, int] = {}
+        lister = threading.Thread(
+            target=lambda: listed.update(code=client.get(URL, headers=auth).status_code)
+        )
+        lister.start()
+        lister.join(1.0)
+        assert lister.is_alive() and not listed
+
+        # The hot routes still answer, authentication included.
+        spec = {"dataset_id": dataset.id, "methods": ["vanilla", "synib"]}
+        created = client.post(URL, headers=auth, json=spec)
+        assert created.status_code == 202, created.text
+        job = created.json()
+        read = client.get(f"{URL}/{job['id']}", headers=auth)
+        assert read.status_code == 200 and read.json()["id"] == job["id"]
+        assert client.get(URL + "/nope", headers=auth).status_code == 404
+        assert client.get(f"{URL}/{job['id']}").status_code == 401
+        assert client.post(URL, headers=auth, json={"methods": []}).status_code == 422
+        assert not freed.is_set(), "the hot routes waited for the thread pool"
+    finally:
+        release.set()
+    lister.join(10)
+    assert listed == {"code": 200}
+
+
+def _broker_messages(settings: Settings) -> list[dict[str, Any]]:
+    folder = settings.broker_dir / "out"
+    return [json.loads(Path(f).read_text()) for f in sorted(folder.glob("*.synib.msg"))]
+
+
+def test_submit_sends_in_the_background(api_settings: Settings) -> None:
+    producer = TaskProducer(api_settings)
+    try:
+        for i in range(5):
+            producer.submit(RUN_JOB, f"job-{i}", task_id=f"task-{i}")
+        assert producer.flush(10.0)
+        messages = _broker_messages(api_settings)
+        assert sorted(m["headers"]["id"] for m in messages) == [f"task-{i}" for i in range(5)]
+        assert {m["headers"]["task"] for m in messages} == {RUN_JOB}
+    finally:
+        producer.close()
+
+
+def test_close_sends_what_is_still_waiting(api_settings: Settings) -> None:
+    producer = TaskProducer(api_settings)
+    for i in range(20):
+        producer.submit(RUN_JOB, f"job-{i}")
+    producer.close()  # no flush first: close drains the outbox
+    assert len(_broker_messages(api_settings)) == 20
+
+
+def test_a_broker_that_is_down_loses_the_message_not_the_sender(
+    api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed send is logged (the reconciler resends the queued job later); the sender
+    thread lives on and handles the next message."""
+    down = api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    producer = TaskProducer(down)
+    try:
+        with caplog.at_level(logging.ERROR, logger="api.queue"):
+            producer.submit(RUN_JOB, "job-1")
+            producer.submit(RUN_JOB, "job-2")
+            assert producer.flush(60.0)
+        assert "could not enqueue synib.run_job(job-1)" in caplog.text
+        assert "could not enqueue synib.run_job(job-2)" in caplog.text
+    finally:
+        producer.close()
