@@ -8,7 +8,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
 from api.auth_admin import issue_token
@@ -167,3 +167,12 @@ def seed_metrics_job(
     _insert_chunked(session, EpochMetric, epochs_rows)
     session.commit()
     return job_id
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a bulk load (``VACUUM ANALYZE`` on PostgreSQL,
+    ``ANALYZE`` on SQLite), as autovacuum would within a minute or two of steady use. Right
+    after the load PostgreSQL still believes the jobs table nearly empty and plans a page of
+    the job list as a sort of all the owner's rows (4-5 ms per page more, at 10,000 jobs)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if conn.dialect.name == "postgresql" else "ANALYZE"))

@@ -1,11 +1,15 @@
 """Latency of the REST API under uvicorn, against a throwaway PostgreSQL database (or SQLite).
 
-    python benchmarks/api_latency.py [--seconds 10] [--clients 20] [--jobs 10000]
+    python benchmarks/api_latency.py [--seconds 10] [--clients 20] [--rate 2 0] [--jobs 10000]
         [--trials 50] [--epochs 100] [--repeats 30] [--workers 1] [--sqlite] [--smoke]
+        [--broker-url URL]
 
-(a) ``--clients`` concurrent clients (asyncio + httpx, one connection each, no think time) for
-``--seconds``: each loops ``POST /api/v1/jobs`` (a valid 8-trial spec on a seeded ready dataset;
-the broker is the filesystem broker in a temp dir, no worker runs) then ``GET /api/v1/jobs/{id}``.
+(a) ``--clients`` concurrent clients (asyncio + httpx, one keep-alive connection each, built
+and connected before the clock starts) for ``--seconds``: each loops ``POST /api/v1/jobs`` (a
+valid 8-trial spec on a seeded ready dataset; no worker runs, the messages are deleted at the
+end) then ``GET /api/v1/jobs/{id}``, once per ``--rate``: a client paces its POST+GET pairs at
+that rate (2/s: 20 clients send 80 requests/s), or with 0 sends the next request as soon as the
+last one answered (closed loop: the server's saturation, where latency is queueing time).
 (b) ``--jobs`` seeded jobs listed page by page (default page size, max page size, a status
 filter), one client. (c) one job with ``--trials`` x ``--epochs`` epoch rows x 10 metrics:
 ``GET /jobs/{id}/metrics``, ``/trials``, ``/trials.csv``, ``--repeats`` times each.
@@ -26,12 +30,12 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _seed import job_spec, make_user, ready_dataset, seed_jobs, seed_metrics_job
+from _seed import analyze, job_spec, make_user, ready_dataset, seed_jobs, seed_metrics_job
 from _service import (
     bench_database,
     exit_on_sigterm,
@@ -229,10 +233,28 @@ def seed_all(url: str, args: argparse.Namespace) -> dict[str, str]:
                 session, owner_id=out["metrics_user"], dataset_id=out["metrics_dataset"],
                 trials=args.trials, epochs=args.epochs,
             )  # fmt: skip
+            analyze(engine)
             print(f"seeded rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             return out
     finally:
         engine.dispose()
+
+
+BENCH_REDIS = "redis://127.0.0.1:6379/15"
+
+
+@contextlib.contextmanager
+def _emptied_afterwards(broker_url: str) -> Iterator[None]:
+    """Delete the ``synib`` queue of a Redis broker after the run (no worker consumes it)."""
+    try:
+        yield
+    finally:
+        if broker_url.startswith("redis://"):
+            import redis
+
+            client = redis.Redis.from_url(broker_url)
+            client.delete("synib")
+            client.close()
 
 
 def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
@@ -240,15 +262,22 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
         state = Path(tmp)
         with bench_database(state if args.sqlite else None) as url:
             seeds = seed_all(url, args)
-            with run_api(url, state / "api", workers=args.workers) as base:
+            broker = args.broker_url or ("filesystem://" if args.sqlite else BENCH_REDIS)
+            with (
+                run_api(url, state / "api", workers=args.workers, broker_url=broker) as base,
+                _emptied_afterwards(broker),
+            ):
                 backend = "SQLite (WAL)" if args.sqlite else "PostgreSQL"
+                broker_name = broker.split("://")[0]
                 load = os.getloadavg()[0]
                 emit(
-                    f"## API latency: {backend}, uvicorn x{args.workers} worker(s), "
+                    f"## API latency: {backend}, {broker_name} broker, "
+                    f"uvicorn x{args.workers} worker(s), "
                     f"{os.cpu_count()} CPUs, load average {load:.1f} at start\n"
                 )
-                emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
-                                      args.clients, args.seconds, args.rate) + "\n")  # fmt: skip
+                for rate in args.rate:
+                    emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
+                                          args.clients, args.seconds, rate) + "\n")  # fmt: skip
                 emit(listing_table(base, seeds["list_token"], args.jobs) + "\n")
                 shape = f"{args.trials} trials x {args.epochs} epochs x 10 metrics"
                 emit(metrics_table(base, seeds["metrics_token"], seeds["metrics_job"],
@@ -266,8 +295,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate",
         type=float,
-        default=0.0,
-        help="part (a): POST+GET pairs per second per client (0 = closed loop, the default)",
+        nargs="+",
+        default=[2.0, 0.0],
+        help="part (a), one table per value: POST+GET pairs per second per client "
+        "(0 = closed loop: no think time, the server's saturation); default: 2 then 0",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default=None,
+        help="broker of the API (default: Redis database 15 on 127.0.0.1 with PostgreSQL, "
+        "as in full mode, emptied afterwards; the filesystem broker with --sqlite)",
     )
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs seeded for part (b)")
     parser.add_argument("--trials", type=int, default=50, help="part (c)")

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _seed import make_user, ready_dataset, seed_jobs
+from _seed import analyze, make_user, ready_dataset, seed_jobs
 from _service import bench_database, markdown_table, run_api
 from playwright.sync_api import Page, sync_playwright
 
@@ -39,7 +39,8 @@ def _seed(url: str, n_jobs: int) -> str:
             token, user_id = make_user(session, "bench-dashboard")
             dataset_id = ready_dataset(session, user_id)
             seed_jobs(session, owner_id=user_id, dataset_id=dataset_id, n=n_jobs)
-            return token
+        analyze(engine)
+        return token
     finally:
         engine.dispose()
 

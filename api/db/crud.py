@@ -226,7 +226,7 @@ def list_datasets(
     stmt = (
         select(Dataset)
         .where(where)
-        .order_by(Dataset.created_at.desc(), Dataset.id)
+        .order_by(Dataset.created_at.desc(), Dataset.id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -86,7 +86,9 @@ def list_jobs(
         # The report (kB of JSON per finished job) and references are not part of a list
         # entry; loading them doubled the time of a 200-job page.
         .options(defer(Job.report), defer(Job.references))
-        .order_by(Job.created_at.desc(), Job.id)
+        # Both keys descending: PostgreSQL reads ix_jobs_owner_created_id backwards and stops
+        # after the page; a mixed order (id ascending) sorted all the owner's jobs per page.
+        .order_by(Job.created_at.desc(), Job.id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -7,6 +7,7 @@ answering while every token is held (by slow exports, say). Both backends."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -77,6 +78,12 @@ def test_hot_routes_answer_while_the_thread_pool_is_exhausted(
         release.set()
     lister.join(10)
     assert listed == {"code": 200}
+
+
+def test_the_heap_alive_at_startup_is_frozen(client: TestClient) -> None:
+    """The app's startup froze the objects alive then (full collections skip them)."""
+    assert client.get("/health").status_code == 200
+    assert gc.get_freeze_count() > 10_000
 
 
 def _broker_messages(settings: Settings) -> list[dict[str, Any]]:
