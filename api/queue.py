@@ -21,6 +21,7 @@ from api.settings import Settings
 QUEUE = "synib"
 RUN_JOB = "synib.run_job"
 MAKE_DATASET = "synib.make_dataset"
+FILESYSTEM_POLL_S = 0.1
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     folders = filesystem_folders(settings.broker_dir)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    return {**{k: str(v) for k, v in folders.items()}, "store_processed": False}
+    # A consumer lists the folder every polling_interval seconds (kombu's default: 1 s, which a
+    # job waited for half of on average before a worker saw it).
+    return {
+        **{k: str(v) for k, v in folders.items()},
+        "store_processed": False,
+        "polling_interval": FILESYSTEM_POLL_S,
+    }
 
 
 _STOP = None

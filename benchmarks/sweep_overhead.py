@@ -233,6 +233,9 @@ def report(
     refs_s = sum(log_seconds(serial["log"], r"references of \d+ seed\(s\) in"))
     init_s = sum(log_seconds(startup, r"ray\.init took"))
     warm_s = sum(log_seconds(startup, r"warmed \d+ Ray worker\(s\) in"))
+    artifacts_s = sum(log_seconds(serial["log"], r"model artifact\(s\) in"))
+    report_s = sum(log_seconds(serial["log"], r"report computed in"))
+    stored_s = sum(log_seconds(serial["log"], r"s, stored in"))
     return "\n".join(
         [
             table,
@@ -257,6 +260,8 @@ def report(
             f"- per-trial overhead (service trial minus direct fit, serial): {per_trial:.2f} s "
             f"({n} trials; Tune bookkeeping, a checkpoint and a database row per epoch, the "
             "first trial's actor start)",
+            f"- rest (serial job) {p1['rest']:.1f} s: model artifacts {artifacts_s:.2f} s, "
+            f"report computed in {report_s:.2f} s, stored in {stored_s:.2f} s",
         ]
     )
 

@@ -248,6 +248,7 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
             first = crud.list_trials(session, job_id=ctx.job.id, status="failed")
         detail = first[0].failure_reason if first else None
         return finish(ctx, "failed", f"{reason} (first: {detail})" if detail else reason)
+    t0 = time.perf_counter()
     artifacts: dict[str, str] = {}
     with ctx.sessions() as session:
         rows = {r.id: r for r in crud.list_trials(session, job_id=ctx.job.id, status="succeeded")}
@@ -255,6 +256,7 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
         artifact_id = store_trial_model(ctx.sessions, ctx.store, ctx.job, row)
         if artifact_id is not None:
             artifacts[row.id] = artifact_id
+    t1 = time.perf_counter()
     test = data.split == 2
     group = None if data.group is None else np.asarray(data.group)[test]
     with ctx.sessions() as session:
@@ -268,8 +270,13 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
         artifacts=artifacts,
         references=refs_json,
     )
+    t2 = time.perf_counter()
     store_report(ctx.sessions, ctx.store, ctx.job, report)
     ctx.write(lambda s: crud.set_job_report(s, job_id=ctx.job.id, report=report), "report")
+    log.info(
+        "job %s: %d model artifact(s) in %.2f s, report computed in %.2f s, stored in %.2f s",
+        ctx.job.id, len(artifacts), t1 - t0, t2 - t1, time.perf_counter() - t2,
+    )  # fmt: skip
     status = finish(ctx, "succeeded")
     if status == "succeeded":
         drop_checkpoints(ctx.store, ctx.job.id, list(rows))
