@@ -40,16 +40,6 @@ def session_factory_of(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    """A session for the request. Creating it touches no connection (the first query in the
-    endpoint's thread does); closing it returns the connection, in the thread pool."""
-    session = session_factory_of(request)()
-    try:
-        yield session
-    finally:
-        await run_in_threadpool(session.close)
-
-
 def async_session_factory_of(request: Request) -> async_sessionmaker[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.async_session_factory
     return factory
@@ -63,6 +53,23 @@ async def get_async_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
     finally:
         await session.close()
+
+
+async def get_db(
+    request: Request, async_session: Annotated[AsyncSession, Depends(get_async_db)]
+) -> AsyncIterator[Session]:
+    """A session for a thread-pool route. Creating it touches no connection (the first query in
+    the endpoint's thread does); closing it returns the connection, in the thread pool.
+
+    Such a route has no use for the request's asyncio session that authenticated it: closing
+    that one here hands its connection back to the pool before the route runs (a later use
+    would simply open a new transaction)."""
+    await async_session.close()
+    session = session_factory_of(request)()
+    try:
+        yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 async def get_store(request: Request) -> ArtifactStore:

@@ -18,8 +18,10 @@ import anyio
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from api.db.models import Dataset
+from api.deps import CurrentUser, SessionDep
 from api.queue import RUN_JOB, TaskProducer
 from api.settings import Settings
 
@@ -78,6 +80,27 @@ def test_hot_routes_answer_while_the_thread_pool_is_exhausted(
         release.set()
     lister.join(10)
     assert listed == {"code": 200}
+
+
+def test_a_thread_pool_route_holds_only_its_own_connection(app: Any, auth: dict[str, str]) -> None:
+    """The asyncio session that authenticated a thread-pool route gives its connection back
+    before the route runs: the route holds one connection, not two."""
+
+    @app.get("/api/v1/probe-connections")
+    def probe(user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+        session.execute(text("select 1"))
+        return {
+            "user": user.name,
+            "async": app.state.async_engine.pool.checkedout(),
+            "sync": app.state.engine.pool.checkedout(),
+        }
+
+    with TestClient(app) as client:
+        # The first request stamps the token's last use (a commit, which ends the
+        # transaction anyway); the second only reads it.
+        first = client.get("/api/v1/probe-connections", headers=auth)
+        second = client.get("/api/v1/probe-connections", headers=auth)
+    assert first.json() == second.json() == {"user": "alice", "async": 0, "sync": 1}
 
 
 def test_the_heap_alive_at_startup_is_frozen(client: TestClient) -> None:
