@@ -37,11 +37,29 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_folder(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        return Path(parsed.database).expanduser().parent
-    return None
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _engine_kwargs(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Backend defaults under the caller's ``kwargs``: SQLite's busy timeout and cross-thread
+    use, PostgreSQL's pre-ping of pooled connections."""
+    if _is_sqlite(url):
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        return {"connect_args": connect_args, **kwargs}
+    return {"pool_pre_ping": True, **kwargs}
+
+
+def _install_sqlite_hooks(engine: Engine, url: str) -> None:
+    """SQLite: the pragmas on every new connection; the parent folder is created at the first
+    connection, so building an engine touches no file."""
+    if not _is_sqlite(url):
+        return
+    event.listen(engine, "connect", _sqlite_on_connect)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        folder = Path(database).expanduser().parent
+        event.listen(engine, "do_connect", lambda *_: folder.mkdir(parents=True, exist_ok=True))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -52,48 +70,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     PostgreSQL: pre-ping pooled connections.
     """
     url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        folder = _sqlite_folder(url)
-        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        engine = create_engine(url, connect_args=connect_args, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect)
-        if folder is not None:
-            # Created at the first connection, so building an engine touches no file.
-            event.listen(engine, "do_connect", lambda *_: folder.mkdir(parents=True, exist_ok=True))
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **_engine_kwargs(url, kwargs))
+    _install_sqlite_hooks(engine, url)
+    return engine
 
 
 def async_url(url: str) -> str:
     """The asyncio driver for ``url``: psycopg 3 serves both (``postgresql+psycopg``), SQLite
     goes through aiosqlite."""
     url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if _is_sqlite(url):
+        return (
+            make_url(url).set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+        )
     return url
 
 
 def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """The asyncio twin of :func:`make_engine` (same pragmas on SQLite, pre-ping on PostgreSQL)
-    for the API's hot routes: their queries wait on the event loop, not in a thread."""
-    aurl = async_url(url)
-    if make_url(aurl).get_backend_name() == "sqlite":
-        folder = _sqlite_folder(aurl)
-        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        engine = create_async_engine(aurl, connect_args=connect_args, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        if folder is not None:
-            event.listen(
-                engine.sync_engine,
-                "do_connect",
-                lambda *_: folder.mkdir(parents=True, exist_ok=True),
-            )
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(aurl, **kwargs)
+    """The asyncio twin of :func:`make_engine` (same defaults and SQLite hooks) for the API's
+    hot routes: their queries wait on the event loop, not in a thread."""
+    url = async_url(url)
+    engine = create_async_engine(url, **_engine_kwargs(url, kwargs))
+    _install_sqlite_hooks(engine.sync_engine, url)
+    return engine
 
 
 def make_async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
