@@ -16,8 +16,8 @@ modality and seed. It runs:
 
 Wall times include everything (the direct process's start and imports; for the service, from
 POST to the poll that saw ``succeeded``); the job's own timestamps split the service's time into
-queue wait, setup (dataset load, references, Tune start), trials and finalisation (artifacts,
-report). The jobs are sent once the worker has started and warmed its Ray (it keeps it across
+queue wait, setup (dataset load, Tune start; the references train beside the trials), trials
+and finalisation (artifacts, report). The jobs are sent once the worker has started and warmed its Ray (it keeps it across
 jobs); the seconds that took are printed apart. Targets from the issue are printed, never asserted.
 """
 
@@ -186,7 +186,7 @@ def tuner_end(text: str) -> float:
 
 def phases(run: dict[str, Any]) -> dict[str, float]:
     """Seconds of one service job, consecutive: queue (created -> started), setup (-> first
-    trial started: ray.init, dataset, references, Tune start), trials (-> tuner.fit returned),
+    trial started: ray.init, dataset, Tune start), trials (-> tuner.fit returned),
     rest (-> finished: artifacts, report); plus ray_init, tuner_fit and trial_sum as logged."""
     job, text = run["job"], run["log"]
     created, started, finished = (_ts(job[k]) for k in ("created_at", "started_at", "finished_at"))
@@ -230,7 +230,7 @@ def report(
     speedup = serial["wall_s"] / parallel["wall_s"]
     n = len(direct["trials"])
     per_trial = (p1["trial_sum"] - fit_sum) / n
-    refs_s = sum(log_seconds(serial["log"], r"references of \d+ seed\(s\) in"))
+    refs_wait_s = sum(log_seconds(serial["log"], r"references of \d+ seed\(s\) ready \(waited"))
     init_s = sum(log_seconds(startup, r"ray\.init took"))
     warm_s = sum(log_seconds(startup, r"warmed \d+ Ray worker\(s\) in"))
     artifacts_s = sum(log_seconds(serial["log"], r"model artifact\(s\) in"))
@@ -248,10 +248,11 @@ def report(
             "created_at -> finished_at = queued->started + setup + trials (first trial started -> "
             "tuner.fit returned) + rest (artifacts, report); sum of trials: each trial's "
             "start -> end as the worker logged it",
-            f"- setup (serial job) {p1['setup']:.1f} s = dataset load + references in parallel "
-            f"Ray tasks (logged: {refs_s:.1f} s; directly, serially: "
-            f"{direct['references_s']:.1f} s, imports and data {direct['import_load_s']:.1f} s) "
-            "+ Tune start + the first trial actor's start (its imports)",
+            f"- setup (serial job) {p1['setup']:.1f} s = dataset load + Tune start + the first "
+            "trial actor's process start; the references train beside the trials (one Ray task "
+            f"per seed; the job waited {refs_wait_s:.2f} s for them after its last trial; "
+            f"directly, serially: {direct['references_s']:.1f} s, imports and data "
+            f"{direct['import_load_s']:.1f} s)",
             f"- once per worker process, before any job (not in the table): ray.init "
             f"{init_s:.1f} s, then warming the Ray workers {warm_s:.1f} s (the worker keeps "
             "its Ray across jobs)",

@@ -42,9 +42,11 @@ from worker.tune_callbacks import CancelWatch
 from worker.tune_runner import (
     JobCancelled,
     Resources,
+    cancel_references,
     reference_summary,
     run_trials,
-    train_all_references,
+    start_references,
+    wait_for_references,
 )
 
 if TYPE_CHECKING:
@@ -161,7 +163,8 @@ def payloads_for(
 
 
 def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> tuple[bool, Any]:
-    """References then trials under Ray; returns (cancelled, references per seed)."""
+    """The trials under Ray, the references beside them; returns (cancelled, references per
+    seed). The references' accuracies are stored on the job once they are in."""
     spec = ctx.job.spec
     resources = Resources.from_spec(spec)
     rows = register_trials(ctx, plan)
@@ -176,34 +179,38 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
 
         if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
             resources.check_fits(ray.cluster_resources())
-        t0 = time.perf_counter()
+        pending = start_references(base_config(spec), data, seeds, resources)
         try:
-            refs = train_all_references(base_config(spec), data, seeds, resources, watch)
-        except JobCancelled:
-            return True, {}
-        log.info("job %s: references of %d seed(s) in %.2f s", ctx.job.id, len(seeds),
-                 time.perf_counter() - t0)  # fmt: skip
-        y_test = data.y[data.split == 2]
-        summary = reference_summary(refs, y_test)
-        ctx.write(
-            lambda s: crud.set_job_references(s, job_id=ctx.job.id, references=summary),
-            "references",
-        )
-        try:
+            if resources.gpus > 0:
+                # References on GPUs finish first: a trial holding the last GPU would wait,
+                # after its last epoch, for a reference that waits for that GPU.
+                wait_for_references(pending, watch)
             if payloads:
                 run_trials(
                     spec=spec,
                     payloads=payloads,
                     data=data,
-                    references=refs,
+                    references=pending,
                     resources=resources,
                     watch=watch,
                     storage_dir=storage,
                     retry_s=ctx.settings.db_retry_max_s,
                 )
+            t0 = time.perf_counter()
+            refs = wait_for_references(pending, watch)
+        except JobCancelled:
+            return True, {}
         finally:
+            cancel_references(pending)
             shutil.rmtree(storage, ignore_errors=True)
+    log.info("job %s: references of %d seed(s) ready (waited %.2f s after the trials)",
+             ctx.job.id, len(seeds), time.perf_counter() - t0)  # fmt: skip
     if not watch.superseded:
+        summary = reference_summary(refs, data.y[data.split == 2])
+        ctx.write(
+            lambda s: crud.set_job_references(s, job_id=ctx.job.id, references=summary),
+            "references",
+        )
         adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
         backfill_epochs(ctx.sessions, ctx.store, ctx.job.id, ctx.settings.db_retry_max_s)
     return watch.cancelled or watch.check(), refs

@@ -98,6 +98,10 @@ def _ensure_ray_locked(settings: Settings) -> bool:
     # Tune saves its experiment state after every epoch's results; its "excessive snapshot"
     # warning about that is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # No JSON, CSV and TensorBoard files per trial: the database is the record of every epoch.
+    # The TensorBoard logger alone imported tensorboardX and torch into the driver when a job
+    # started (3 s here), and the three wrote a file each per epoch.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     kwargs = ray_init_kwargs(settings)
     settings.ray_tmp_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -109,12 +113,17 @@ def _ensure_ray_locked(settings: Settings) -> bool:
 
 
 def warm_up(settings: Settings) -> float:
-    """Import Ray Tune here, and torch and the training code in one idle Ray worker per CPU
-    (local Ray only), so the first job pays none of these imports; returns the seconds."""
+    """Import Ray Tune, torch and the training code here, and torch and the training code in one
+    idle Ray worker per CPU (local Ray only), so the first job pays none of these imports;
+    returns the seconds."""
     import ray
 
     t0 = time.perf_counter()
-    import ray.tune  # (in this process: the driver of every job's Tune run)
+    # In this process, the driver of every job's Tune run: Tune, and torch with the training
+    # code (a job reads its trials' checkpoints after the sweep; 2 s of imports otherwise).
+    import ray.tune
+
+    import synib_core.training  # noqa: F401
 
     if settings.ray_address:
         return time.perf_counter() - t0
@@ -127,9 +136,14 @@ def warm_up(settings: Settings) -> float:
 
 
 def _import_training() -> int:
+    import torch
+
     import synib_core.training  # noqa: F401  (torch with it)
     import worker.trainable  # noqa: F401
 
+    # A process's first torch optimizer imports torch._dynamo (1.3 s here): pay it now, not in
+    # the first reference model trained in this worker.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     return os.getpid()
 
 

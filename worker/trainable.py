@@ -1,7 +1,10 @@
 """The Ray Tune function trainable: one trial = one ``synib_core.fit`` run.
 
 Runs in a Ray worker process. Each trial gets ``config["trial"]`` (a ``TrialPayload`` dict) and,
-through ``tune.with_parameters``, the dataset and the unimodal references of every seed. Every
+through ``tune.with_parameters``, the dataset and the unimodal references of every seed: Ray
+object refs of the reference tasks, which are still running when the first trials start. A trial
+fetches its seed's references only after its last epoch (``fit`` takes them as a callable), so
+the trials' start and first epochs overlap the references' training. Every
 epoch it reports the epoch metrics to Tune. The resumable state is ``fit``'s own checkpoint in
 ``<out_dir>/ckpt`` (the artifact store, written after every epoch): a job resumed after its
 worker died continues each trial from there. Tune keeps no checkpoints of its own (trials are
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -39,6 +43,10 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 class TrialError(RuntimeError):
     """A trial's failure as Ray transports it (message only: always picklable)."""
+
+
+class ReferencesFailed(ValueError):
+    """The unimodal references a trial needs for its synergy metrics could not be trained."""
 
 
 class TrialPayload(TypedDict):
@@ -107,10 +115,41 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
+References = dict[str, np.ndarray]  # modality -> (N_test,) int64 test predictions
+
+
+def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[], Any]:
+    """What ``fit`` calls after the last epoch: the seed's references, waiting for the Ray task
+    that trains them when it has not finished yet (None when the job has none for the seed).
+
+    A failed reference task fails the trial with ``ReferencesFailed: unimodal references of seed
+    S failed: <the task's error>``.
+    """
+
+    def fetch() -> References | None:
+        found = (references or {}).get(seed)
+        if found is None or isinstance(found, dict):
+            return found
+        import ray
+
+        try:
+            return dict(ray.get(found))
+        except ray.exceptions.RayError as exc:
+            raise ReferencesFailed(references_failure(seed, exc)) from None
+
+    return fetch
+
+
+def references_failure(seed: int, exc: BaseException) -> str:
+    """``unimodal references of seed 0 failed: TrainingDiverged: ...`` for a failed Ray task."""
+    cause = getattr(exc, "cause", None) or exc
+    return f"unimodal references of seed {seed} failed: {readable_error(cause)}"
+
+
 def run_trial(
     payload: TrialPayload,
     data: MultimodalData,
-    references: dict[int, dict[str, np.ndarray]] | None,
+    references: dict[int, Any] | None,
 ) -> dict[str, Any]:
     """Train one trial, write its outputs to ``payload["out_dir"]``; returns result.json's dict."""
     from synib_core.config import config_from_knobs
@@ -128,7 +167,7 @@ def run_trial(
         data,
         method=payload["method"],
         seed=payload["seed"],
-        references=(references or {}).get(payload["seed"]),
+        references=seed_references(references, payload["seed"]),
         on_epoch_end=with_faults(_epoch_reporter(), payload.get("faults") or "", payload["key"]),
         checkpoint_dir=str(ckpt_dir),
     )
@@ -151,7 +190,7 @@ def run_trial(
 def train_trial(
     config: dict[str, Any],
     data: MultimodalData | None = None,
-    references: dict[int, dict[str, np.ndarray]] | None = None,
+    references: dict[int, Any] | None = None,
 ) -> None:
     """The Tune function trainable (wrap with ``tune.with_parameters(data=..., references=...)``).
 

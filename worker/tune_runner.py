@@ -1,8 +1,8 @@
-"""Run a job's trials under Ray Tune: unimodal references once per seed, then every trial.
+"""Run a job's trials under Ray Tune, beside the unimodal references (once per seed).
 
-The references (one unimodal model per modality and seed) are Ray tasks with the trial's
-resources; their test predictions go to every trial through ``tune.with_parameters`` (the object
-store). Trials report every epoch; ``TrialRecorder`` writes them to the database as they arrive
+The references (one unimodal model per modality and seed) are Ray tasks started just before the
+trials; their object refs go to every trial through ``tune.with_parameters`` and a trial fetches
+its seed's test predictions after its last epoch (``start_references``). Trials report every epoch; ``TrialRecorder`` writes them to the database as they arrive
 and ``CancelWatch`` stops everything when the job is being cancelled.
 """
 
@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worker.trainable import TrialPayload, reference_predictions, train_trial
+from worker.trainable import (
+    ReferencesFailed,
+    TrialPayload,
+    reference_predictions,
+    references_failure,
+    train_trial,
+)
 from worker.tune_callbacks import CancelWatch, TrialRecorder
 
 if TYPE_CHECKING:
@@ -26,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
-    """The job was cancelled while its references were being trained."""
+    """The job was cancelled while the driver waited for its references."""
 
 
 @dataclass(frozen=True)
@@ -95,35 +101,61 @@ def make_scheduler(spec: dict[str, Any], max_epochs: int) -> Any:
     raise ValueError(f"scheduler.type: unknown scheduler {kind!r}, allowed: fifo, asha")
 
 
-def train_all_references(
-    knobs: dict[str, Any],
-    data: MultimodalData,
-    seeds: list[int],
-    resources: Resources,
-    watch: CancelWatch,
-) -> dict[int, dict[str, np.ndarray]]:
-    """Unimodal reference predictions per seed (Ray tasks in parallel); cancellable.
+def start_references(
+    knobs: dict[str, Any], data: MultimodalData, seeds: list[int], resources: Resources
+) -> dict[int, Any]:
+    """Start one Ray task per seed that trains its unimodal references; ``{seed: object ref}``.
 
-    Returns ``{seed: {modality: (N_test,) int64}}``.
+    The trials start at once, beside these tasks: a trial needs its seed's references only after
+    its last epoch (for the synergy metrics), so Tune's start, the first trial actors' start and
+    their first epochs overlap the references' training. For that the tasks reserve no CPU in
+    Ray's accounting (they are short: one unimodal model per modality); with a CPU each they
+    would hold back the first trials (on a 2-CPU worker, all of them). Each task uses the
+    trial's number of torch threads. On GPUs they reserve the trials' GPUs, and the caller lets
+    them finish before the trials start (a trial would otherwise hold a GPU while it waits for
+    them).
     """
     import ray
 
     remote = ray.remote(reference_predictions).options(
-        num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0
+        num_cpus=0, num_gpus=resources.gpus, max_retries=0
     )
     data_ref = ray.put(data)
-    futures = {remote.remote(knobs, data_ref, seed, resources.threads): seed for seed in seeds}
+    return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}
+
+
+def wait_for_references(
+    pending: dict[int, Any], watch: CancelWatch
+) -> dict[int, dict[str, np.ndarray]]:
+    """The references of every seed (``{seed: {modality: (N_test,) int64}}``), waiting for the
+    tasks still running; raises ``JobCancelled`` when the job is cancelled meanwhile and
+    ``ReferencesFailed`` (a ValueError: the job fails with its message) when a task failed."""
+    import ray
+
+    seed_of = {ref: seed for seed, ref in pending.items()}
     results: dict[int, dict[str, np.ndarray]] = {}
-    pending = list(futures)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+    waiting = list(seed_of)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
         for ref in ready:
-            results[futures[ref]] = ray.get(ref)
-        if pending and watch.check():
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            try:
+                results[seed_of[ref]] = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                raise ReferencesFailed(references_failure(seed_of[ref], exc)) from None
+        if waiting and watch.check():
             raise JobCancelled()
     return results
+
+
+def cancel_references(pending: dict[int, Any]) -> None:
+    """Stop the reference tasks that are still running (the job ended or was cancelled)."""
+    import ray
+
+    if not pending:
+        return
+    _, running = ray.wait(list(pending.values()), num_returns=len(pending), timeout=0)
+    for ref in running:
+        ray.cancel(ref, force=True)
 
 
 def reference_summary(
@@ -141,7 +173,7 @@ def run_trials(
     spec: dict[str, Any],
     payloads: list[TrialPayload],
     data: MultimodalData,
-    references: dict[int, dict[str, np.ndarray]],
+    references: dict[int, Any],
     resources: Resources,
     watch: CancelWatch,
     storage_dir: Path,
@@ -181,6 +213,9 @@ def run_trials(
             verbose=0,
         ),
     )
+    # Tune's result grid looks for the per-trial JSON / CSV logs, which are off (the database
+    # records every epoch, worker.ray_session); the grid is not used, so its warning is noise.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     tuner.fit()
     seconds = time.perf_counter() - t0

@@ -32,6 +32,9 @@ from synib_core.training.run import TrainingRun, resume_or_start, save_checkpoin
 __all__ = ["fit", "run_training"]
 
 EpochCallback = Callable[[EpochReport], None]
+References = Mapping[str, np.ndarray]
+# The references, or a zero-argument callable that returns them (called once training ends).
+ReferenceSource = References | Callable[[], References | None] | None
 
 
 def fit(
@@ -40,7 +43,7 @@ def fit(
     *,
     method: str,
     seed: int = 0,
-    references: Mapping[str, np.ndarray] | None = None,
+    references: ReferenceSource = None,
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
@@ -48,7 +51,9 @@ def fit(
     """Train ``method`` on ``data`` with ``config``; select the epoch by validation accuracy.
 
     references: modality -> (N_test,) unimodal reference test predictions (enables the synergy
-    metrics); on_epoch_end: called after every epoch (an exception from it stops training and
+    metrics), or a zero-argument callable returning them (or None), called once, after the last
+    epoch: references being trained elsewhere meanwhile need not hold the training back;
+    on_epoch_end: called after every epoch (an exception from it stops training and
     propagates); checkpoint_dir: checkpoint after every epoch, resume when it holds one.
     ``torch.set_num_threads`` is left to the caller. Raises ``TrainingDiverged`` on a NaN/inf loss.
     """
@@ -75,24 +80,34 @@ def run_training(
     method: str,
     objective: Objective,
     seed: int,
-    references: Mapping[str, np.ndarray] | None = None,
+    references: ReferenceSource = None,
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
 ) -> FitResult:
     """``fit`` with a ready objective (``train_references`` passes its own)."""
-    _check_references(references, data)
+    if not callable(references):
+        _check_references(references, data)  # before training: a mistake costs no epochs
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda_devices):
         run = TrainingRun.create(config, data, method=method, objective=objective, seed=seed)
         resume_or_start(run, checkpoint_dir)
         _epochs(run, on_epoch_end, checkpoint_dir, progress)
-        return _finish(run, references)
+        if not callable(references):
+            return _finish(run, references)
+        resolved = references()
+        _check_references(resolved, data)
+        return _finish(run, resolved)
 
 
-def _check_references(references: Mapping[str, np.ndarray] | None, data: MultimodalData) -> None:
+def _check_references(references: References | None, data: MultimodalData) -> None:
     if references is None:
         return
+    if not isinstance(references, Mapping):
+        raise TypeError(
+            f"references: expected a mapping modality -> predictions, got "
+            f"{type(references).__name__}"
+        )
     n_test = data.split_sizes()["test"]
     for m, pred in references.items():
         if np.asarray(pred).shape != (n_test,):
@@ -162,7 +177,7 @@ def _train_epoch(run: TrainingRun, epoch: int) -> float:
     return total / max(count, 1)
 
 
-def _finish(run: TrainingRun, references: Mapping[str, np.ndarray] | None) -> FitResult:
+def _finish(run: TrainingRun, references: References | None) -> FitResult:
     state = run.state
     run.model.load_state_dict(state.best_state)
     run.model.eval()

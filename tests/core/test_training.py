@@ -231,6 +231,31 @@ def test_references_enable_the_synergy_metrics() -> None:
     assert {"group_synergy_acc", "group_redundant_acc"} <= set(result.metrics)
 
 
+def test_references_may_come_from_a_callable_called_once_after_the_last_epoch() -> None:
+    cfg = TrainConfig(**{**SMALL.__dict__, "epochs": 3})
+    data = tiny_data(4)
+    refs = train_references(cfg, data, seed=0)
+    epochs_seen_by_the_call: list[int] = []
+    reported: list[int] = []
+
+    def later() -> dict[str, np.ndarray]:
+        epochs_seen_by_the_call.append(len(reported))
+        return refs
+
+    lazy = fit(cfg, data, method="vanilla", seed=0, references=later,
+               on_epoch_end=lambda r: reported.append(r.epoch))  # fmt: skip
+    assert epochs_seen_by_the_call == [3]  # once, after all 3 epochs
+    eager = fit(cfg, data, method="vanilla", seed=0, references=refs)
+    assert lazy.metrics == eager.metrics  # the same synergy metrics as given up front
+    assert "synergy_acc" in lazy.metrics or lazy.metrics["synergy_n"] == 0
+    none = fit(cfg, data, method="vanilla", seed=0, references=lambda: None)
+    assert "synergy_n" not in none.metrics and none.metrics["test_acc"] == eager.metrics["test_acc"]
+    with pytest.raises(ValueError, match=r"references\['a'\]: expected shape \(40,\)"):
+        fit(cfg, data, method="vanilla", seed=0, references=lambda: {"a": np.zeros(3)})
+    with pytest.raises(TypeError, match="references: expected a mapping"):
+        fit(cfg, data, method="vanilla", seed=0, references=lambda: [1, 2])  # type: ignore[arg-type,return-value]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_with_amp_trains_resumes_and_saves(tmp_path: Path) -> None:

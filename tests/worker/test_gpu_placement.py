@@ -31,12 +31,12 @@ def gpu_worker(
         yield harness
 
 
-def spec(gpus_per_trial: float) -> dict[str, Any]:
+def spec(gpus_per_trial: float, seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
     return {
         "methods": ["vanilla", "synib"],
         "config": tiny_config(),
         "epochs": 1,
-        "seeds": [0],
+        "seeds": list(seeds),
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": gpus_per_trial},
         "max_concurrent_trials": 2,
     }
@@ -77,3 +77,20 @@ def test_a_job_asking_for_more_gpus_than_the_worker_has_fails_with_the_reason(
             "has 1 in all; ask for at most 1"
         )
         assert {t.status for t in crud.list_trials(session, job_id=job_id)} <= {"failed"}
+
+
+def test_trials_and_references_that_each_take_the_only_gpu_take_turns(
+    gpu_worker: WorkerHarness,
+) -> None:
+    # The references (one task per seed, a whole GPU each) finish before the first trial takes
+    # the GPU: a trial holding it after its last epoch must never wait for a reference. (Whether
+    # Ray would hand the GPU to a trial before the last reference is up to its scheduler, so
+    # this job also finished when we removed that wait; it covers the whole-GPU path.)
+    owner = create_owner(gpu_worker)
+    job_id = create_job(gpu_worker, owner, spec(1, seeds=(0, 1)), {**tiny_pid_params(), "seed": 0})
+    gpu_worker.send("synib.run_job", job_id)
+    assert wait_final(gpu_worker, job_id, timeout=180) == "succeeded"
+    with gpu_worker.sessions() as session:
+        job = crud.get_job(session, job_id=job_id)
+        assert job is not None and set(job.references or {}) == {"0", "1"}
+        assert [t.status for t in crud.list_trials(session, job_id=job_id)] == ["succeeded"] * 4
