@@ -46,7 +46,18 @@ def _truncate(engine: object) -> None:
 
     with engine.begin() as conn:  # type: ignore[attr-defined]
         if conn.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE TABLE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            # A session some test left open (idle in transaction) holds a lock TRUNCATE waits
+            # for: fail within seconds, naming the cause, instead of hanging the suite.
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+            try:
+                conn.execute(text(f"TRUNCATE TABLE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            except Exception as exc:
+                if "lock timeout" not in str(exc):
+                    raise
+                raise RuntimeError(
+                    "could not empty the test database within 20 s: an earlier test left a "
+                    "session with an open transaction (close every session it opens)"
+                ) from exc
         else:
             for table in TABLES:
                 conn.execute(text(f"DELETE FROM {table}"))

@@ -181,9 +181,7 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
             resources.check_fits(ray.cluster_resources())
         pending = start_references(base_config(spec), data, seeds, resources)
         try:
-            if resources.gpus > 0:
-                # References on GPUs finish first: a trial holding the last GPU would wait,
-                # after its last epoch, for a reference that waits for that GPU.
+            if not resources.references_beside_trials:  # GPU or multi-thread trials
                 wait_for_references(pending, watch)
             if payloads:
                 run_trials(

@@ -60,6 +60,14 @@ class Resources:
         """torch / OMP threads of a trial: its whole CPUs, at least one."""
         return max(1, int(self.cpus))
 
+    @property
+    def references_beside_trials(self) -> bool:
+        """True when the reference tasks may run beside the trials without a CPU slot: trials
+        on one thread and no GPU. Otherwise they take the trials' resources and finish before
+        the trials start (a GPU trial would hold its GPU while it waited for a reference, and
+        a reference's thread team beside the trials' would slow them down)."""
+        return self.gpus == 0 and self.threads == 1
+
     def as_tune(self) -> dict[str, float]:
         return {"cpu": self.cpus, "gpu": self.gpus}
 
@@ -106,19 +114,20 @@ def start_references(
 ) -> dict[int, Any]:
     """Start one Ray task per seed that trains its unimodal references; ``{seed: object ref}``.
 
-    The trials start at once, beside these tasks: a trial needs its seed's references only after
-    its last epoch (for the synergy metrics), so Tune's start, the first trial actors' start and
-    their first epochs overlap the references' training. For that the tasks reserve no CPU in
-    Ray's accounting (they are short: one unimodal model per modality); with a CPU each they
-    would hold back the first trials (on a 2-CPU worker, all of them). Each task uses the
-    trial's number of torch threads. On GPUs they reserve the trials' GPUs, and the caller lets
-    them finish before the trials start (a trial would otherwise hold a GPU while it waits for
-    them).
+    When ``resources.references_beside_trials`` (one-thread CPU trials, the default), the
+    trials start at once, beside these tasks: a trial needs its seed's references only after
+    its last epoch (for the synergy metrics), so Tune's start, the first trial processes' start
+    and their first epochs overlap the references' training. For that the tasks (one thread
+    each, and short: one unimodal model per modality) reserve no CPU in Ray's accounting; with
+    a CPU each they would hold back the first trials (on a 2-CPU worker, all of them).
+    Otherwise each task reserves a trial's CPUs and GPUs, and the caller lets them finish
+    before the trials start.
     """
     import ray
 
+    beside = resources.references_beside_trials
     remote = ray.remote(reference_predictions).options(
-        num_cpus=0, num_gpus=resources.gpus, max_retries=0
+        num_cpus=0 if beside else resources.cpus, num_gpus=resources.gpus, max_retries=0
     )
     data_ref = ray.put(data)
     return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}

@@ -54,7 +54,11 @@ def test_create_job_counts_trials_and_enqueues(
     [message] = _messages(client)
     assert message["headers"]["task"] == "synib.run_job"
     assert message["headers"]["argsrepr"] == repr([job["id"]])
-    assert crud.get_job(client.app.state.session_factory(), job_id=job["id"]).task_id  # type: ignore[attr-defined,union-attr]
+    # Closed at once: a session left to the garbage collector keeps its transaction (and a lock
+    # on jobs) open, and the next test's TRUNCATE waited for it.
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        row = crud.get_job(session, job_id=job["id"])
+        assert row is not None and row.task_id
 
 
 def test_random_sweep_counts_num_samples(

@@ -62,6 +62,13 @@ def data() -> MultimodalData:
     return make_dataset("xor_pid", 0, n_train=200, n_val=50, n_test=120)
 
 
+def test_only_one_thread_cpu_trials_have_their_references_beside_them() -> None:
+    assert Resources(cpus=1).references_beside_trials
+    assert Resources(cpus=0.5).references_beside_trials  # a fraction of a CPU: one thread
+    assert not Resources(cpus=2).references_beside_trials  # thread teams would contend
+    assert not Resources(cpus=1, gpus=0.5).references_beside_trials  # could wait on its GPU
+
+
 def test_references_run_while_the_trials_hold_every_cpu(
     one_cpu_ray: None, data: MultimodalData
 ) -> None:
