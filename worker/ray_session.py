@@ -102,6 +102,8 @@ def _ensure_ray_locked(settings: Settings) -> bool:
     # The TensorBoard logger alone imported tensorboardX and torch into the driver when a job
     # started (3 s here), and the three wrote a file each per epoch.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Tune's result grid (which no job reads) then warns that those files are missing.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     kwargs = ray_init_kwargs(settings)
     settings.ray_tmp_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -115,9 +115,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-References = dict[str, np.ndarray]  # modality -> (N_test,) int64 test predictions
-
-
 def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[], Any]:
     """What ``fit`` calls after the last epoch: the seed's references, waiting for the Ray task
     that trains them when it has not finished yet (None when the job has none for the seed).
@@ -126,7 +123,7 @@ def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[]
     S failed: <the task's error>``.
     """
 
-    def fetch() -> References | None:
+    def fetch() -> dict[str, np.ndarray] | None:
         found = (references or {}).get(seed)
         if found is None or isinstance(found, dict):
             return found

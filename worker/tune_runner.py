@@ -2,8 +2,9 @@
 
 The references (one unimodal model per modality and seed) are Ray tasks started just before the
 trials; their object refs go to every trial through ``tune.with_parameters`` and a trial fetches
-its seed's test predictions after its last epoch (``start_references``). Trials report every epoch; ``TrialRecorder`` writes them to the database as they arrive
-and ``CancelWatch`` stops everything when the job is being cancelled.
+its seed's test predictions after its last epoch (``start_references``). Trials report every
+epoch; ``TrialRecorder`` writes them to the database as they arrive and ``CancelWatch`` stops
+everything when the job is being cancelled.
 """
 
 from __future__ import annotations
@@ -222,9 +223,6 @@ def run_trials(
             verbose=0,
         ),
     )
-    # Tune's result grid looks for the per-trial JSON / CSV logs, which are off (the database
-    # records every epoch, worker.ray_session); the grid is not used, so its warning is noise.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     tuner.fit()
     seconds = time.perf_counter() - t0
