@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # Keep one Ray per worker process across jobs (started when the process starts, warm
     # workers); false: every job starts and stops its own Ray (memory freed between jobs).
     ray_keep_alive: bool = True
+    # Ray worker processes a kept Ray holds warm (torch and the training code imported, about
+    # 0.35 GB each); trials and references run in them. None: one per CPU plus one per CPU up
+    # to 4 more, for the reference tasks beside the trials (worker/ray_session.py).
+    ray_warm_workers: int | None = Field(default=None, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
     cpus: int | None = Field(default=None, ge=1)
     # GPUs the worker's local Ray may hand to trials (None: what Ray detects).

@@ -46,6 +46,7 @@ KNOBS: dict[str, Any] = {
 }  # fmt: skip
 SMOKE_DATA = {"n_train": 200, "n_val": 50, "n_test": 200}
 TARGET_RATIO, TARGET_SPEEDUP = 1.3, 1.5
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## Sweep overhead: {n} trials x {sweep.epochs} epoch(s), {args.cpus} Ray CPUs, "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
         print(report(direct, serial, parallel, startup), flush=True)
+        print(
+            "\n" + timeline(serial, "1 trial at a time") + "\n" + timeline(parallel, "2 at a time")
+        )
+    if not args.smoke:
+        out = RESULTS_DIR / f"sweep_overhead_{sweep.epochs}ep_{datetime.now():%Y%m%d_%H%M%S}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        runs = {"serial": serial, "parallel": parallel}
+        keep = {
+            k: {"wall_s": r["wall_s"], "job": r["job"], "trials": r["trials"]}
+            for k, r in runs.items()
+        }
+        out.write_text(json.dumps({"direct": direct, **keep}, indent=1))
+        print(f"\n(results: {out})")
     return 0
+
+
+def timeline(run: dict[str, Any], label: str) -> str:
+    """One line per trial: its start and end in seconds after the job started."""
+    t0 = _ts(run["job"]["started_at"])
+    spans = sorted(
+        (_ts(t["started_at"]) - t0, _ts(t["finished_at"]) - t0, t["trial_key"])
+        for t in run["trials"]
+        if t["started_at"] and t["finished_at"]
+    )
+    lines = [f"- {start:5.1f} -> {end:5.1f} s  {key}" for start, end, key in spans]
+    return f"Trials of the job ({label}), from the job's start:\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,11 @@ def checkpoint_history(ckpt_dir: Path) -> list[dict[str, float]]:
 def backfill_epochs(
     sessions: SessionFactory, store: ArtifactStore, job_id: str, retry_s: float
 ) -> int:
-    """Insert the epoch rows the database lacks but the checkpoints hold; returns how many."""
+    """Insert the epoch rows the database lacks but the checkpoints hold; returns how many.
+
+    Not for trials Tune stopped (ASHA): their task trains at most one epoch ahead of Tune, so
+    the checkpoint may hold an epoch after the one the decision was made on; it is not part
+    of the record."""
     with sessions() as session:
         trials = crud.list_trials(session, job_id=job_id)
         have = {
@@ -117,6 +121,8 @@ def backfill_epochs(
         }
     added = 0
     for trial in trials:
+        if trial.status == "stopped":
+            continue
         history = checkpoint_history(trial_dir(store, job_id, trial.id) / CHECKPOINT_DIR)
         for epoch, metrics in enumerate(history, start=1):
             if epoch in have[trial.id]:

@@ -141,7 +141,7 @@ def _register_trials(ctx: JobContext, session: Any, plan: list[TrialSpec]) -> di
 
 
 def payloads_for(
-    ctx: JobContext, plan: list[TrialSpec], rows: dict[str, Any], cpus: int
+    ctx: JobContext, plan: list[TrialSpec], rows: dict[str, Any], resources: Resources
 ) -> list[TrialPayload]:
     """Payloads of the trials still to run (a rerun skips the succeeded ones)."""
     return [
@@ -152,7 +152,9 @@ def payloads_for(
             method=t.method,
             seed=t.seed,
             knobs=t.config,
-            cpus=cpus,
+            cpus=resources.threads,
+            ray_cpus=resources.cpus,
+            gpus=resources.gpus,
             out_dir=str(trial_out_dir(ctx.store, ctx.job.id, rows[t.key].id)),
             memory_mb=trial_memory_mb(ctx.job.spec, ctx.settings.trial_memory_mb),
             faults=checked_fault_rules(ctx.settings.fault_injection),
@@ -169,7 +171,7 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
     resources = Resources.from_spec(spec)
     rows = register_trials(ctx, plan)
     adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
-    payloads = payloads_for(ctx, plan, rows, resources.threads)
+    payloads = payloads_for(ctx, plan, rows, resources)
     watch = CancelWatch(ctx.settings.database_url, ctx.job.id, worker=ctx.worker or None)
     seeds = sorted({t.seed for t in plan})
     storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
@@ -179,7 +181,8 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
 
         if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
             resources.check_fits(ray.cluster_resources())
-        pending = start_references(base_config(spec), data, seeds, resources)
+        data_ref = ray.put(data)  # one copy in Ray's object store for references and trials
+        pending = start_references(base_config(spec), data_ref, seeds, resources)
         try:
             if not resources.references_beside_trials:  # GPU or multi-thread trials
                 wait_for_references(pending, watch)
@@ -187,7 +190,7 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
                 run_trials(
                     spec=spec,
                     payloads=payloads,
-                    data=data,
+                    data=data_ref,
                     references=pending,
                     resources=resources,
                     watch=watch,

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
@@ -53,14 +55,29 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
         )
     object_store_mb = int(getattr(settings, "ray_object_store_mb", None) or DEFAULT_OBJECT_STORE_MB)
     gpus = {} if settings.gpus is None else {"num_gpus": settings.gpus}
+    cpus = settings.cpus or os.cpu_count() or 1
     return {
         **gpus,
-        "num_cpus": settings.cpus or os.cpu_count() or 1,
+        "num_cpus": cpus,
         "include_dashboard": False,
         "_temp_dir": temp_dir,
         "object_store_memory": object_store_mb * 1024 * 1024,
+        # Ray ends idle worker processes beyond this many (its default: one per CPU), and
+        # with them their imports: keep the whole warm pool (``warm_pool_size``).
+        "_system_config": {"num_workers_soft_limit": warm_pool_size(settings, cpus)},
         **common,
     }
+
+
+def warm_pool_size(settings: Settings, cpus: int) -> int:
+    """Ray worker processes a local Ray keeps warm (``settings.ray_warm_workers``), by default
+    one per CPU for the trials' tasks (``trainable.trial_epochs``) and one per CPU, up to 4,
+    for the reference tasks that train beside them (one per seed). Each holds torch and the
+    training code: about 0.35 GB of private memory here."""
+    if settings.ray_warm_workers:
+        return int(settings.ray_warm_workers)
+    cpus = max(1, int(cpus))
+    return cpus + min(cpus, 4)
 
 
 def ensure_ray(settings: Settings) -> bool:
@@ -114,10 +131,27 @@ def _ensure_ray_locked(settings: Settings) -> bool:
     return True
 
 
+def pool_runtime_env() -> dict[str, Any]:
+    """The runtime environment of every task a job runs: the one Ray Tune gives its trial
+    actors (``ray.tune.execution.class_cache``), which the trials' tasks inherit.
+
+    Ray gives an idle worker process only to a task with the same runtime environment as the
+    tasks it ran, so the warm-up and the reference tasks use it too: then trials and
+    references all run in the warmed processes. (``tests/worker/test_back_to_back.py`` checks
+    that the trials ran in them.)
+    """
+    from ray.tune.execution.class_cache import DEFAULT_ENV_VARS, ENV_VARS_TO_PROPAGATE
+
+    env = dict(DEFAULT_ENV_VARS)
+    env.update({k: os.environ[k] for k in ENV_VARS_TO_PROPAGATE if k in os.environ})
+    return {"env_vars": env}
+
+
 def warm_up(settings: Settings) -> float:
-    """Import Ray Tune, torch and the training code here, and torch and the training code in one
-    idle Ray worker per CPU (local Ray only), so the first job pays none of these imports;
-    returns the seconds."""
+    """Import Ray Tune, torch and the training code here, and torch and the training code in
+    ``warm_pool_size`` idle Ray worker processes (local Ray only), so that no job pays these
+    imports: a job's trials and references run as tasks in those processes. Returns the
+    seconds."""
     import ray
 
     t0 = time.perf_counter()
@@ -129,23 +163,38 @@ def warm_up(settings: Settings) -> float:
 
     if settings.ray_address:
         return time.perf_counter() - t0
-    n = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    warm = ray.remote(_import_training).options(num_cpus=1, max_retries=0)
-    ray.get([warm.remote() for _ in range(n)])
+    n = warm_pool_size(settings, int(ray.cluster_resources().get("CPU", 1)))
+    # No CPU slot, so that all n run at once, each in a process of its own; each waits until
+    # n have started so that none takes two.
+    warm = ray.remote(_import_training).options(
+        num_cpus=0, max_retries=0, runtime_env=pool_runtime_env()
+    )
+    rendezvous = settings.ray_tmp_dir / f"warm_up_{os.getpid()}_{time.time_ns()}"
+    try:
+        pids = set(ray.get([warm.remote(n, rendezvous) for _ in range(n)]))
+    finally:
+        shutil.rmtree(rendezvous, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    log.info("warmed %d Ray worker(s) in %.2f s", n, seconds)
+    log.info("warmed %d Ray worker(s) in %.2f s (pids %s)", len(pids), seconds,
+             " ".join(map(str, sorted(pids))))  # fmt: skip
     return seconds
 
 
-def _import_training() -> int:
+def _import_training(n: int, rendezvous: Path, wait_s: float = 30.0) -> int:
     import torch
 
     import synib_core.training  # noqa: F401  (torch with it)
     import worker.trainable  # noqa: F401
 
     # A process's first torch optimizer imports torch._dynamo (1.3 s here): pay it now, not in
-    # the first reference model trained in this worker.
+    # the first trial or reference model trained in this worker.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    # Rendezvous: stay busy until n warm-up tasks have started, each in its own process.
+    rendezvous.mkdir(parents=True, exist_ok=True)
+    (rendezvous / str(os.getpid())).touch()
+    deadline = time.monotonic() + wait_s
+    while len(list(rendezvous.iterdir())) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
     return os.getpid()
 
 

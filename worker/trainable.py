@@ -19,9 +19,13 @@ bundle, ``FitResult.save``, with the job and trial ids in its ``extra``), ``test
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -37,8 +41,18 @@ from worker.faults import (
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_DIR = "ckpt"  # under the trial's out_dir: fit's resumable state
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class InStore:
+    """An object ref handed to the trainable through ``tune.with_parameters`` (which cannot
+    store a bare object ref): the dataset, resolved only in the task that trains."""
+
+    ref: Any
 
 
 class TrialError(RuntimeError):
@@ -58,8 +72,10 @@ class TrialPayload(TypedDict):
     method: str
     seed: int
     knobs: dict[str, Any]
-    cpus: int
+    cpus: int  # torch / OMP threads
     out_dir: str
+    ray_cpus: NotRequired[float]  # the trial's CPUs in Ray's accounting (may be a fraction)
+    gpus: NotRequired[float]
     memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.faults.memory_cap)
     faults: NotRequired[str]  # test-only fault-injection rules (worker.faults), "" = none
 
@@ -75,13 +91,15 @@ def limit_threads(cpus: int) -> None:
 
 
 def placement(device_knob: str) -> dict[str, Any]:
-    """Where this trial ran: the GPU ids Ray assigned (it also sets CUDA_VISIBLE_DEVICES to
-    them) and the torch device that trained, e.g. ``{"gpu_ids": ["0"], "device": "cuda"}``."""
+    """Where this trial ran: its process, the GPU ids Ray assigned (it also sets
+    CUDA_VISIBLE_DEVICES to them) and the torch device that trained, e.g. ``{"pid": 4711,
+    "gpu_ids": ["0"], "device": "cuda"}``."""
     import ray
 
     from synib_core.training.tensors import resolve_device
 
     return {
+        "pid": os.getpid(),
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "device": resolve_device(device_knob).type,
@@ -98,17 +116,6 @@ def readable_error(exc: BaseException) -> str:
     """``TrainingDiverged: loss is nan at epoch 2`` (type name and message, one line)."""
     message = " ".join(str(exc).split()) or "no message"
     return f"{type(exc).__name__}: {message}"[:1000]
-
-
-def _epoch_reporter() -> Any:
-    from ray import tune
-
-    def on_epoch_end(report: Any) -> None:
-        metrics = {k: float(v) for k, v in report.metrics.items() if _is_number(v)}
-        metrics["epoch"] = int(report.epoch)
-        tune.report(metrics)
-
-    return on_epoch_end
 
 
 def _is_number(value: Any) -> bool:
@@ -147,6 +154,7 @@ def run_trial(
     payload: TrialPayload,
     data: MultimodalData,
     references: dict[int, Any] | None,
+    on_epoch_end: Callable[[Any], None],
 ) -> dict[str, Any]:
     """Train one trial, write its outputs to ``payload["out_dir"]``; returns result.json's dict."""
     from synib_core.config import config_from_knobs
@@ -165,7 +173,7 @@ def run_trial(
         method=payload["method"],
         seed=payload["seed"],
         references=seed_references(references, payload["seed"]),
-        on_epoch_end=with_faults(_epoch_reporter(), payload.get("faults") or "", payload["key"]),
+        on_epoch_end=with_faults(on_epoch_end, payload.get("faults") or "", payload["key"]),
         checkpoint_dir=str(ckpt_dir),
     )
     extra = {
@@ -184,41 +192,179 @@ def run_trial(
     return summary
 
 
-def train_trial(
-    config: dict[str, Any],
-    data: MultimodalData | None = None,
-    references: dict[int, Any] | None = None,
-) -> None:
-    """The Tune function trainable (wrap with ``tune.with_parameters(data=..., references=...)``).
+def trial_epochs(
+    payload: TrialPayload, data: MultimodalData, references: dict[int, Any] | None
+) -> Iterator[dict[str, Any]]:
+    """The trial's training, as a Ray streaming-generator task on a pooled Ray worker.
+
+    Yields ``{"epoch": metrics}`` after every epoch and ``{"final": result.json's dict}`` at the
+    end. ``run_trial`` runs in a helper thread (a generator cannot yield from inside ``fit``'s
+    callback); when the task is cancelled (the trial was stopped: ASHA, the job's cancel) the
+    thread stops at its next epoch's end and the process stays in the pool. A failure writes
+    ``error.json`` and raises ``TrialError(reason)`` (see ``guarded_trial``).
+    """
+    outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+    taken = threading.Semaphore(1)  # released when Tune has handled the last epoch reported
+    stop = threading.Event()
+
+    def on_epoch_end(report: Any) -> None:
+        # At most one epoch ahead of Tune: epoch k+1 trains while the driver handles epoch k
+        # (its database row, ASHA's decision), instead of the trial waiting for the driver
+        # every epoch; a trial that Tune stops after epoch k has trained at most k+1.
+        while not taken.acquire(timeout=0.5):
+            if stop.is_set():
+                raise TrialStopped("the trial was stopped")
+        if stop.is_set():
+            raise TrialStopped("the trial was stopped")
+        metrics = {k: float(v) for k, v in report.metrics.items() if _is_number(v)}
+        outbox.put(("epoch", {**metrics, "epoch": int(report.epoch)}))
+
+    def target() -> None:
+        try:
+            outbox.put(("final", guarded_trial(payload, data, references, on_epoch_end)))
+        except TrialStopped:
+            outbox.put(("stopped", None))
+        except BaseException as exc:  # TrialError (error.json written) or anything else
+            outbox.put(("error", exc))
+
+    thread = threading.Thread(target=target, name=f"trial-{payload['key']}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, value = outbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == "epoch":
+                # Each yield returns once the trainable took the item (the task's
+                # backpressure is one item): the first when it fetched the epoch, the second
+                # when it came back for more, that is after Tune handled the epoch.
+                yield {"epoch": value}
+                yield {}
+                taken.release()
+            elif kind == "final":
+                yield {"final": value}
+                return
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:  # cancelled (KeyboardInterrupt here) or done: the thread ends at its next epoch
+        stop.set()
+        thread.join()
+
+
+class TrialStopped(Exception):
+    """Raised in a trial's training thread when its task was cancelled."""
+
+
+def guarded_trial(
+    payload: TrialPayload,
+    data: MultimodalData,
+    references: dict[int, Any] | None,
+    on_epoch_end: Callable[[Any], None],
+) -> dict[str, Any]:
+    """``run_trial`` under the trial's memory cap (``payload["memory_mb"]``).
 
     A failure writes ``error.json`` (``{"reason": ...}``) next to the outputs and raises
-    ``TrialError(reason)``, so that Tune marks the trial errored and the driver shows the reason
-    (the original exception may not survive pickling across processes). The trial runs under
-    its memory cap (``payload["memory_mb"]``); running out of memory is the reason
-    ``out of memory: ...`` and cached GPU memory is released before the error goes out.
+    ``TrialError(reason)`` (the original exception may not survive pickling across processes);
+    running out of memory is the reason ``out of memory: ...`` and cached GPU memory is
+    released before the error goes out. ``TrialStopped`` passes through.
     """
-    payload: TrialPayload = config["trial"]
-    if data is None:
-        raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
     memory_mb = payload.get("memory_mb")
     reason: str | None = None
     try:
         with memory_cap(memory_mb):
-            summary = run_trial(payload, data, references)
+            return run_trial(payload, data, references, on_epoch_end)
+    except TrialStopped:
+        raise
     except Exception as exc:
         reason = describe_out_of_memory(exc, memory_mb) or readable_error(exc)
-        out_dir = Path(payload["out_dir"])
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(
-            out_dir / "error.json", {"reason": reason, "traceback": traceback.format_exc()[-4000:]}
-        )
-    if reason is not None:  # outside the except: the traceback's frames (tensors) are gone
-        release_accelerator_memory()
-        raise TrialError(reason)
+        write_error(Path(payload["out_dir"]), reason, traceback.format_exc()[-4000:])
+    # Outside the except: the traceback's frames (tensors) are gone.
+    release_accelerator_memory()
+    raise TrialError(reason)
+
+
+def write_error(out_dir: Path, reason: str, trace: str = "") -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "error.json", {"reason": reason, "traceback": trace})
+
+
+def train_trial(
+    config: dict[str, Any],
+    data: InStore | MultimodalData | None = None,
+    references: dict[int, Any] | None = None,
+) -> None:
+    """The Tune function trainable (wrap with ``tune.with_parameters(data=InStore(<object ref
+    of the dataset>), references=...)``; the dataset itself works too).
+
+    It runs in the trial's Tune actor, which holds no resources (the empty head bundle of the
+    trial's placement group, ``tune_runner.trial_resources``) and does not train: it starts
+    ``trial_epochs`` as a Ray task in the trial's placement group, with the trial's CPUs and
+    GPUs, and reports each epoch the task yields to Tune. CPU trials so run in Ray's pooled
+    worker processes, which the worker warmed (torch and the training code imported) and keeps
+    across jobs; a new Tune actor only imports Ray Tune. A GPU trial gets a process of its own
+    (``max_calls=1``: its CUDA context and memory go with it). When Tune stops the trial (ASHA,
+    the job's cancel), ``tune.report`` exits this thread and the task is cancelled.
+    """
+    import ray
     from ray import tune
 
-    final = {**summary["metrics"], "final": 1, "best_epoch": summary["best_epoch"]}
-    tune.report(final)
+    payload: TrialPayload = config["trial"]
+    if data is None:
+        raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
+    gpus = float(payload.get("gpus") or 0.0)
+    task = ray.remote(max_calls=1 if gpus else 0)(trial_epochs).options(
+        num_cpus=float(payload.get("ray_cpus") or payload["cpus"]),
+        num_gpus=gpus,
+        num_returns="streaming",
+        _generator_backpressure_num_objects=1,
+        max_retries=0,
+        name=f"trial {payload['key']}",
+    )
+    dataset = data.ref if isinstance(data, InStore) else data
+    epochs: Any = task.remote(payload, dataset, references)  # an ObjectRefGenerator
+    final: dict[str, Any] | None = None
+    try:
+        for ref in epochs:
+            item = ray.get(ref)
+            if "epoch" in item:
+                tune.report(item["epoch"])
+            elif "final" in item:
+                final = item["final"]
+    except ray.exceptions.RayTaskError as exc:
+        raise TrialError(task_failure(exc, Path(payload["out_dir"]))) from None
+    except ray.exceptions.RayError as exc:  # its process died (e.g. the kernel's OOM killer)
+        reason = f"the trial's process died: {readable_error(exc)}"
+        write_error(Path(payload["out_dir"]), reason)
+        raise TrialError(reason) from None
+    finally:
+        if final is None:  # stopped by Tune, or failed: end the task, keep its process
+            stop_task(epochs)
+    if final is None:
+        raise TrialError("the trial's task ended without a result")
+    tune.report({**final["metrics"], "final": 1, "best_epoch": final["best_epoch"]})
+
+
+def task_failure(exc: BaseException, out_dir: Path) -> str:
+    """The reason of a failed trial task: its ``error.json`` when it wrote one, else the error."""
+    try:
+        return str(json.loads((out_dir / "error.json").read_text())["reason"])
+    except (OSError, ValueError, KeyError):
+        return readable_error(getattr(exc, "cause", None) or exc)
+
+
+def stop_task(epochs: Any, wait_s: float = 5.0) -> None:
+    """Cancel a trial's task (a KeyboardInterrupt in it, not a kill: its pooled process lives
+    on) and wait up to ``wait_s`` for it to end, so that its resources are free."""
+    import ray
+
+    try:
+        ray.cancel(epochs, force=False)
+        ray.wait([epochs.completed()], timeout=wait_s)
+    except Exception:  # never mask why the trial stopped
+        log.debug("stopping a trial task failed", exc_info=True)
 
 
 def reference_predictions(

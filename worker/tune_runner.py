@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from worker.trainable import (
+    InStore,
     ReferencesFailed,
     TrialPayload,
     reference_predictions,
@@ -69,8 +70,13 @@ class Resources:
         a reference's thread team beside the trials' would slow them down)."""
         return self.gpus == 0 and self.threads == 1
 
-    def as_tune(self) -> dict[str, float]:
-        return {"cpu": self.cpus, "gpu": self.gpus}
+    def as_tune(self) -> Any:
+        """The trial's placement group: an empty head bundle for its Tune actor, which only
+        relays (``trainable.train_trial``), and one bundle with the trial's CPUs and GPUs for
+        the Ray task that trains."""
+        from ray.tune import PlacementGroupFactory
+
+        return PlacementGroupFactory([{}, {"CPU": self.cpus, "GPU": self.gpus}])
 
     def check_fits(self, available: dict[str, float]) -> None:
         """ValueError naming the field when one trial asks for more CPUs or GPUs than this Ray
@@ -111,7 +117,7 @@ def make_scheduler(spec: dict[str, Any], max_epochs: int) -> Any:
 
 
 def start_references(
-    knobs: dict[str, Any], data: MultimodalData, seeds: list[int], resources: Resources
+    knobs: dict[str, Any], data: MultimodalData | Any, seeds: list[int], resources: Resources
 ) -> dict[int, Any]:
     """Start one Ray task per seed that trains its unimodal references; ``{seed: object ref}``.
 
@@ -122,16 +128,28 @@ def start_references(
     each, and short: one unimodal model per modality) reserve no CPU in Ray's accounting; with
     a CPU each they would hold back the first trials (on a 2-CPU worker, all of them).
     Otherwise each task reserves a trial's CPUs and GPUs, and the caller lets them finish
-    before the trials start.
+    before the trials start. ``data``: the dataset or its object ref.
     """
     import ray
 
+    from worker.ray_session import pool_runtime_env
+
     beside = resources.references_beside_trials
     remote = ray.remote(reference_predictions).options(
-        num_cpus=0 if beside else resources.cpus, num_gpus=resources.gpus, max_retries=0
+        num_cpus=0 if beside else resources.cpus,
+        num_gpus=resources.gpus,
+        max_retries=0,
+        runtime_env=pool_runtime_env(),  # the warmed worker processes' (trials use them too)
     )
-    data_ref = ray.put(data)
+    data_ref = in_object_store(data)
     return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}
+
+
+def in_object_store(value: Any) -> Any:
+    """An object ref of ``value`` (``value`` itself when it is one already)."""
+    import ray
+
+    return value if isinstance(value, ray.ObjectRef) else ray.put(value)
 
 
 def wait_for_references(
@@ -182,7 +200,7 @@ def run_trials(
     *,
     spec: dict[str, Any],
     payloads: list[TrialPayload],
-    data: MultimodalData,
+    data: MultimodalData | Any,
     references: dict[int, Any],
     resources: Resources,
     watch: CancelWatch,
@@ -192,13 +210,17 @@ def run_trials(
     """Run the trials under Tune (blocking until all end or the job is cancelled).
 
     Statuses and epoch metrics reach the database through the callbacks (each write retried
-    for ``retry_s`` seconds while the database is down). Returns the seconds ``tuner.fit`` took.
+    for ``retry_s`` seconds while the database is down). ``data``: the dataset or its object
+    ref. Returns the seconds ``tuner.fit`` took.
     """
     from ray import tune
 
     max_epochs = max(int(p["knobs"].get("epochs", 30)) for p in payloads)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, references=references), resources.as_tune()
+        tune.with_parameters(
+            train_trial, data=InStore(in_object_store(data)), references=references
+        ),
+        resources.as_tune(),
     )
     tuner = tune.Tuner(
         trainable,
@@ -208,8 +230,8 @@ def run_trials(
             mode="max",
             scheduler=make_scheduler(spec, max_epochs),
             max_concurrent_trials=resources.max_concurrent,
-            # One Ray actor runs trial after trial (same resources): a fresh actor per trial
-            # cost a process start and the torch import each time (seconds per trial).
+            # One Tune actor relays trial after trial: a fresh one per trial would cost a
+            # process start and the Ray Tune import each time.
             reuse_actors=True,
             trial_name_creator=lambda t: str(t.config["trial"]["key"]),
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",

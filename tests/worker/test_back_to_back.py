@@ -4,11 +4,15 @@ trial statuses reach the database and the event stream live, before the job's fi
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from worker_process import create_job, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
 from api.db import crud
+from api.storage import ArtifactStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -62,3 +66,25 @@ def test_trials_succeed_live_with_their_own_finish_times(
             e.id for e in events if e.type == "trial" and e.data.get("status") == "succeeded"
         ]
         assert len(succeeded) == 2 and max(succeeded) < final
+
+
+def test_every_trial_trains_in_a_process_the_worker_warmed(
+    worker_harness: WorkerHarness, finished_jobs: list[str]
+) -> None:
+    """Trials run as tasks in the Ray worker processes warmed when the pool child started (torch
+    and the training code imported), job after job, not in processes started for them."""
+    found = re.search(
+        r"warmed (\d+) Ray worker\(s\) in [\d.]+ s \(pids ([\d ]+)\)", worker_harness.log()
+    )
+    assert found, worker_harness.log()[-3000:]
+    warmed = {int(pid) for pid in found.group(2).split()}
+    assert len(warmed) == int(found.group(1)) >= 2  # one per CPU for trials, one for references
+    store = ArtifactStore(worker_harness.settings.artifact_root)
+    used = set()
+    for job_id in finished_jobs:
+        with worker_harness.sessions() as session:
+            trials = crud.list_trials(session, job_id=job_id)
+        for trial in trials:
+            result = json.loads(store.resolve(f"jobs/{job_id}/{trial.id}/result.json").read_text())
+            used.add(result["placement"]["pid"])
+    assert used and used <= warmed, (used, warmed)

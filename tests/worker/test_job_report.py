@@ -105,7 +105,10 @@ def test_failure_reason_prefers_the_trainables_error_json(tmp_path) -> None:
 
 def test_resources_and_scheduler_from_the_spec() -> None:
     res = Resources.from_spec({"resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 1}})
-    assert res.as_tune() == {"cpu": 0.5, "gpu": 1.0} and res.threads == 1
+    # The trial's Tune actor holds nothing (empty head bundle); its training task takes all.
+    group = res.as_tune()
+    assert group.head_bundle_is_empty and group.bundles == [{"CPU": 0.5, "GPU": 1.0}]
+    assert res.threads == 1
     assert Resources.from_spec({"resources": {"cpus_per_trial": 3}}).threads == 3
     with pytest.raises(ValueError, match="cpus_per_trial"):
         Resources.from_spec({"resources": {"cpus_per_trial": -1}})

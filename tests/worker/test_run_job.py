@@ -246,3 +246,9 @@ def test_asha_stops_a_hopeless_trial_early(worker_harness: WorkerHarness, owner_
     stopped = [lr for lr, t in trials.items() if t.status == "stopped"]
     assert stopped and set(stopped) <= {1e-7, 1e-8}, {lr: t.status for lr, t in trials.items()}
     assert all(trials[lr].epochs_done < 6 for lr in stopped)
+    # The trial's task may have trained one epoch past the rung (it runs one epoch ahead of
+    # Tune); the record holds exactly the epochs Tune took.
+    with worker_harness.sessions() as session:
+        for lr in stopped:
+            rows = crud.list_epoch_metrics(session, trial_id=trials[lr].id)
+            assert [m.epoch for m in rows] == list(range(1, trials[lr].epochs_done + 1))
