@@ -1,6 +1,6 @@
 """Metrics as pure numpy functions (numpy arrays in, floats or masks out)."""
 
-from synib_core.metrics.bootstrap import paired_bootstrap_ci
+from synib_core.metrics.bootstrap import paired_bootstrap_ci, paired_bootstrap_cis
 from synib_core.metrics.classification import accuracy, expected_calibration_error, macro_f1
 from synib_core.metrics.summary import summarize
 from synib_core.metrics.synergy import (
@@ -17,6 +17,7 @@ __all__ = [
     "group_accuracies",
     "macro_f1",
     "paired_bootstrap_ci",
+    "paired_bootstrap_cis",
     "strict_synergy_mask",
     "summarize",
     "unimodal_groups",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -43,6 +44,59 @@ def paired_bootstrap_ci(
     for every seed and both methods (paired). A resample leaving a seed's subset empty ignores
     that seed. Example: paired_bootstrap_ci([[1, 1, 0]], [[1, 0, 0]]) -> (0.333..., lo, hi).
     """
+    comparison = (correct_a, correct_b, mask)
+    return paired_bootstrap_cis({"": comparison}, n_boot=n_boot, level=level, seed=seed)[""]
+
+
+def paired_bootstrap_cis(
+    comparisons: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """``paired_bootstrap_ci`` of several comparisons over the same N test samples, in one pass.
+
+    comparisons: name -> (correct_a, correct_b, mask) as in ``paired_bootstrap_ci``. Every
+    comparison sees the same resamples (those of ``paired_bootstrap_ci`` with this ``seed``), so
+    each result equals that of its own call; drawing them once is the bulk of the work saved.
+    """
+    checked = {name: _checked(*c) for name, c in comparisons.items()}
+    if n_boot < 1 or not 0 < level < 1:
+        raise ValueError(f"n_boot/level: need n_boot >= 1 and 0 < level < 1, got {n_boot}, {level}")
+    sizes = {a.shape[1] for a, _, _ in checked.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"comparisons: all need the same number of samples N, got {sorted(sizes)}")
+    if not checked:
+        return {}
+    n = sizes.pop()
+    ones = np.ones((1, n))
+    deltas = {name: np.empty(n_boot) for name in checked}
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, (1 << 22) // n))  # bound the (chunk, N) count matrix
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+        for name, (a, b, m) in checked.items():
+            diff = _accuracy_per_seed(counts, a, m) - _accuracy_per_seed(counts, b, m)
+            with warnings.catch_warnings():  # a resample may leave every seed's subset empty
+                warnings.simplefilter("ignore", RuntimeWarning)
+                deltas[name][start : start + rows] = np.nanmean(diff, axis=1)
+    tail = (1 - level) / 2
+    out = {}
+    for name, (a, b, m) in checked.items():
+        delta = float(np.mean(_accuracy_per_seed(ones, a, m) - _accuracy_per_seed(ones, b, m)))
+        finite = deltas[name][np.isfinite(deltas[name])]
+        lo, hi = np.quantile(finite, [tail, 1 - tail])
+        out[name] = (delta, float(lo), float(hi))
+    return out
+
+
+def _checked(
+    correct_a: np.ndarray, correct_b: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (S, N) float matrices of one comparison; ValueError naming the bad argument."""
     a = _as_matrix("correct_a", correct_a)
     b = _as_matrix("correct_b", correct_b)
     if a.shape != b.shape:
@@ -54,23 +108,4 @@ def paired_bootstrap_ci(
         raise ValueError(f"mask: shape {m.shape} does not match correct_a {a.shape}")
     if not m.any(axis=1).all():
         raise ValueError("mask: every seed needs at least one selected sample")
-    if n_boot < 1 or not 0 < level < 1:
-        raise ValueError(f"n_boot/level: need n_boot >= 1 and 0 < level < 1, got {n_boot}, {level}")
-    n = a.shape[1]
-    ones = np.ones((1, n))
-    delta = float(np.mean(_accuracy_per_seed(ones, a, m) - _accuracy_per_seed(ones, b, m)))
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(n_boot)
-    chunk = max(1, min(n_boot, (1 << 22) // n))  # bound the (chunk, N) count matrix
-    for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
-        diff = _accuracy_per_seed(counts, a, m) - _accuracy_per_seed(counts, b, m)
-        with warnings.catch_warnings():  # a resample may leave every seed's subset empty
-            warnings.simplefilter("ignore", RuntimeWarning)
-            deltas[start : start + rows] = np.nanmean(diff, axis=1)
-    deltas = deltas[np.isfinite(deltas)]
-    tail = (1 - level) / 2
-    lo, hi = np.quantile(deltas, [tail, 1 - tail])
-    return delta, float(lo), float(hi)
+    return a, b, m

@@ -15,6 +15,7 @@ from synib_core.metrics import (
     group_accuracies,
     macro_f1,
     paired_bootstrap_ci,
+    paired_bootstrap_cis,
     strict_synergy_mask,
     summarize,
     unimodal_groups,
@@ -155,3 +156,43 @@ def test_paired_bootstrap_large_n_is_chunked() -> None:
     a = rng.random((2, 30000)) < 0.6
     delta, lo, hi = paired_bootstrap_ci(a, a.copy() & (rng.random((2, 30000)) < 0.9), n_boot=300)
     assert 0 < lo < delta < hi
+
+
+def _naive_bootstrap(
+    a: np.ndarray, b: np.ndarray, mask: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float]:
+    """The 95% interval by an explicit loop over resamples (one chunk: N * n_boot < 4M)."""
+    n = a.shape[1]
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    deltas = []
+    for idx in draws:
+        per_seed = [
+            a[s, idx][mask[s, idx]].mean() - b[s, idx][mask[s, idx]].mean()
+            for s in range(a.shape[0])
+            if mask[s, idx].any()
+        ]
+        deltas.append(np.mean(per_seed))
+    lo, hi = np.quantile(deltas, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def test_paired_bootstrap_of_several_metrics_at_once_matches_an_explicit_loop() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.random((2, 300)) < 0.8
+    b = rng.random((2, 300)) < 0.7
+    subset = rng.random((2, 300)) < 0.2
+    comparisons = {"all": (a, b, None), "subset": (a, b, subset), "swapped": (b, a, None)}
+    out = paired_bootstrap_cis(comparisons, n_boot=400, seed=5)
+    assert set(out) == set(comparisons)
+    for name, (x, y, m) in comparisons.items():
+        full = np.ones_like(x) if m is None else m
+        lo, hi = _naive_bootstrap(x, y, full, 400, 5)
+        delta = np.mean([x[s][full[s]].mean() - y[s][full[s]].mean() for s in range(2)])
+        assert out[name] == pytest.approx((delta, lo, hi))
+        # The same as its own call: the comparisons share the resamples, nothing else.
+        assert out[name] == paired_bootstrap_ci(x, y, mask=m, n_boot=400, seed=5)
+    assert out["swapped"][0] == pytest.approx(-out["all"][0])
+    with pytest.raises(ValueError, match="same number of samples"):
+        paired_bootstrap_cis({"x": (a, b, None), "y": (a[:, :10], b[:, :10], None)})
+    with pytest.raises(ValueError, match="mask"):
+        paired_bootstrap_cis({"x": (a, b, np.zeros_like(a))})
