@@ -126,8 +126,9 @@ def server_histogram(base: str, token: str) -> dict[tuple[str, str], dict[str, f
     """``{(method, route): {le: cumulative count}}`` of the API's latency histogram now."""
     text = httpx.get(f"{base}/api/v1/metrics", headers={"Authorization": f"Bearer {token}"}).text
     out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    pattern = HISTOGRAM + r"_bucket\{(?P<labels>[^}]*)\} (?P<value>[\d.e+]+)"
-    for m in re.finditer(pattern, text):
+    # Labels may hold braces (route="/api/v1/jobs/{job_id}"): the value is the line's last field.
+    pattern = "^" + HISTOGRAM + r"_bucket\{(?P<labels>.*)\} (?P<value>\S+)$"
+    for m in re.finditer(pattern, text, re.MULTILINE):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
         out[(labels["method"], labels["route"])][labels["le"]] = float(m.group("value"))
     return out
