@@ -10,6 +10,8 @@ valid 8-trial spec on a seeded ready dataset; no worker runs, the messages are d
 end) then ``GET /api/v1/jobs/{id}``, once per ``--rate``: a client paces its POST+GET pairs at
 that rate (2/s: 20 clients send 80 requests/s), or with 0 sends the next request as soon as the
 last one answered (closed loop: the server's saturation, where latency is queueing time).
+Next to the client's percentiles: the share of the requests the API's own latency histogram
+(``GET /metrics``, read before and after) timed within 50 ms.
 (b) ``--jobs`` seeded jobs listed page by page (default page size, max page size, a status
 filter), one client. (c) one job with ``--trials`` x ``--epochs`` epoch rows x 10 metrics:
 ``GET /jobs/{id}/metrics``, ``/trials``, ``/trials.csv``, ``--repeats`` times each.
