@@ -18,6 +18,7 @@ bundle, ``FitResult.save``, with the job and trial ids in its ``extra``), ``test
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -144,10 +145,14 @@ def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[]
     return fetch
 
 
+def task_cause(exc: BaseException) -> BaseException:
+    """The exception a Ray task raised (``RayTaskError.cause``), else ``exc`` itself."""
+    return getattr(exc, "cause", None) or exc
+
+
 def references_failure(seed: int, exc: BaseException) -> str:
     """``unimodal references of seed 0 failed: TrainingDiverged: ...`` for a failed Ray task."""
-    cause = getattr(exc, "cause", None) or exc
-    return f"unimodal references of seed {seed} failed: {readable_error(cause)}"
+    return f"unimodal references of seed {seed} failed: {readable_error(task_cause(exc))}"
 
 
 def run_trial(
@@ -211,9 +216,8 @@ def trial_epochs(
         # At most one epoch ahead of Tune: epoch k+1 trains while the driver handles epoch k
         # (its database row, ASHA's decision), instead of the trial waiting for the driver
         # every epoch; a trial that Tune stops after epoch k has trained at most k+1.
-        while not taken.acquire(timeout=0.5):
-            if stop.is_set():
-                raise TrialStopped("the trial was stopped")
+        while not stop.is_set() and not taken.acquire(timeout=0.5):
+            pass
         if stop.is_set():
             raise TrialStopped("the trial was stopped")
         metrics = {k: float(v) for k, v in report.metrics.items() if _is_number(v)}
@@ -293,14 +297,14 @@ def write_error(out_dir: Path, reason: str, trace: str = "") -> None:
 
 def train_trial(
     config: dict[str, Any],
-    data: InStore | MultimodalData | None = None,
+    data: InStore | None = None,
     references: dict[int, Any] | None = None,
 ) -> None:
     """The Tune function trainable (wrap with ``tune.with_parameters(data=InStore(<object ref
-    of the dataset>), references=...)``; the dataset itself works too).
+    of the dataset>), references=...)``).
 
     It runs in the trial's Tune actor, which holds no resources (the empty head bundle of the
-    trial's placement group, ``tune_runner.trial_resources``) and does not train: it starts
+    trial's placement group, ``tune_runner.Resources.as_tune``) and does not train: it starts
     ``trial_epochs`` as a Ray task in the trial's placement group, with the trial's CPUs and
     GPUs, and reports each epoch the task yields to Tune. CPU trials so run in Ray's pooled
     worker processes, which the worker warmed (torch and the training code imported) and keeps
@@ -315,7 +319,7 @@ def train_trial(
     if data is None:
         raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
     gpus = float(payload.get("gpus") or 0.0)
-    task = ray.remote(max_calls=1 if gpus else 0)(trial_epochs).options(
+    task = _trial_task(own_process=gpus > 0).options(
         num_cpus=float(payload.get("ray_cpus") or payload["cpus"]),
         num_gpus=gpus,
         num_returns="streaming",
@@ -323,8 +327,7 @@ def train_trial(
         max_retries=0,
         name=f"trial {payload['key']}",
     )
-    dataset = data.ref if isinstance(data, InStore) else data
-    epochs: Any = task.remote(payload, dataset, references)  # an ObjectRefGenerator
+    epochs: Any = task.remote(payload, data.ref, references)  # an ObjectRefGenerator
     final: dict[str, Any] | None = None
     try:
         for ref in epochs:
@@ -333,8 +336,10 @@ def train_trial(
                 tune.report(item["epoch"])
             elif "final" in item:
                 final = item["final"]
-    except ray.exceptions.RayTaskError as exc:
-        raise TrialError(task_failure(exc, Path(payload["out_dir"]))) from None
+    except ray.exceptions.RayTaskError as exc:  # the task raised (error.json written)
+        cause = task_cause(exc)
+        reason = str(cause) if isinstance(cause, TrialError) else readable_error(cause)
+        raise TrialError(reason) from None
     except ray.exceptions.RayError as exc:  # its process died (e.g. the kernel's OOM killer)
         reason = f"the trial's process died: {readable_error(exc)}"
         write_error(Path(payload["out_dir"]), reason)
@@ -347,12 +352,13 @@ def train_trial(
     tune.report({**final["metrics"], "final": 1, "best_epoch": final["best_epoch"]})
 
 
-def task_failure(exc: BaseException, out_dir: Path) -> str:
-    """The reason of a failed trial task: its ``error.json`` when it wrote one, else the error."""
-    try:
-        return str(json.loads((out_dir / "error.json").read_text())["reason"])
-    except (OSError, ValueError, KeyError):
-        return readable_error(getattr(exc, "cause", None) or exc)
+@functools.cache
+def _trial_task(own_process: bool) -> Any:
+    """``trial_epochs`` as a Ray remote function, made once per actor process, not per trial;
+    ``own_process`` (GPU trials): its process ends with it (``max_calls=1``)."""
+    import ray
+
+    return ray.remote(max_calls=1 if own_process else 0)(trial_epochs)
 
 
 def stop_task(epochs: Any, wait_s: float = 5.0) -> None:
