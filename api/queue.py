@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Celery
 
+import api.fs_broker  # noqa: F401  (filesystem:// writes each message file atomically)
 from api.settings import Settings
 
 QUEUE = "synib"

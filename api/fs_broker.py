@@ -1,0 +1,60 @@
+"""The embedded broker: kombu's ``filesystem://`` transport with atomic message files.
+
+kombu's own transport creates a message file under its final name and then writes it, while a
+consumer takes any file with that name (it moves the file away; the writer's ``flock`` does not
+stop a rename). A consumer polling at the wrong moment read an empty file, raised
+``JSONDecodeError`` and took the Celery worker down (``synib serve`` with it).
+
+Here a message is written under a temporary name that no consumer matches and renamed into
+place once complete (atomic on one filesystem). A consumer that still meets a message it cannot
+decode (written by something else) logs it and goes on; the job's row is committed before its
+message is sent, so the reconciler sends it again.
+
+Importing this module makes ``filesystem://`` URLs use this transport (``api.queue`` and the
+worker's Celery app import it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from time import monotonic
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.json import dumps
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX = ".partial"  # "<name>.<queue>.msg.partial": not "<queue>.msg", never consumed
+
+
+class Channel(filesystem.Channel):
+    # kombu's filesystem.Channel._put already differs from its base's (queue, message).
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Write the message under a temporary name, then rename it into the queue."""
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + PARTIAL_SUFFIX
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        """The next message of ``queue``; an undecodable one is logged and skipped."""
+        while True:
+            try:
+                return super()._get(queue)
+            except ValueError as exc:  # JSONDecodeError: the file is gone, the next one waits
+                log.error("skipped an unreadable message of queue %s: %s", queue, exc)
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
+
+
+TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
