@@ -167,7 +167,11 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> 
 
 
 @contextlib.contextmanager
-def _spawn(argv: list[str], env: dict[str, str], state_dir: Path, url: str) -> Iterator[Path]:
+def _spawn(
+    argv: list[str], env: dict[str, str], state_dir: Path, url: str
+) -> Iterator[tuple[Path, int]]:
+    """Start ``argv`` in its own session, logging to ``state_dir/service.log``; yields (the log,
+    the process id) once ``url`` answers, and stops the process group afterwards."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "service.log"
     with log.open("wb") as out:
@@ -177,7 +181,7 @@ def _spawn(argv: list[str], env: dict[str, str], state_dir: Path, url: str) -> I
         )  # fmt: skip
     try:
         wait_healthy(proc, url, log, timeout_s=180)
-        yield log
+        yield log, proc.pid
     finally:
         stop_process_group(proc)
 
@@ -211,12 +215,14 @@ def run_api(
 
 @dataclass(frozen=True)
 class Service:
-    """A running ``synib serve``: root URL, admin token, its state folder and log file."""
+    """A running ``synib serve``: root URL, admin token, its state folder, log file and process
+    id (the API, the worker and Ray run under it)."""
 
     url: str
     token: str
     state_dir: Path
     log: Path
+    pid: int
 
     def client(self, timeout_s: float = 60.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -236,9 +242,9 @@ def run_serve(state_dir: Path, cpus: int) -> Iterator[Service]:
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "worker.cli", "serve"]
     try:
-        with _spawn(argv, env, state_dir, url) as log:
+        with _spawn(argv, env, state_dir, url) as (log, pid):
             credentials = json.loads((state_dir / "config" / "credentials.json").read_text())
-            yield Service(url, str(credentials["token"]), state_dir, log)
+            yield Service(url, str(credentials["token"]), state_dir, log, pid)
     finally:
         import shutil
 

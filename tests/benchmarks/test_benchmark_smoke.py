@@ -80,6 +80,13 @@ def test_sweep_overhead_smoke_prints_its_table() -> None:
         r"service serial / direct: \*\*[\d.]+x\*\* \(target <= 1.3x: (met|MISSED)\)", out
     )
     assert re.search(r"2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)
+    # Where each job's CPU went. The smoke trials are too short for the meter's 0.5 s samples
+    # (their CPU may land on the idle worker's row); the Tune actors' start takes seconds.
+    assert all(float(c) >= 0 for c in _row(out, "trials (Ray tasks)")[1:3])
+    assert all(
+        float(c) > 0 for c in _row(out, "Tune trial actors (process start, relaying epochs)")[1:3]
+    )
+    assert re.search(r"the parallel job used [\d.]+ CPU seconds: on \d+ cores it cannot take", out)
 
 
 @pytest.mark.browser
