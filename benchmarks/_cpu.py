@@ -114,10 +114,11 @@ class CpuMeter:
             # A process seen first after start() began during the job: all its CPU counts.
             before = self._last.get(pid, 0.0 if self._started else None)
             self._last[pid] = cpu
-            if before is None or cpu <= before:
-                continue
+            # Every sample reads the title, so that ``was`` is the previous sample's.
             name = component(_read_title(pid))
             was, self._component[pid] = self._component.get(pid), name
+            if before is None or cpu <= before:
+                continue
             if name not in TASKS and was in TASKS:  # the task ended during the interval
                 name = was
             if name == ACTORS:

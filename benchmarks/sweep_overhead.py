@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _cpu import COMPONENTS, OTHER, CpuMeter
+from _cpu import COMPONENTS, OTHER, TRIALS, CpuMeter
 from _service import Service, exit_on_sigterm, markdown_table, run_serve
 
 from api.client import Client
@@ -307,7 +307,7 @@ def cpu_report(serial: dict[str, Any], parallel: dict[str, Any], cores: int) -> 
     rows.append([f"available ({cores} cores x the job's wall time)",
                  *(f"{cores * r['wall_s']:.1f}" for r in runs)])  # fmt: skip
     table = markdown_table(["CPU seconds", "1 trial at a time", "2 at a time"], rows)
-    trials = [r["components"].get(names[0], 0.0) for r in runs]
+    trials = [r["components"].get(TRIALS, 0.0) for r in runs]
     rest = totals[1] - trials[1]
     return "\n".join([
         "CPU time of each job, by component (sampled from /proc every 0.5 s):",

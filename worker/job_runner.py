@@ -190,7 +190,7 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
                 run_trials(
                     spec=spec,
                     payloads=payloads,
-                    data=data_ref,
+                    data_ref=data_ref,
                     references=pending,
                     resources=resources,
                     watch=watch,

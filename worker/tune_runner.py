@@ -141,15 +141,8 @@ def start_references(
         max_retries=0,
         runtime_env=pool_runtime_env(),  # the warmed worker processes' (trials use them too)
     )
-    data_ref = in_object_store(data)
+    data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
     return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}
-
-
-def in_object_store(value: Any) -> Any:
-    """An object ref of ``value`` (``value`` itself when it is one already)."""
-    import ray
-
-    return value if isinstance(value, ray.ObjectRef) else ray.put(value)
 
 
 def wait_for_references(
@@ -200,7 +193,7 @@ def run_trials(
     *,
     spec: dict[str, Any],
     payloads: list[TrialPayload],
-    data: MultimodalData | Any,
+    data_ref: Any,
     references: dict[int, Any],
     resources: Resources,
     watch: CancelWatch,
@@ -210,16 +203,14 @@ def run_trials(
     """Run the trials under Tune (blocking until all end or the job is cancelled).
 
     Statuses and epoch metrics reach the database through the callbacks (each write retried
-    for ``retry_s`` seconds while the database is down). ``data``: the dataset or its object
-    ref. Returns the seconds ``tuner.fit`` took.
+    for ``retry_s`` seconds while the database is down). ``data_ref``: the dataset's object ref
+    (the references' tasks read the same copy). Returns the seconds ``tuner.fit`` took.
     """
     from ray import tune
 
     max_epochs = max(int(p["knobs"].get("epochs", 30)) for p in payloads)
     trainable = tune.with_resources(
-        tune.with_parameters(
-            train_trial, data=InStore(in_object_store(data)), references=references
-        ),
+        tune.with_parameters(train_trial, data=InStore(data_ref), references=references),
         resources.as_tune(),
     )
     tuner = tune.Tuner(

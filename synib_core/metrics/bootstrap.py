@@ -19,12 +19,10 @@ def _as_matrix(name: str, arr: np.ndarray) -> np.ndarray:
     return out.astype(np.float64)
 
 
-def _accuracy_per_seed(counts: np.ndarray, correct: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(B, S) accuracy per resample and seed; counts (B, N), correct/mask (S, N); NaN if empty."""
-    hits = counts @ (correct * mask).T
-    sizes = counts @ mask.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return hits / sizes
+def _subset_accuracy(correct: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(S,) accuracy of each seed within its subset; correct/mask (S, N), every subset non-empty
+    (``_checked``)."""
+    return (correct * mask).sum(axis=1) / mask.sum(axis=1)
 
 
 def paired_bootstrap_ci(
@@ -92,11 +90,10 @@ def paired_bootstrap_cis(
                 deltas[name][start : start + rows] = np.nanmean(
                     hits_a / size - hits_b / size, axis=1
                 )
-    ones = np.ones((1, n))
     tail = (1 - level) / 2
     out = {}
     for name, (a, b, m) in checked.items():
-        delta = float(np.mean(_accuracy_per_seed(ones, a, m) - _accuracy_per_seed(ones, b, m)))
+        delta = float(np.mean(_subset_accuracy(a, m) - _subset_accuracy(b, m)))
         finite = deltas[name][np.isfinite(deltas[name])]
         lo, hi = np.quantile(finite, [tail, 1 - tail])
         out[name] = (delta, float(lo), float(hi))
