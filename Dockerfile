@@ -48,7 +48,7 @@ RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
  && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi uvicorn sqlalchemy alembic pydantic \
       pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart prometheus-client \
-      tqdm safetensors numpy pyyaml \
+      tqdm safetensors numpy pyyaml grpcio \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib
 USER synib

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # 0.35 GB each); trials and references run in them. None: one per CPU plus one per CPU up
     # to 4 more, for the reference tasks beside the trials (worker/ray_session.py).
     ray_warm_workers: int | None = Field(default=None, ge=1)
+    # Idle Ray worker processes a kept local Ray holds ready for the next job's Tune actors
+    # (Ray Tune imported, about 0.2 GB each). None: one per CPU; 0: none (worker/actor_prestart.py).
+    ray_prestart_actors: int | None = Field(default=None, ge=0)
     worker_concurrency: int = Field(default=1, ge=1)
     cpus: int | None = Field(default=None, ge=1)
     # GPUs the worker's local Ray may hand to trials (None: what Ray detects).

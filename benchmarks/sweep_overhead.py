@@ -18,7 +18,9 @@ Wall times include everything (the direct process's start and imports; for the s
 POST to the ``succeeded`` event); the job's own timestamps split the service's time into
 queue wait, setup (dataset load, Tune start; the references train beside the trials), trials
 and finalisation (artifacts, report). The jobs are sent once the worker has started and warmed its Ray (it keeps it across
-jobs); the seconds that took are printed apart. A second table gives each job's CPU seconds by
+jobs) and prestarted the Tune actor processes of the next job; the seconds that took are
+printed apart. After a job, the worker's task prestarts the next job's Tune actor processes
+before it returns: the parallel job is sent when it has (the seconds are printed too). A second table gives each job's CPU seconds by
 component (``_cpu.CpuMeter``: trials, references, Tune actors, driver, API, Ray daemons) and the
 speed-up they allow on the machine's cores. Targets from the issue are printed, never asserted.
 """
@@ -123,14 +125,25 @@ def _ts(text: str | None) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
-def wait_for_log(log: Path, pattern: str, timeout_s: float) -> None:
-    """Wait until ``pattern`` (a regex) appears in the service log (the worker is ready)."""
+def wait_for_log(log: Path, pattern: str, timeout_s: float, start: int = 0) -> str:
+    """Wait until ``pattern`` (a regex) appears in the service log after byte ``start``;
+    returns the log from there."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if re.search(pattern, log.read_text(errors="replace")):
-            return
+        with log.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        if re.search(pattern, text):
+            return text
         time.sleep(0.2)
     raise RuntimeError(f"{pattern!r} not in the service log after {timeout_s:.0f} s")
+
+
+# The worker's task returns after the job's final status, once it has prestarted the next
+# job's Tune actor processes (worker/actor_prestart.py); before the first job, the warm-up does.
+TASK_DONE = r"Task synib\.run_job\[[^\]]+\] succeeded in"
+WORKER_READY = r"prestarted \d+ process\(es\) for Tune's actors|for Tune's actors idle after"
+PRESTART_S = r"prestarted \d+ process\(es\) for Tune's actors in ([\d.]+) s"
 
 
 def upload(service: Service, npz: Path) -> str:
@@ -168,11 +181,15 @@ def run_job(
         trials = client.get(f"/jobs/{job['id']}/trials").raise_for_status().json()["data"]
     if job["status"] != "succeeded":
         raise RuntimeError(f"job {job['id']} {job['status']}: {job['failure_reason']}")
-    with service.log.open("rb") as f:
-        f.seek(log_start)
-        text = f.read().decode(errors="replace")
+    # The next job is measured on a ready worker: after this job's task has returned.
+    t1 = time.perf_counter()
+    text = wait_for_log(service.log, TASK_DONE, 120, start=log_start)
+    after = {"task_returned_s": time.perf_counter() - t1}
+    prestart = re.search(PRESTART_S, text)
+    if prestart:
+        after["prestart_s"] = float(prestart.group(1))
     cpu = {"components": meter.seconds, "benchmark_s": meter.own_s, "wall_s": meter.wall_s}
-    return {"wall_s": wall, "job": job, "trials": trials, "log": text, "cpu": cpu}
+    return {"wall_s": wall, "job": job, "trials": trials, "log": text, "cpu": cpu, "after": after}
 
 
 def follow(client: Client, job_id: str, timeout_s: float, log: Path) -> dict[str, Any]:
@@ -259,6 +276,8 @@ def report(
     refs_wait_s = sum(log_seconds(serial["log"], r"references of \d+ seed\(s\) ready \(waited"))
     init_s = sum(log_seconds(startup, r"ray\.init took"))
     warm_s = sum(log_seconds(startup, r"warmed \d+ Ray worker\(s\) in"))
+    prestart_s = sum(float(m) for m in re.findall(PRESTART_S, startup))
+    between = serial["after"]
     artifacts_s = sum(log_seconds(serial["log"], r"model artifact\(s\) in"))
     report_s = sum(log_seconds(serial["log"], r"report computed in"))
     stored_s = sum(log_seconds(serial["log"], r"s, stored in"))
@@ -281,8 +300,12 @@ def report(
             f"directly, serially: {direct['references_s']:.1f} s, imports and data "
             f"{direct['import_load_s']:.1f} s)",
             f"- once per worker process, before any job (not in the table): ray.init "
-            f"{init_s:.1f} s, then warming the Ray workers {warm_s:.1f} s (the worker keeps "
-            "its Ray across jobs)",
+            f"{init_s:.1f} s, then warming the Ray workers {warm_s:.1f} s and prestarting "
+            f"the first job's Tune actor processes {prestart_s:.1f} s (the worker keeps its Ray "
+            "across jobs)",
+            "- between the jobs (not in the table): the worker's task returned "
+            f"{between['task_returned_s']:.1f} s after the serial job's `succeeded` event; it "
+            f"prestarted the next job's Tune actor processes in {between.get('prestart_s', 0):.1f} s",
             f"- tuner.fit (serial job): {p1['tuner_fit']:.1f} s, of which the trials' own "
             f"time {p1['trial_sum']:.1f} s (the rest: Tune's start, actor starts, scheduling)",
             f"- per-trial overhead (service trial minus direct fit, serial): {per_trial:.2f} s "
@@ -354,12 +377,13 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_log(service.log, r"ready\.", timeout_s=120)
             # The worker starts its Ray and warms it when it starts (ray_keep_alive): jobs are
             # measured on a running worker, as users meet it after `synib serve` is up.
-            wait_for_log(service.log, r"warmed \d+ Ray worker", timeout_s=180)
+            wait_for_log(service.log, WORKER_READY, timeout_s=180)
             startup = service.log.read_text(errors="replace")
             dataset_id = upload(service, npz)
             limit = 120 if args.smoke else 1800
             serial = run_job(service, dataset_id, sweep, 1, limit)
-            print(f"service serial: {serial['wall_s']:.1f} s", file=sys.stderr)
+            print(f"service serial: {serial['wall_s']:.1f} s; worker ready again "
+                  f"{serial['after']['task_returned_s']:.1f} s later", file=sys.stderr)  # fmt: skip
             parallel = run_job(service, dataset_id, sweep, 2, limit)
         n = len(sweep.trials())
         print(f"## Sweep overhead: {n} trials x {sweep.epochs} epoch(s), {args.cpus} Ray CPUs, "
@@ -374,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         runs = {"serial": serial, "parallel": parallel}
         keep = {
-            k: {"wall_s": r["wall_s"], "job": r["job"], "trials": r["trials"], "cpu": r["cpu"]}
+            k: {k2: r[k2] for k2 in ("wall_s", "job", "trials", "cpu", "after")}
             for k, r in runs.items()
         }
         out.write_text(json.dumps({"direct": direct, **keep}, indent=1))

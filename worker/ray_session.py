@@ -6,10 +6,12 @@ dashboard and ``RAY_AUTH_MODE=disabled``. ``settings.ray_address`` (or ``RAY_ADD
 by the settings) joins an existing cluster instead.
 
 Lifetime (``settings.ray_keep_alive``, default on): a Celery pool child starts its Ray in a
-background thread as soon as it is forked (``start_in_background``), warms one Ray worker
-process per CPU (torch and synib_core imported), and keeps both for every job it runs, so a job
-pays neither ``ray.init`` (seconds) nor the imports of its reference tasks. A Ray that died
-between jobs is started again. With ``ray_keep_alive=false`` every job starts and stops its own
+background thread as soon as it is forked (``start_in_background``), warms a pool of Ray worker
+processes for the jobs' tasks (torch and synib_core imported: ``warm_up``) and prestarts idle
+processes for the jobs' Tune actors (Ray Tune imported: ``worker.actor_prestart``, topped up
+after every job by ``prepare_next_job``), and keeps all of it for every job it runs, so a job
+pays neither ``ray.init`` (seconds) nor these imports. A Ray that died between jobs is started
+again. With ``ray_keep_alive=false`` every job starts and stops its own
 Ray (memory is returned between jobs; each job pays the start).
 """
 
@@ -27,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
-from worker import ray_owners
+from worker import actor_prestart, ray_owners
+from worker.ray_envs import task_pool_env, tune_actor_env
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,19 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
         "include_dashboard": False,
         "_temp_dir": temp_dir,
         "object_store_memory": object_store_mb * 1024 * 1024,
-        # Ray ends idle worker processes beyond this many (its default: one per CPU), and
-        # with them their imports: keep the whole warm pool (``warm_pool_size``).
-        "_system_config": {"num_workers_soft_limit": warm_pool_size(settings, cpus)},
+        # Tune's actor environment for the whole job, so that Ray writes every task's and
+        # actor's environment the same way (merged: worker/ray_envs.py explains why).
+        "runtime_env": tune_actor_env(),
+        "_system_config": {
+            # Ray ends idle worker processes beyond this many (its default: one per CPU), and
+            # with them their imports: keep the whole warm pool (``warm_pool_size``) and the
+            # processes prestarted for Tune's actors (``worker.actor_prestart``).
+            "num_workers_soft_limit": warm_pool_size(settings, cpus)
+            + actor_prestart.target(settings, cpus),
+            # Every new worker process imports this first: Ray Tune, in those prestarted for
+            # Tune's actors (nothing in the others).
+            "preload_python_modules": ["worker.ray_preload"],
+        },
         **common,
     }
 
@@ -131,27 +144,12 @@ def _ensure_ray_locked(settings: Settings) -> bool:
     return True
 
 
-def pool_runtime_env() -> dict[str, Any]:
-    """The runtime environment of every task a job runs: the one Ray Tune gives its trial
-    actors (``ray.tune.execution.class_cache``), which the trials' tasks inherit.
-
-    Ray gives an idle worker process only to a task with the same runtime environment as the
-    tasks it ran, so the warm-up and the reference tasks use it too: then trials and
-    references all run in the warmed processes. (``tests/worker/test_back_to_back.py`` checks
-    that the trials ran in them.)
-    """
-    from ray.tune.execution.class_cache import DEFAULT_ENV_VARS, ENV_VARS_TO_PROPAGATE
-
-    env = dict(DEFAULT_ENV_VARS)
-    env.update({k: os.environ[k] for k in ENV_VARS_TO_PROPAGATE if k in os.environ})
-    return {"env_vars": env}
-
-
 def warm_up(settings: Settings) -> float:
     """Import Ray Tune, torch and the training code here, and torch and the training code in
     ``warm_pool_size`` idle Ray worker processes (local Ray only), so that no job pays these
-    imports: a job's trials and references run as tasks in those processes. Returns the
-    seconds."""
+    imports: a job's trials and references run as tasks in those processes. Then prestart the
+    processes of the first job's Tune actors (``actor_prestart.top_up``). Returns the seconds
+    of the warm-up."""
     import ray
 
     t0 = time.perf_counter()
@@ -167,7 +165,7 @@ def warm_up(settings: Settings) -> float:
     # No CPU slot, so that all n run at once, each in a process of its own; each waits until
     # n have started so that none takes two.
     warm = ray.remote(_import_training).options(
-        num_cpus=0, max_retries=0, runtime_env=pool_runtime_env()
+        num_cpus=0, max_retries=0, runtime_env=task_pool_env()
     )
     rendezvous = settings.ray_tmp_dir / f"warm_up_{os.getpid()}_{time.time_ns()}"
     try:
@@ -177,6 +175,7 @@ def warm_up(settings: Settings) -> float:
     seconds = time.perf_counter() - t0
     log.info("warmed %d Ray worker(s) in %.2f s (pids %s)", len(pids), seconds,
              " ".join(map(str, sorted(pids))))  # fmt: skip
+    actor_prestart.top_up(settings, int(ray.cluster_resources().get("CPU", 1)))
     return seconds
 
 
@@ -196,6 +195,21 @@ def _import_training(n: int, rendezvous: Path, wait_s: float = 30.0) -> int:
     while len(list(rendezvous.iterdir())) < n and time.monotonic() < deadline:
         time.sleep(0.05)
     return os.getpid()
+
+
+def prepare_next_job(settings: Settings) -> None:
+    """After a job: top up the idle processes prestarted for Tune's actors (the job's Tune
+    ended its actors with their processes). A kept local Ray only; never raises."""
+    if not settings.ray_keep_alive or settings.ray_address:
+        return
+    try:
+        import ray
+
+        with _lock:
+            if ray.is_initialized():
+                actor_prestart.top_up(settings, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # the next job's actors then start their own processes
+        log.warning("preparing the next job's Tune actor processes failed", exc_info=True)
 
 
 def start_in_background(settings: Settings) -> threading.Thread | None:

@@ -79,6 +79,7 @@ class TrialPayload(TypedDict):
     gpus: NotRequired[float]
     memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.faults.memory_cap)
     faults: NotRequired[str]  # test-only fault-injection rules (worker.faults), "" = none
+    tune_actor_pid: NotRequired[int]  # the process of the Tune actor that started the task
 
 
 def limit_threads(cpus: int) -> None:
@@ -191,7 +192,10 @@ def run_trial(
     summary = {
         "best_epoch": int(result.best_epoch),
         "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
-        "placement": placement(str(payload["knobs"].get("device", "auto"))),
+        "placement": {
+            **placement(str(payload["knobs"].get("device", "auto"))),
+            "tune_actor_pid": payload.get("tune_actor_pid"),
+        },
     }
     write_json(out_dir / "result.json", summary)
     return summary
@@ -308,20 +312,25 @@ def train_trial(
     ``trial_epochs`` as a Ray task in the trial's placement group, with the trial's CPUs and
     GPUs, and reports each epoch the task yields to Tune. CPU trials so run in Ray's pooled
     worker processes, which the worker warmed (torch and the training code imported) and keeps
-    across jobs; a new Tune actor only imports Ray Tune. A GPU trial gets a process of its own
+    across jobs; the Tune actor itself runs in a process prestarted before the job with Ray Tune
+    imported (``worker.actor_prestart``). A GPU trial gets a process of its own
     (``max_calls=1``: its CUDA context and memory go with it). When Tune stops the trial (ASHA,
     the job's cancel), ``tune.report`` exits this thread and the task is cancelled.
     """
     import ray
     from ray import tune
 
+    from worker.ray_envs import task_pool_env
+
     payload: TrialPayload = config["trial"]
+    payload = {**payload, "tune_actor_pid": os.getpid()}
     if data is None:
         raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
     gpus = float(payload.get("gpus") or 0.0)
     task = _trial_task(own_process=gpus > 0).options(
         num_cpus=float(payload.get("ray_cpus") or payload["cpus"]),
         num_gpus=gpus,
+        runtime_env=task_pool_env(),  # the warm pool's processes, not the actors' (ray_envs)
         num_returns="streaming",
         _generator_backpressure_num_objects=1,
         max_retries=0,

@@ -132,14 +132,14 @@ def start_references(
     """
     import ray
 
-    from worker.ray_session import pool_runtime_env
+    from worker.ray_envs import task_pool_env
 
     beside = resources.references_beside_trials
     remote = ray.remote(reference_predictions).options(
         num_cpus=0 if beside else resources.cpus,
         num_gpus=resources.gpus,
         max_retries=0,
-        runtime_env=pool_runtime_env(),  # the warmed worker processes' (trials use them too)
+        runtime_env=task_pool_env(),  # the warm pool's processes (the trials' tasks use them too)
     )
     data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
     return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}

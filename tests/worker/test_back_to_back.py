@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from worker_process import create_job, wait_final
@@ -33,6 +34,10 @@ def finished_jobs(worker_harness: WorkerHarness, owner_id: str) -> list[str]:
         worker_harness.send("synib.run_job", job_id)
     for job_id in job_ids:
         assert wait_final(worker_harness, job_id) == "succeeded"
+    # The last task returns after its job: it prestarts the next job's Tune actor processes.
+    deadline = time.monotonic() + 60
+    while worker_harness.log().count("succeeded in") < JOBS and time.monotonic() < deadline:
+        time.sleep(0.2)
     return job_ids
 
 
@@ -68,6 +73,20 @@ def test_trials_succeed_live_with_their_own_finish_times(
         assert len(succeeded) == 2 and max(succeeded) < final
 
 
+def placements(harness: WorkerHarness, job_ids: list[str]) -> list[dict]:
+    """Where each trial of the jobs ran (``placement`` in its result.json): its task's and its
+    Tune actor's process ids."""
+    store = ArtifactStore(harness.settings.artifact_root)
+    found = []
+    for job_id in job_ids:
+        with harness.sessions() as session:
+            trials = crud.list_trials(session, job_id=job_id)
+        for trial in trials:
+            result = json.loads(store.resolve(f"jobs/{job_id}/{trial.id}/result.json").read_text())
+            found.append(result["placement"])
+    return found
+
+
 def test_every_trial_trains_in_a_process_the_worker_warmed(
     worker_harness: WorkerHarness, finished_jobs: list[str]
 ) -> None:
@@ -79,12 +98,25 @@ def test_every_trial_trains_in_a_process_the_worker_warmed(
     assert found, worker_harness.log()[-3000:]
     warmed = {int(pid) for pid in found.group(2).split()}
     assert len(warmed) == int(found.group(1)) >= 2  # one per CPU for trials, one for references
-    store = ArtifactStore(worker_harness.settings.artifact_root)
-    used = set()
-    for job_id in finished_jobs:
-        with worker_harness.sessions() as session:
-            trials = crud.list_trials(session, job_id=job_id)
-        for trial in trials:
-            result = json.loads(store.resolve(f"jobs/{job_id}/{trial.id}/result.json").read_text())
-            used.add(result["placement"]["pid"])
+    used = {place["pid"] for place in placements(worker_harness, finished_jobs)}
     assert used and used <= warmed, (used, warmed)
+
+
+def test_every_tune_actor_runs_in_a_process_prestarted_before_its_job(
+    worker_harness: WorkerHarness, finished_jobs: list[str]
+) -> None:
+    """The trials' Tune actors run in processes the worker started before the job with Ray
+    Tune imported (worker/actor_prestart.py): after the warm-up, and after each job for the
+    next one. It fails when Ray starts the actors in processes of their own (e.g. the
+    prestart's runtime environment differs from Tune's) or when a task takes one of them."""
+    log = worker_harness.log()
+    lines = re.findall(
+        r"prestarted (\d+) process\(es\) for Tune's actors .*\(idle: pids ([\d ]+)\)", log
+    )
+    assert len(lines) >= JOBS, log[-3000:]  # after the warm-up and after every job but the last
+    prestarted = {int(pid) for _, pids in lines for pid in pids.split()}
+    places = placements(worker_harness, finished_jobs)
+    actors = {place["tune_actor_pid"] for place in places}
+    tasks = {place["pid"] for place in places}
+    assert actors and actors <= prestarted, (actors, prestarted)
+    assert not tasks & prestarted, (tasks, prestarted)  # trials train in the task pool only

@@ -46,3 +46,45 @@ def test_without_keep_alive_each_job_starts_and_stops_its_ray(settings: Settings
     with ray_session.ray_for_job(per_job):
         assert ray.is_initialized()
     assert not ray.is_initialized()
+
+
+def test_tune_actors_start_in_processes_prestarted_with_ray_tune(settings: Settings) -> None:
+    """After the warm-up, an idle process waits for each CPU's Tune actor with Ray Tune
+    imported; an actor made the way Tune makes them (its class cache, its runtime
+    environment) starts in it, and after the job the worker starts a new one for the next."""
+    import ray
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from worker import actor_prestart
+
+    ray_session.start_in_background(settings)
+    with ray_session.ray_for_job(settings):
+        idle = actor_prestart.actor_processes()
+        assert len(idle) == 1 and set(idle.values()) == {actor_prestart.IDLE_TITLE}, idle
+
+        class Probe:
+            def where(self) -> tuple[int, bool]:
+                import os
+                import sys
+
+                return os.getpid(), "ray.tune.trainable.function_trainable" in sys.modules
+
+        actor = _ActorClassCache().get(Probe).options(num_cpus=0).remote()
+        pid, tune_imported = ray.get(actor.where.remote(), timeout=60)
+        assert pid in idle and tune_imported
+        assert actor_prestart.actor_processes() == {}  # taken: none idle until topped up
+        ray.kill(actor)
+    ray_session.prepare_next_job(settings)
+    again = actor_prestart.actor_processes()
+    assert len(again) == 1 and pid not in again, (pid, again)
+
+
+def test_prestarting_tune_actor_processes_can_be_turned_off(settings: Settings) -> None:
+    from worker import actor_prestart
+
+    off = settings.model_copy(update={"ray_prestart_actors": 0})
+    ray_session.start_in_background(off)
+    with ray_session.ray_for_job(off):
+        assert actor_prestart.actor_processes() == {}
+    ray_session.prepare_next_job(off)
+    assert actor_prestart.actor_processes() == {}
