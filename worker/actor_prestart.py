@@ -23,9 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from worker.ray_envs import IMPORTING_TITLE, is_tune_actor_process, serialized, tune_actor_env
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,11 @@ KEEP_ALIVE_S = 7 * 24 * 3600
 IDLE_TITLE = "ray::IDLE"  # Ray's title of an idle worker process
 
 
-def target(settings: Any, cpus: int) -> int:
+def target(settings: Settings, cpus: int) -> int:
     """Idle Tune actor processes to keep (``settings.ray_prestart_actors``): by default one per
     CPU, the most trials a CPU-only job runs at once here (one Tune actor each)."""
-    configured = getattr(settings, "ray_prestart_actors", None)
-    if configured is not None:
-        return max(0, int(configured))
+    if settings.ray_prestart_actors is not None:
+        return settings.ray_prestart_actors
     return max(1, int(cpus))
 
 
@@ -121,7 +123,7 @@ def request(count: int) -> None:
         node_manager_pb2_grpc.NodeManagerServiceStub(ch).PrestartWorkers(message, timeout=10)
 
 
-def top_up(settings: Any, cpus: int, wait_s: float = 30.0) -> list[int]:
+def top_up(settings: Settings, cpus: int, wait_s: float = 30.0) -> list[int]:
     """Start what is missing of ``target`` idle Tune actor processes and wait (up to
     ``wait_s``) until they are idle, their imports done. Returns the idle ones' pids
     (empty when turned off, on a cluster, or when it failed: logged)."""
