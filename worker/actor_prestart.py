@@ -8,11 +8,12 @@ Ray Data), about 3.5 CPU-seconds each when two started at once. On 2 cores, with
 training, those seconds add to the job's wall time.
 
 So the worker asks its local raylet to start the processes beforehand: the raylet's
-``PrestartWorkers`` call (the one the ``ray.util`` prestart helpers of later Ray releases use),
-with this driver's job id and Tune's actor runtime environment (``ray_envs.tune_actor_env``, in
-the text Ray gives the actors: ``ray_envs.serialized``), kept alive until used. Each imports Ray Tune when it starts (``worker.ray_preload``). The worker
-tops the idle ones up to ``target`` when its Ray has warmed up and after every job (Tune ends its
-actors, and their processes, with the job).
+``PrestartWorkers`` gRPC call (internal to Ray; Ray 2.60's Python API does not expose it), with
+this driver's job id and Tune's actor runtime environment (``ray_envs.tune_actor_env``, in the
+text Ray gives the actors: ``ray_envs.serialized``), kept alive until used. Each imports Ray
+Tune when it starts (``worker.ray_preload``). The worker tops the idle ones up to ``target``
+when its Ray has warmed up and after every job (Tune ends its actors, and their processes, with
+the job).
 
 Local Ray only (a cluster's raylets belong to the cluster). Anything that fails here is logged
 and skipped: a job's actors then start their own processes, as Ray does by default.
@@ -25,6 +26,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from worker import ray_owners
 from worker.ray_envs import IMPORTING_TITLE, is_tune_actor_process, serialized, tune_actor_env
 
 if TYPE_CHECKING:
@@ -47,12 +49,15 @@ def target(settings: Settings, cpus: int) -> int:
 
 
 def actor_processes() -> dict[int, str]:
-    """This process's Ray worker processes started in Tune's actor environment and not yet
-    running an actor, by pid, with their title: ``ray::IDLE`` when ready,
-    ``ray_envs.IMPORTING_TITLE`` while they import Ray Tune, the command line before.
-    (Read from ``/proc``: Linux only, like the worker's local Ray here.)"""
+    """The Ray worker processes of this process's local Ray (those carrying its owner token,
+    ``ray_owners``) started in Tune's actor environment and not yet running an actor, by pid,
+    with their title: ``ray::IDLE`` when ready, ``ray_envs.IMPORTING_TITLE`` while they import
+    Ray Tune, the command line before. (Read from ``/proc``: Linux only, like ``ray_owners``.)"""
+    token = os.environ.get(ray_owners.OWNER_ENV)
+    if not token:
+        return {}  # no local Ray started by this process
     found: dict[int, str] = {}
-    for pid in _descendants(os.getpid()):
+    for pid in ray_owners.processes_of(token):
         try:
             title = " ".join(_read(pid, "cmdline").replace("\0", " ").split())
             if title.startswith("ray::"):
@@ -73,27 +78,6 @@ def actor_processes() -> dict[int, str]:
 def _read(pid: int, name: str) -> str:
     with open(f"/proc/{pid}/{name}", "rb") as f:
         return f.read().decode(errors="replace")
-
-
-def _descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (its children, theirs, ...)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = _read(int(entry), "stat")
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def request(count: int) -> None:

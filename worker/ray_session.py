@@ -144,6 +144,13 @@ def _ensure_ray_locked(settings: Settings) -> bool:
     return True
 
 
+def ray_cpus() -> int:
+    """The CPUs of the running Ray (at least 1)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
 def warm_up(settings: Settings) -> float:
     """Import Ray Tune, torch and the training code here, and torch and the training code in
     ``warm_pool_size`` idle Ray worker processes (local Ray only), so that no job pays these
@@ -161,7 +168,7 @@ def warm_up(settings: Settings) -> float:
 
     if settings.ray_address:
         return time.perf_counter() - t0
-    n = warm_pool_size(settings, int(ray.cluster_resources().get("CPU", 1)))
+    n = warm_pool_size(settings, ray_cpus())
     # No CPU slot, so that all n run at once, each in a process of its own; each waits until
     # n have started so that none takes two.
     warm = ray.remote(_import_training).options(
@@ -175,7 +182,7 @@ def warm_up(settings: Settings) -> float:
     seconds = time.perf_counter() - t0
     log.info("warmed %d Ray worker(s) in %.2f s (pids %s)", len(pids), seconds,
              " ".join(map(str, sorted(pids))))  # fmt: skip
-    actor_prestart.top_up(settings, int(ray.cluster_resources().get("CPU", 1)))
+    actor_prestart.top_up(settings, ray_cpus())
     return seconds
 
 
@@ -207,7 +214,7 @@ def prepare_next_job(settings: Settings) -> None:
 
         with _lock:
             if ray.is_initialized():
-                actor_prestart.top_up(settings, int(ray.cluster_resources().get("CPU", 1)))
+                actor_prestart.top_up(settings, ray_cpus())
     except Exception:  # the next job's actors then start their own processes
         log.warning("preparing the next job's Tune actor processes failed", exc_info=True)
 

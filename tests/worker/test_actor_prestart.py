@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from api.settings import Settings
-from worker import actor_prestart, ray_envs
+from worker import actor_prestart, ray_envs, ray_owners
 
 
 def test_tune_still_gives_its_actors_the_variable_we_recognise_them_by() -> None:
@@ -53,24 +53,27 @@ def test_top_up_does_nothing_on_a_cluster_or_when_turned_off() -> None:
 
 
 @pytest.fixture
-def children() -> Iterator[dict[str, int]]:
-    """Sleeping child processes: a Ray worker starting in Tune's environment, one in the task
-    pool's, one with no runtime environment, one titled as a busy actor, and a non-Ray one."""
+def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """Sleeping child processes carrying this process's Ray owner token (as the processes of
+    the local Ray it starts do): a Ray worker starting in Tune's environment, one in the task
+    pool's, one with no runtime environment, one titled as a busy actor and a non-Ray one; and
+    a Ray worker in Tune's environment that belongs to another owner."""
+    monkeypatch.setenv(ray_owners.OWNER_ENV, "test-owner-token")
     sleep = "import time; time.sleep(60)"
     tune = {**os.environ, **ray_envs.tune_actor_env()["env_vars"]}
     tune.pop(ray_envs.TASK_POOL_VAR, None)
     tasks = {**tune, ray_envs.TASK_POOL_VAR: "tasks"}
     plain = {k: v for k, v in tune.items() if k != ray_envs.TUNE_ACTOR_VAR[0]}
+    other_owner = {**tune, ray_owners.OWNER_ENV: "another-owner-token"}
     worker = [sys.executable, "-c", sleep, "/ray/_private/workers/default_worker.py"]
+    busy = ["bash", "-c", f"exec -a ray::ImplicitFunc {sys.executable} -c '{sleep}'"]
     specs = {
         "tune_starting": (worker, tune),
         "tasks": (worker, tasks),
         "plain": (worker, plain),
-        "busy_actor": (
-            ["bash", "-c", f"exec -a ray::ImplicitFunc {sys.executable} -c '{sleep}'"],
-            tune,
-        ),
+        "busy_actor": (busy, tune),
         "not_ray": ([sys.executable, "-c", sleep], tune),
+        "other_owner": (worker, other_owner),
     }
     procs = {name: subprocess.Popen(argv, env=env) for name, (argv, env) in specs.items()}
     time.sleep(0.5)  # exec done
@@ -84,6 +87,10 @@ def test_actor_processes_are_worker_processes_in_tunes_environment_not_busy(
     children: dict[str, int],
 ) -> None:
     found = actor_prestart.actor_processes()
-    mine = {pid for pid in found if pid in children.values()}
-    assert mine == {children["tune_starting"]}, (found, children)
+    assert set(found) == {children["tune_starting"]}, (found, children)
     assert "default_worker.py" in found[children["tune_starting"]]  # still starting: not idle
+
+
+def test_no_actor_processes_without_a_local_ray_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ray_owners.OWNER_ENV, raising=False)
+    assert actor_prestart.actor_processes() == {}
