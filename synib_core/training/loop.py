@@ -84,15 +84,21 @@ def run_training(
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
+    test_each_epoch: bool = True,
 ) -> FitResult:
-    """``fit`` with a ready objective (``train_references`` passes its own)."""
+    """``fit`` with a ready objective (``train_references`` passes its own).
+
+    ``test_each_epoch=False`` leaves ``test_acc`` out of the per-epoch history: the test split
+    is then evaluated once, at the best epoch (the unimodal references need only that; their
+    training is otherwise identical, as evaluation draws no random numbers).
+    """
     if not callable(references):
         _check_references(references, data)  # before training: a mistake costs no epochs
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda_devices):
         run = TrainingRun.create(config, data, method=method, objective=objective, seed=seed)
         resume_or_start(run, checkpoint_dir)
-        _epochs(run, on_epoch_end, checkpoint_dir, progress)
+        _epochs(run, on_epoch_end, checkpoint_dir, progress, test_each_epoch)
         if not callable(references):
             return _finish(run, references)
         resolved = references()
@@ -118,7 +124,11 @@ def _check_references(references: References | None, data: MultimodalData) -> No
 
 
 def _epochs(
-    run: TrainingRun, on_epoch_end: EpochCallback | None, ckpt: str | None, progress: bool
+    run: TrainingRun,
+    on_epoch_end: EpochCallback | None,
+    ckpt: str | None,
+    progress: bool,
+    test_each_epoch: bool = True,
 ) -> None:
     cfg, state = run.config, run.state
     if state.stopped_early:
@@ -129,12 +139,10 @@ def _epochs(
             start = time.perf_counter()
             train_loss = _train_epoch(run, epoch)
             val_acc = accuracy_of(run.model, run.val)
-            metrics = {
-                "train_loss": train_loss,
-                "val_acc": val_acc,
-                "test_acc": accuracy_of(run.model, run.test),
-                "epoch_seconds": time.perf_counter() - start,
-            }
+            metrics = {"train_loss": train_loss, "val_acc": val_acc}
+            if test_each_epoch:
+                metrics["test_acc"] = accuracy_of(run.model, run.test)
+            metrics["epoch_seconds"] = time.perf_counter() - start
             state.epoch = epoch
             state.history.append(metrics)
             is_best = state.consider(val_acc, run.model.state_dict())

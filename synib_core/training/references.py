@@ -64,6 +64,7 @@ def train_references(
             objective=UnimodalCE(),
             seed=seed,
             progress=progress,
+            test_each_epoch=False,  # only the best epoch's test predictions are used
         )
         preds[m] = result.test_pred
     return preds

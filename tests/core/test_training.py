@@ -231,6 +231,30 @@ def test_references_enable_the_synergy_metrics() -> None:
     assert {"group_synergy_acc", "group_redundant_acc"} <= set(result.metrics)
 
 
+def test_references_skip_the_per_epoch_test_pass_and_predict_as_with_it() -> None:
+    """The references evaluate the test split once (best epoch): same model, same predictions."""
+    from synib_core.training.loop import run_training
+    from synib_core.training.references import UnimodalCE, single_modality
+
+    cfg = TrainConfig(**{**SMALL.__dict__, "epochs": 3})
+    data = tiny_data(5)
+    refs = train_references(cfg, data, seed=1)
+    for m in ("a", "b"):
+        runs = {
+            each: run_training(cfg, single_modality(data, m), method="ensemble",
+                               objective=UnimodalCE(), seed=1, test_each_epoch=each)
+            for each in (True, False)
+        }  # fmt: skip
+        assert [set(h) for h in runs[False].history] == [
+            {"train_loss", "val_acc", "epoch_seconds"}
+        ] * 3
+        assert all("test_acc" in h for h in runs[True].history)
+        assert runs[False].best_epoch == runs[True].best_epoch
+        assert_same_weights(weights(runs[False].model), weights(runs[True].model))
+        assert runs[False].test_pred.tolist() == runs[True].test_pred.tolist()
+        assert refs[m].tolist() == runs[False].test_pred.tolist()
+
+
 def test_references_may_come_from_a_callable_called_once_after_the_last_epoch() -> None:
     cfg = TrainConfig(**{**SMALL.__dict__, "epochs": 3})
     data = tiny_data(4)
