@@ -27,7 +27,13 @@ import time
 from typing import TYPE_CHECKING
 
 from worker import ray_owners
-from worker.ray_envs import IMPORTING_TITLE, is_tune_actor_process, serialized, tune_actor_env
+from worker.ray_envs import (
+    IMPORTING_TITLE,
+    READY_TITLE,
+    is_tune_actor_process,
+    serialized,
+    tune_actor_env,
+)
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -37,7 +43,7 @@ log = logging.getLogger(__name__)
 # Keep an unused prestarted process this long (the raylet's keep-alive; it is topped up
 # after every job anyway).
 KEEP_ALIVE_S = 7 * 24 * 3600
-IDLE_TITLE = "ray::IDLE"  # Ray's title of an idle worker process
+IDLE_TITLE = "ray::IDLE"  # Ray's title of an idle worker process (here: not yet importing)
 
 
 def target(settings: Settings, cpus: int) -> int:
@@ -51,8 +57,8 @@ def target(settings: Settings, cpus: int) -> int:
 def actor_processes() -> dict[int, str]:
     """The Ray worker processes of this process's local Ray (those carrying its owner token,
     ``ray_owners``) started in Tune's actor environment and not yet running an actor, by pid,
-    with their title: ``ray::IDLE`` when ready, ``ray_envs.IMPORTING_TITLE`` while they import
-    Ray Tune, the command line before. (Read from ``/proc``: Linux only, like ``ray_owners``.)"""
+    with their title: ``ray_envs.READY_TITLE`` when ready, ``ray_envs.IMPORTING_TITLE`` while
+    they import Ray Tune, ``ray::IDLE`` or the command line before. (Read from ``/proc``: Linux only, like ``ray_owners``.)"""
     token = os.environ.get(ray_owners.OWNER_ENV)
     if not token:
         return {}  # no local Ray started by this process
@@ -61,7 +67,7 @@ def actor_processes() -> dict[int, str]:
         try:
             title = " ".join(_read(pid, "cmdline").replace("\0", " ").split())
             if title.startswith("ray::"):
-                if title not in (IDLE_TITLE, IMPORTING_TITLE):
+                if title not in (IDLE_TITLE, IMPORTING_TITLE, READY_TITLE):
                     continue  # running an actor or a task, or one of Ray's daemons
             elif "default_worker.py" not in title:
                 continue  # not a Ray worker process
@@ -121,10 +127,10 @@ def top_up(settings: Settings, cpus: int, wait_s: float = 30.0) -> list[int]:
             request(missing)
         t0 = time.perf_counter()
         deadline = time.monotonic() + wait_s
-        idle = [pid for pid, title in present.items() if title == IDLE_TITLE]
+        idle = [pid for pid, title in present.items() if title == READY_TITLE]
         while len(idle) < want and time.monotonic() < deadline:
             time.sleep(0.1)
-            idle = [pid for pid, title in actor_processes().items() if title == IDLE_TITLE]
+            idle = [pid for pid, title in actor_processes().items() if title == READY_TITLE]
     except Exception:
         log.warning("could not prestart processes for Tune's actors; a job's actors will "
                     "start their own", exc_info=True)  # fmt: skip

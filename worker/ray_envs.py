@@ -33,9 +33,11 @@ TASK_POOL_VAR = "SYNIB_RAY_POOL"
 # A variable of Tune's default actor environment (``class_cache.DEFAULT_ENV_VARS``; a test
 # checks it is still there), read where importing Ray Tune to look it up would defeat the purpose.
 TUNE_ACTOR_VAR = ("PL_DISABLE_FORK", "1")
-# The title of a process prestarted for Tune's actors while it imports Ray Tune (``ray_preload``);
-# Ray's own ``ray::IDLE`` follows when it is ready.
+# The titles of a process prestarted for Tune's actors (``ray_preload``): while it imports Ray
+# Tune, and once it has. Before either, Ray titles it ``ray::IDLE`` as soon as it connects,
+# before it imports its preload modules: that title does not mean ready.
 IMPORTING_TITLE = "ray::IDLE importing Ray Tune"
+READY_TITLE = "ray::IDLE with Ray Tune"
 
 
 def tune_actor_env() -> dict[str, Any]:

@@ -6,7 +6,8 @@ In a process started for Tune's trial actors (``ray_envs.is_tune_actor_process``
 processes ``worker.actor_prestart`` asks for before each job) it imports what a trial's Tune
 actor needs: Ray Tune (pandas, pyarrow and Ray Data with it: about 1.5 CPU-seconds here) and the
 trainable. A job's Tune actors then start in processes that have paid this already. Meanwhile
-the process's title is ``ray_envs.IMPORTING_TITLE``, then Ray's ``ray::IDLE`` again. Other
+the process's title is ``ray_envs.IMPORTING_TITLE``, then ``ray_envs.READY_TITLE`` (until an
+actor takes it; ``worker.actor_prestart`` waits for it). Other
 processes (the task pool, which imports torch instead) import nothing here.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from worker.ray_envs import IMPORTING_TITLE, is_tune_actor_process
+from worker.ray_envs import IMPORTING_TITLE, READY_TITLE, is_tune_actor_process
 
 
 def _set_title(title: str) -> None:
@@ -32,4 +33,4 @@ if is_tune_actor_process(dict(os.environ)):
 
     import worker.trainable  # noqa: F401
 
-    _set_title("ray::IDLE")
+    _set_title(READY_TITLE)

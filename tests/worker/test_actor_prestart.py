@@ -94,3 +94,55 @@ def test_actor_processes_are_worker_processes_in_tunes_environment_not_busy(
 def test_no_actor_processes_without_a_local_ray_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ray_owners.OWNER_ENV, raising=False)
     assert actor_prestart.actor_processes() == {}
+
+
+@pytest.fixture
+def titled(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """Child processes in Tune's environment titled as Ray and ``ray_preload`` title them:
+    connected (``ray::IDLE``, before the preload module runs), importing Ray Tune, ready."""
+    monkeypatch.setenv(ray_owners.OWNER_ENV, "test-owner-token")
+    tune = {**os.environ, **ray_envs.tune_actor_env()["env_vars"]}
+    tune.pop(ray_envs.TASK_POOL_VAR, None)
+    titles = {
+        "connected": actor_prestart.IDLE_TITLE,
+        "importing": ray_envs.IMPORTING_TITLE,
+        "ready": ray_envs.READY_TITLE,
+    }
+    code = "import sys, time, ray._raylet as r; r.setproctitle(sys.argv[1]); time.sleep(60)"
+    procs = {
+        name: subprocess.Popen([sys.executable, "-c", code, title], env=tune)
+        for name, title in titles.items()
+    }
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until each has set its title
+        if all(_cmdline(p.pid) == titles[n] for n, p in procs.items()):
+            break
+        time.sleep(0.1)
+    yield {name: p.pid for name, p in procs.items()}
+    for p in procs.values():
+        p.kill()
+        p.wait()
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode().strip()
+
+
+def test_top_up_waits_for_ready_processes_not_those_only_connected(
+    titled: dict[str, int], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ray titles a new worker process ``ray::IDLE`` when it connects, before it imports its
+    preload modules: only ``READY_TITLE`` means Ray Tune is imported."""
+    found = actor_prestart.actor_processes()
+    assert found == {
+        titled["connected"]: actor_prestart.IDLE_TITLE,
+        titled["importing"]: ray_envs.IMPORTING_TITLE,
+        titled["ready"]: ray_envs.READY_TITLE,
+    }
+    requested: list[int] = []
+    monkeypatch.setattr(actor_prestart, "request", requested.append)
+    settings = Settings(ray_prestart_actors=3, ray_address=None)
+    assert actor_prestart.top_up(settings, 1, wait_s=0.5) == [titled["ready"]]
+    assert requested == []  # 3 present (starting or not): none missing
+    assert "1 of 3 processes for Tune's actors idle" in caplog.text

@@ -3,6 +3,7 @@ kept across jobs by default, or started and stopped per job with ``ray_keep_aliv
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from api.settings import Settings
 from worker import ray_session
+from worker.ray_envs import READY_TITLE
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +62,11 @@ def test_tune_actors_start_in_processes_prestarted_with_ray_tune(settings: Setti
     ray_session.start_in_background(settings)
     with ray_session.ray_for_job(settings):
         idle = actor_prestart.actor_processes()
-        assert len(idle) == 1 and set(idle.values()) == {actor_prestart.IDLE_TITLE}, idle
+        assert len(idle) == 1 and set(idle.values()) == {READY_TITLE}, idle
+        # Every Ray worker process is one of ours: none that Ray starts for the driver by
+        # itself (``prestart_worker_first_driver``), in an environment no task or actor uses.
+        kinds = {pid: _environment_kind(pid) for pid in _ray_worker_processes()}
+        assert kinds and set(kinds.values()) <= {"tasks", "tune actor"}, kinds
 
         class Probe:
             def where(self) -> tuple[int, bool]:
@@ -88,3 +94,31 @@ def test_prestarting_tune_actor_processes_can_be_turned_off(settings: Settings) 
         assert actor_prestart.actor_processes() == {}
     ray_session.prepare_next_job(off)
     assert actor_prestart.actor_processes() == {}
+
+
+def _ray_worker_processes() -> list[int]:
+    """The Ray worker processes of this process's local Ray (not Ray's daemons or agents)."""
+    import os
+
+    from worker import ray_owners
+
+    pids = []
+    for pid in ray_owners.processes_of(os.environ[ray_owners.OWNER_ENV]):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            # Idle (``ray::IDLE...``), or still starting: ``python .../default_worker.py``.
+            starting = len(argv) > 1 and argv[1].endswith("default_worker.py")
+            if argv[0].startswith("ray::IDLE") or starting:
+                pids.append(pid)
+    return pids
+
+
+def _environment_kind(pid: int) -> str:
+    """``tasks`` (the task pool's environment), ``tune actor`` or ``other``."""
+    from worker import ray_envs
+
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    if ray_envs.is_tune_actor_process(environ):
+        return "tune actor"
+    return "tasks" if ray_envs.TASK_POOL_VAR in environ else "other"
