@@ -81,6 +81,7 @@ class CpuMeter:
     interval_s: float = 0.5
     by_pid: dict[str, dict[str, float]] = field(default_factory=dict)
     actor_pids: set[str] = field(default_factory=set)
+    new_pids: set[str] = field(default_factory=set)  # processes that started during the job
     own_s: float = 0.0
     wall_s: float = 0.0
     _last: dict[str, float] = field(default_factory=dict)
@@ -113,6 +114,8 @@ class CpuMeter:
         for pid, cpu in self._tree().items():
             # A process seen first after start() began during the job: all its CPU counts.
             before = self._last.get(pid, 0.0 if self._started else None)
+            if self._started and pid not in self._last:
+                self.new_pids.add(pid)
             self._last[pid] = cpu
             # Every sample reads the title, so that ``was`` is the previous sample's.
             name = component(_read_title(pid))
@@ -134,6 +137,7 @@ class CpuMeter:
         self.sample()  # the baseline: CPU before start() is not counted
         self.by_pid.clear()
         self.actor_pids.clear()
+        self.new_pids.clear()
         self._started = True
         self._t0, self._own0 = time.perf_counter(), self._own()
 
@@ -153,6 +157,19 @@ class CpuMeter:
         self.wall_s = time.perf_counter() - self._t0
         self.own_s = self._own() - self._own0
         return self
+
+    def started(self) -> dict[str, tuple[int, float]]:
+        """Processes that started during the job: component -> (count, their CPU seconds); a
+        process counts under the component it spent most CPU in (a Tune actor as one)."""
+        out: dict[str, tuple[int, float]] = {}
+        for pid in self.new_pids:
+            spent = self.by_pid.get(pid)
+            if not spent:
+                continue
+            key = ACTORS if pid in self.actor_pids else max(spent, key=lambda n: spent[n])
+            count, cpu = out.get(key, (0, 0.0))
+            out[key] = (count + 1, cpu + sum(spent.values()))
+        return out
 
     @property
     def seconds(self) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Overhead of the service over a direct run: the same 8-trial sweep both ways.
 
-    python benchmarks/sweep_overhead.py [--epochs 10] [--cpus 2] [--smoke]
+    python benchmarks/sweep_overhead.py [--epochs 10] [--cpus 2] [--rounds 1] [--smoke]
 
 The sweep: xor_pid (saved as .npz), vanilla + synib over lambda {0.1, 1, 10}, seeds {0, 1}
 (2 + 6 trials), the mlp of examples/xor_pid_sweep.yaml (``KNOBS``), ``--epochs`` epochs, one unimodal reference model per
@@ -22,7 +22,11 @@ jobs) and prestarted the Tune actor processes of the next job; the seconds that 
 printed apart. After a job, the worker's task prestarts the next job's Tune actor processes
 before it returns: the parallel job is sent when it has (the seconds are printed too). A second table gives each job's CPU seconds by
 component (``_cpu.CpuMeter``: trials, references, Tune actors, driver, API, Ray daemons) and the
-speed-up they allow on the machine's cores. Targets from the issue are printed, never asserted.
+speed-up they allow on the machine's cores. With ``--rounds N`` the pair of service jobs runs N
+times on the same service, in alternating order (1 then 2 at a time, then 2 then 1, ...), so that
+a host that speeds up or slows down during the run favours neither; the speed-up over all
+rounds is the total serial wall time over the total parallel one. Targets from the issue are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -188,7 +192,12 @@ def run_job(
     prestart = re.search(PRESTART_S, text)
     if prestart:
         after["prestart_s"] = float(prestart.group(1))
-    cpu = {"components": meter.seconds, "benchmark_s": meter.own_s, "wall_s": meter.wall_s}
+    cpu = {
+        "components": meter.seconds,
+        "benchmark_s": meter.own_s,
+        "wall_s": meter.wall_s,
+        "started": meter.started(),
+    }
     return {"wall_s": wall, "job": job, "trials": trials, "log": text, "cpu": cpu, "after": after}
 
 
@@ -317,6 +326,36 @@ def report(
     )
 
 
+def rounds_report(
+    rounds: list[tuple[dict[str, Any], dict[str, Any]]], direct: dict[str, Any]
+) -> str:
+    """Each round's two jobs (round 1 sends 1-at-a-time first, round 2 the other first, and
+    so on, so that a host speeding up or slowing down during the run favours neither), and the
+    speed-up over all rounds: total serial wall time over total parallel wall time."""
+    rows = []
+    for i, (a, b) in enumerate(rounds, start=1):
+        first = "1 at a time" if i % 2 else "2 at a time"
+        rows.append([str(i), first, f"{a['wall_s']:.1f}", f"{b['wall_s']:.1f}",
+                     f"{a['wall_s'] / b['wall_s']:.2f}x"])  # fmt: skip
+    serial_s = sum(a["wall_s"] for a, _ in rounds)
+    parallel_s = sum(b["wall_s"] for _, b in rounds)
+    speedup = serial_s / parallel_s
+    ratio = serial_s / len(rounds) / direct["wall_s"]
+    table = markdown_table(
+        ["round", "sent first", "1 at a time s", "2 at a time s", "speed-up"], rows
+    )
+    return "\n".join([
+        f"Rounds ({len(rounds)}), the jobs of each on the same running service:",
+        "",
+        table,
+        "",
+        f"- over all rounds: 2 trials at a time vs 1: **{speedup:.2f}x** faster (target >= "
+        f"{TARGET_SPEEDUP}x: {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}); mean serial "
+        f"job / direct: **{ratio:.2f}x** (target <= {TARGET_RATIO}x: "
+        f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})",
+    ])  # fmt: skip
+
+
 def cpu_report(serial: dict[str, Any], parallel: dict[str, Any], cores: int) -> str:
     """CPU seconds of each job by component (``_cpu.CpuMeter``), and what they imply: a job
     cannot take less wall time than its CPU seconds over the cores."""
@@ -344,6 +383,10 @@ def cpu_report(serial: dict[str, Any], parallel: dict[str, Any], cores: int) -> 
         f"- of that, {trials[1]:.1f} s trained the trials (serially: {trials[0]:.1f} s) and "
         f"{rest:.1f} s went to the rest; serially, most of the rest runs on the core the one "
         "trial leaves free",
+        *(f"- processes started during the {label} job (count, their CPU seconds): "
+          + (", ".join(f"{name}: {n}, {cpu:.1f} s" for name, (n, cpu) in sorted(
+              r.get("started", {}).items())) or "none")
+          for label, r in (("serial", runs[0]), ("parallel", runs[1]))),
     ])  # fmt: skip
 
 
@@ -358,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--cpus", type=int, default=2, help="SYNIB_CPUS of the service")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 trials, 1 epoch")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="pairs of jobs (1 trial at a time, 2 at a time), sent in alternating order",
+    )
     parser.add_argument("--direct-child", metavar="NPZ", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -385,10 +434,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"service serial: {serial['wall_s']:.1f} s; worker ready again "
                   f"{serial['after']['task_returned_s']:.1f} s later", file=sys.stderr)  # fmt: skip
             parallel = run_job(service, dataset_id, sweep, 2, limit)
+            rounds = [(serial, parallel)]
+            for r in range(1, args.rounds):  # alternately 2-then-1 and 1-then-2: drift cancels
+                order = (2, 1) if r % 2 else (1, 2)
+                done = {c: run_job(service, dataset_id, sweep, c, limit) for c in order}
+                rounds.append((done[1], done[2]))
+                print(f"round {r + 1}: serial {done[1]['wall_s']:.1f} s, parallel "
+                      f"{done[2]['wall_s']:.1f} s", file=sys.stderr)  # fmt: skip
         n = len(sweep.trials())
         print(f"## Sweep overhead: {n} trials x {sweep.epochs} epoch(s), {args.cpus} Ray CPUs, "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
         print(report(direct, serial, parallel, startup), flush=True)
+        if len(rounds) > 1:
+            print("\n" + rounds_report(rounds, direct))
         print("\n" + cpu_report(serial, parallel, os.cpu_count() or 1))
         print(
             "\n" + timeline(serial, "1 trial at a time") + "\n" + timeline(parallel, "2 at a time")
@@ -401,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
             k: {k2: r[k2] for k2 in ("wall_s", "job", "trials", "cpu", "after")}
             for k, r in runs.items()
         }
-        out.write_text(json.dumps({"direct": direct, **keep}, indent=1))
+        walls = [
+            {"serial_s": a["wall_s"], "parallel_s": b["wall_s"],
+             "serial_cpu": a["cpu"], "parallel_cpu": b["cpu"]}
+            for a, b in rounds
+        ]  # fmt: skip
+        out.write_text(json.dumps({"direct": direct, **keep, "rounds": walls}, indent=1))
         print(f"\n(results: {out})")
     return 0
 
