@@ -58,7 +58,8 @@ def actor_processes() -> dict[int, str]:
     """The Ray worker processes of this process's local Ray (those carrying its owner token,
     ``ray_owners``) started in Tune's actor environment and not yet running an actor, by pid,
     with their title: ``ray_envs.READY_TITLE`` when ready, ``ray_envs.IMPORTING_TITLE`` while
-    they import Ray Tune, ``ray::IDLE`` or the command line before. (Read from ``/proc``: Linux only, like ``ray_owners``.)"""
+    they import Ray Tune, ``ray::IDLE`` or the command line before. (Read from ``/proc``: Linux
+    only, like ``ray_owners``.)"""
     token = os.environ.get(ray_owners.OWNER_ENV)
     if not token:
         return {}  # no local Ray started by this process
@@ -71,14 +72,17 @@ def actor_processes() -> dict[int, str]:
                     continue  # running an actor or a task, or one of Ray's daemons
             elif "default_worker.py" not in title:
                 continue  # not a Ray worker process
-            environ = dict(
-                item.split("=", 1) for item in _read(pid, "environ").split("\0") if "=" in item
-            )
+            environ = process_environ(pid)
         except OSError:  # ended meanwhile
             continue
         if is_tune_actor_process(environ):
             found[pid] = title
     return found
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    """The environment a process started with (``/proc/<pid>/environ``); OSError if it is gone."""
+    return dict(item.split("=", 1) for item in _read(pid, "environ").split("\0") if "=" in item)
 
 
 def _read(pid: int, name: str) -> str:

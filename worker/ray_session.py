@@ -77,10 +77,11 @@ def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
             # Every new worker process imports this first: Ray Tune, in those prestarted for
             # Tune's actors (nothing in the others).
             "preload_python_modules": ["worker.ray_preload"],
-            # Ray would start one process per CPU when the driver connects, in the driver's
-            # job environment: no task or actor of ours runs in that one (each has its own,
-            # ``worker.ray_envs``), so they would only idle (about 0.9% of a core each, for
-            # Ray's own timers) and hold memory. The warm-up and the prestart start ours.
+            # Ray would start one process per CPU when the driver connects, in neither of our
+            # environments (``worker.ray_envs``; they carry neither Tune's variables nor the
+            # task pool's marker), so no task or actor of ours runs there: they would only
+            # idle (about 0.9% of a core each, for Ray's own timers) and hold memory. The
+            # warm-up and the prestart start ours.
             "prestart_worker_first_driver": False,
         },
         **common,

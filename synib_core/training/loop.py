@@ -128,7 +128,7 @@ def _epochs(
     on_epoch_end: EpochCallback | None,
     ckpt: str | None,
     progress: bool,
-    test_each_epoch: bool = True,
+    test_each_epoch: bool,
 ) -> None:
     cfg, state = run.config, run.state
     if state.stopped_early:

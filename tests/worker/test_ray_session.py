@@ -64,7 +64,7 @@ def test_tune_actors_start_in_processes_prestarted_with_ray_tune(settings: Setti
         idle = actor_prestart.actor_processes()
         assert len(idle) == 1 and set(idle.values()) == {READY_TITLE}, idle
         # Every Ray worker process is one of ours: none that Ray starts for the driver by
-        # itself (``prestart_worker_first_driver``), in an environment no task or actor uses.
+        # itself (``prestart_worker_first_driver``), in neither of our environments.
         kinds = {pid: _environment_kind(pid) for pid in _ray_worker_processes()}
         assert kinds and set(kinds.values()) <= {"tasks", "tune actor"}, kinds
 
@@ -115,10 +115,9 @@ def _ray_worker_processes() -> list[int]:
 
 def _environment_kind(pid: int) -> str:
     """``tasks`` (the task pool's environment), ``tune actor`` or ``other``."""
-    from worker import ray_envs
+    from worker import actor_prestart, ray_envs
 
-    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    environ = actor_prestart.process_environ(pid)
     if ray_envs.is_tune_actor_process(environ):
         return "tune actor"
     return "tasks" if ray_envs.TASK_POOL_VAR in environ else "other"
