@@ -46,7 +46,7 @@ COPY migrations/ migrations/
 # The base image already holds a CUDA build of torch; keep it (no torch from the CPU constraints).
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
- && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi uvicorn sqlalchemy alembic pydantic \
+ && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi uvicorn 'sqlalchemy[asyncio]' alembic pydantic \
       pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart prometheus-client \
       tqdm safetensors numpy pyyaml grpcio \
  && useradd --system --uid 10001 --home /var/lib/synib synib \

@@ -68,3 +68,34 @@ def test_dockerfile_keeps_the_api_image_free_of_torch_and_ray() -> None:
     assert "torch" not in api_stage and "ray" not in api_stage.replace("ARRAY", "")
     assert 'CMD ["synib", "api"]' in api_stage
     assert 'CMD ["synib", "worker"]' in text.split("AS worker", 1)[1]
+
+
+def _closure(dist: str, extras: frozenset[str] = frozenset()) -> set[str]:
+    """Normalised names of ``dist`` and every distribution it requires with ``extras``, from
+    the installed metadata (what pip installs for ``dist[extras]``)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(canonicalize_name(dist), extras)]
+    while todo:
+        name, wanted = todo.pop()
+        if (name, wanted) in seen:
+            continue
+        seen.add((name, wanted))
+        for text in metadata.requires(name) or []:
+            req = Requirement(text)
+            envs = [{"extra": e} for e in wanted] or [{"extra": ""}]
+            if req.marker is None or any(req.marker.evaluate(env) for env in envs):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return {name for name, _ in seen}
+
+
+def test_make_run_installs_everything_the_service_imports() -> None:
+    """``make run`` installs ``synib[worker]`` without the dev extras. The API's asyncio engine
+    needs greenlet, optional since SQLAlchemy 2.1 (``sqlalchemy[asyncio]``); the dev extras
+    bring it anyway (playwright), which once hid its absence from every test."""
+    run = _closure("synib", frozenset({"worker"}))
+    assert {"greenlet", "aiosqlite", "psycopg", "uvicorn", "celery", "ray", "torch"} <= run, run
