@@ -147,6 +147,13 @@ METHOD_KNOBS: dict[str, tuple[str, ...]] = {
     "mmpareto": ("w_uni",),
 }
 
+INT_KNOB_MAX = 2**31 - 1
+"""The API's ceiling for integer knobs without a maximum of their own (``hidden``, ``epochs``,
+...): the library takes any size, but a value past it is a typo, not a model."""
+
+CROSS_FIELD_KNOBS: tuple[str, ...] = ("mask_level", "feature_norm", "mask", "w_uni", "penalty")
+"""The knobs of the rules between knobs (``check_cross_fields``)."""
+
 _METHOD_SPECIFIC = frozenset(k for knobs in METHOD_KNOBS.values() for k in knobs)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -169,6 +176,8 @@ def _allowed(knob: Knob) -> str:
         parts.append(("> " if knob.min_exclusive else ">= ") + f"{knob.min:g}")
     if knob.max is not None:
         parts.append(("< " if knob.max_exclusive else "<= ") + f"{knob.max:g}")
+    if knob.type == "int" and knob.max is None:
+        parts.append(f"<= {INT_KNOB_MAX}")
     kind = "an integer" if knob.type == "int" else "a number"
     return f"{kind} " + " and ".join(parts)
 
@@ -192,11 +201,17 @@ def _coerce(knob: Knob, value: Any) -> Any:
             value = float(value.strip())
         except ValueError:
             return None
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float):
+        return None
+    try:  # an integer beyond a float's range (hundreds of digits) is no number we take
+        number = float(value)
+    except OverflowError:
+        return None
+    if not math.isfinite(number):
         return None
     if knob.type == "int":
-        return int(value) if float(value) == int(value) else None
-    return float(value)
+        return int(value) if number == int(value) else None
+    return number
 
 
 def _modality_weights_ok(text: str) -> bool:
@@ -221,6 +236,8 @@ def _in_bounds(knob: Knob, value: Any) -> bool:
     if knob.name == "modality_weights":
         return _modality_weights_ok(value)
     if knob.min is not None and (value < knob.min or (knob.min_exclusive and value == knob.min)):
+        return False
+    if knob.type == "int" and knob.max is None and value > INT_KNOB_MAX:
         return False
     return knob.max is None or not (value > knob.max or (knob.max_exclusive and value == knob.max))
 
@@ -263,3 +280,20 @@ def count_trials(
                 has_random = True
         total += size * (num_samples if has_random else 1) * num_seeds
     return total
+
+
+def check_cross_fields(values: Mapping[str, Any]) -> None:
+    """The rules between knobs that ``synib_core.config.TrainConfig`` enforces (a test keeps the
+    two in step), for one trial's typed knobs (unset ones take their defaults). Raises
+    KnobValueError naming the knob the library names, with the library's reason."""
+    v = {k: values.get(k, KNOBS[k].default) for k in CROSS_FIELD_KNOBS}
+    if v["mask_level"] == "feature" and v["feature_norm"] == "none":
+        raise KnobValueError(
+            "feature_norm",
+            "mask_level='feature' corrupts normalised features: use feature_norm='layernorm' "
+            "or mask_level='input'",
+        )
+    if v["mask"] == "learned" and v["w_uni"] <= 0:
+        raise KnobValueError("w_uni", "mask='learned' needs unimodal heads: set w_uni > 0")
+    if v["penalty"] == "anchor" and v["w_uni"] <= 0:
+        raise KnobValueError("w_uni", "penalty='anchor' needs unimodal heads: set w_uni > 0")

@@ -12,6 +12,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 MAX_FIELD_BYTES = 4096
+MAX_FIELDS = 16  # form fields besides the file (only ``name`` is read): bounds what is held
 MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -104,6 +105,8 @@ class _PartCollector:
 
     def _part_end(self) -> None:
         if not self._is_file and self._name:
+            if self._name not in self.result.fields and len(self.result.fields) >= MAX_FIELDS:
+                raise BadUpload("form", f"more than {MAX_FIELDS} form fields besides 'file'")
             self.result.fields[self._name] = self._buffer.decode("utf-8", "replace")
 
 

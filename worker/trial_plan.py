@@ -86,7 +86,8 @@ def draw_random_values(knob: str, sweep: Mapping[str, Any], num_samples: int) ->
         raw = np.exp(math.log(low) + u * (math.log(high) - math.log(low)))
     else:
         raw = low + u * (high - low)
-    return [float(f"{v:.4g}") for v in raw]
+    # Rounding may step past a bound (0.99999 -> 1.0, outside dropout's range): clip it back.
+    return [min(max(float(f"{v:.4g}"), low), high) for v in raw]
 
 
 def sweep_points(sweep: Mapping[str, Mapping[str, Any]], num_samples: int) -> list[dict[str, Any]]:

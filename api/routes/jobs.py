@@ -68,11 +68,17 @@ async def create_job(
 
 
 def _insert_job(session: Session, body: JobCreate, owner_id: str, task_id: str) -> Job:
+    problem = body.knob_problem()
+    if problem is not None:
+        raise unprocessable(*problem)
     dataset = crud.get_dataset(session, dataset_id=body.dataset_id, owner_id=owner_id)
     if dataset is None:
         raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
     if dataset.status == "failed":
         raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
+    problem = body.dataset_problem(dataset.summary)
+    if problem is not None:
+        raise unprocessable(*problem)
     return crud.create_job(
         session,
         owner_id=owner_id,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.common import MAX_SQL_INT, CleanText
 
@@ -60,5 +61,35 @@ class BuiltinDatasetCreate(BaseModel):
 
     name: CleanText | None = Field(default=None, min_length=1, max_length=200)
     generator: Literal["xor_spurious", "xor_pid", "digits_pairs"]
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default={}, max_length=64)
     seed: int = Field(default=0, ge=0, le=MAX_SQL_INT)
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Plain JSON the generator can take: finite numbers (PostgreSQL's json type cannot
+        store NaN or Infinity), strings, booleans, null and short lists of them; the generator
+        checks names and ranges when the worker builds the dataset."""
+        for key, value in params.items():
+            _check_param(f"params.{key}", value)
+        return params
+
+
+def _check_param(field: str, value: Any, depth: int = 0) -> None:
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int | float):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer of hundreds of digits
+            finite = False
+        if not finite:
+            raise ValueError(f"{field}: expected a finite number, got {value!r}")
+        return
+    if isinstance(value, list) and depth < 2 and len(value) <= 1000:
+        for i, item in enumerate(value):
+            _check_param(f"{field}[{i}]", item, depth + 1)
+        return
+    raise ValueError(
+        f"{field}: expected a number, string, boolean or a list of them, got {type(value).__name__}"
+    )

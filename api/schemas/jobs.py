@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.knobs import KNOBS, METHODS, count_trials, validate_knob, validate_knobs
+from api.knobs import (
+    CROSS_FIELD_KNOBS,
+    INT_KNOB_MAX,
+    KNOBS,
+    METHODS,
+    KnobValueError,
+    check_cross_fields,
+    count_trials,
+    method_reads,
+    validate_knob,
+    validate_knobs,
+)
 from api.schemas.common import MAX_SQL_INT, CleanText
 
 MAX_TRIALS = 5000
@@ -39,15 +52,17 @@ class SweepSpec(BaseModel):
 
 
 class SchedulerSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     type: Literal["fifo", "asha"] = "fifo"
-    grace_period: int = Field(default=1, ge=1)
+    grace_period: int = Field(default=1, ge=1, le=MAX_SQL_INT)
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
 class ResourcesSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No infinities or NaN: a GPU count of Infinity is no resource request, and PostgreSQL's
+    # json type cannot even store the spec holding it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)
@@ -98,10 +113,10 @@ class JobCreate(BaseModel):
     sweep: dict[str, SweepSpec] = {}
     num_samples: int = Field(default=4, ge=1, le=1000)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
-    epochs: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(default=None, ge=1, le=INT_KNOB_MAX)
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1, le=MAX_SQL_INT)
     baseline: str = "vanilla"
 
     @field_validator("methods")
@@ -156,6 +171,64 @@ class JobCreate(BaseModel):
         if self.trials_total() > MAX_TRIALS:
             raise ValueError(f"sweep: {self.trials_total()} trials, at most {MAX_TRIALS} allowed")
         return self
+
+    def knob_problem(self) -> tuple[str, str] | None:
+        """(field, reason) when a trial's knobs break one of the library's rules between knobs
+        (``api.knobs.check_cross_fields``): the worker would fail such a job at its start."""
+        for entry in self.methods:
+            method = entry if isinstance(entry, str) else entry.name
+            fixed = {**self.config, **({} if isinstance(entry, str) else entry.config)}
+            grids = {
+                knob: sweep.values or []
+                for knob, sweep in self.sweep.items()
+                if knob in CROSS_FIELD_KNOBS
+                and sweep.type in ("grid", "choice")
+                and method_reads(method, knob)
+            }
+            for combo in itertools.product(*grids.values()):
+                point = dict(zip(grids, combo, strict=True))
+                try:
+                    check_cross_fields({**fixed, **point})
+                except KnobValueError as exc:
+                    where = ", ".join(f"{k}={_canonical(v)}" for k, v in point.items())
+                    at = f"method {method!r}" + (f" at sweep point {where}" if where else "")
+                    return f"config.{exc.field}", f"{exc.reason} ({at})"
+        return None
+
+    def knob_values(self, method: str, knob: str) -> list[Any]:
+        """The values a grid/choice or fixed ``knob`` takes in the trials of ``method`` (its
+        default when nothing sets it; the bounds of a uniform/loguniform sweep)."""
+        sweep = self.sweep.get(knob)
+        if sweep is not None and method_reads(method, knob):
+            return list(sweep.values or []) or [sweep.low, sweep.high]
+        configs = [m.config for m in self.methods if not isinstance(m, str) and m.name == method]
+        fixed = {**self.config, **(configs[0] if configs else {})}
+        return [fixed.get(knob, KNOBS[knob].default)]
+
+    def dataset_problem(self, summary: Mapping[str, Any] | None) -> tuple[str, str] | None:
+        """(field, reason) when a trial needs what the dataset lacks: oracle coordinates for
+        ``mask: oracle``, a modality named in ``modality_weights``. None when it fits, or
+        while the dataset is not validated yet (the worker checks it then)."""
+        if not summary:
+            return None
+        modalities = [str(m.get("name")) for m in summary.get("modalities") or []]
+        for method in self.method_names():
+            oracle = method_reads(method, "mask") and "oracle" in self.knob_values(method, "mask")
+            if oracle and not summary.get("has_oracle"):
+                reason = (
+                    "'oracle' needs the dataset's oracle coordinates (oracle_<modality> arrays); "
+                    f"this dataset has none (method {method!r})"
+                )
+                return "config.mask", reason
+            if not method_reads(method, "modality_weights"):
+                continue
+            for text in self.knob_values(method, "modality_weights"):
+                names = [item.partition("=")[0].strip() for item in str(text).split(",")]
+                unknown = sorted({n for n in names if n} - set(modalities))
+                if unknown:
+                    reason = f"unknown modalities {unknown}; the dataset has {modalities}"
+                    return "config.modality_weights", reason
+        return None
 
     def method_names(self) -> list[str]:
         return [m if isinstance(m, str) else m.name for m in self.methods]

@@ -76,7 +76,10 @@ def paired_bootstrap_cis(
     width = [blk.shape[1] for blk in blocks]
     deltas = {name: np.empty(n_boot) for name in names}
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, (1 << 22) // n))  # bound the (chunk, N) count matrix
+    # Resamples in chunks of about 2**20 draws (8 MB of int64): larger chunks were slower, not
+    # faster, on a first call (0.38 s against 0.13 s for 2,000 x 4,000: each fresh block of
+    # tens of MB is page-faulted in). The draws, so the CIs, do not depend on the chunk size.
+    chunk = max(1, min(n_boot, (1 << 20) // n))
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
         draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]

@@ -72,6 +72,10 @@ def test_validate_knob_coerces(name: str, value: object, expected: object) -> No
         ("modality_weights", "a=-1"),
         ("lambda", float("nan")),
         ("bogus", 1),
+        ("epochs", 10**400),  # beyond a float's range: no OverflowError, a 422
+        ("lr", 10**400),
+        ("hidden", 2**31),  # the API's ceiling for integer knobs
+        ("hidden", 1e300),
     ],
 )
 def test_validate_knob_rejects(name: str, value: object) -> None:
@@ -101,3 +105,42 @@ def test_store_paths_cannot_escape(tmp_path: Path) -> None:
     for bad in ("", "../x", "/etc/passwd", "a/../../x", ".", "a\\b", "link/x", "x\x00"):
         with pytest.raises(UnsafePathError):
             store.resolve(bad)
+
+
+def test_integer_ceiling_is_in_the_message() -> None:
+    with pytest.raises(knobs.KnobValueError, match=f"<= {knobs.INT_KNOB_MAX}"):
+        knobs.validate_knob("hidden", 2**31)
+    assert knobs.validate_knob("hidden", knobs.INT_KNOB_MAX) == knobs.INT_KNOB_MAX
+
+
+def test_cross_field_rules_mirror_synib_core() -> None:
+    """Every combination of the knobs the rules read: the API refuses exactly what the
+    library refuses, naming the same knob with the same reason."""
+    import itertools
+
+    from synib_core.config import KnobError, config_from_knobs
+
+    grid = {
+        "mask_level": ["feature", "input"],
+        "feature_norm": ["layernorm", "none"],
+        "mask": ["random", "learned", "oracle"],
+        "w_uni": [0.0, 0.5],
+        "penalty": ["kl_uniform", "anchor"],
+    }
+    assert set(grid) == set(knobs.CROSS_FIELD_KNOBS)
+    refused = 0
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo, strict=True))
+        try:
+            config_from_knobs(values)
+            core = None
+        except KnobError as exc:
+            core = str(exc)
+        try:
+            knobs.check_cross_fields(values)
+            api = None
+        except knobs.KnobValueError as exc:
+            api = str(exc)
+        assert api == core, values
+        refused += core is not None
+    assert refused > 0

@@ -158,3 +158,38 @@ def test_other_users_dataset_is_404(client: TestClient, make_token, db_session: 
     assert client.get(f"{URL}/{bobs.id}", headers=headers).status_code == 404
     assert client.delete(f"{URL}/{bobs.id}", headers=headers).status_code == 404
     assert client.get(URL, headers=headers).json()["count"] == 0
+
+
+def test_builtin_params_must_be_plain_finite_json(
+    client: TestClient, auth: dict[str, str], api_settings: Settings
+) -> None:
+    # Raw bodies: NaN and Infinity are what Python's json module (so FastAPI) reads from them,
+    # and PostgreSQL's json type cannot store them (a 500 before this was checked).
+    headers = {**auth, "Content-Type": "application/json"}
+    for params, field in (
+        ('{"signal": NaN}', "params.signal"),
+        ('{"p": [0.4, Infinity]}', "params.p[1]"),
+        ('{"n": 1' + "0" * 400 + "}", "params.n"),
+        ('{"nested": {"a": 1}}', "params.nested"),
+    ):
+        body = '{"generator": "xor_pid", "params": ' + params + "}"
+        response = client.post(f"{URL}/builtin", headers=headers, content=body)
+        assert response.status_code == 422, (params, response.text)
+        [item] = response.json()["detail"]
+        assert f"{field}: " in item["msg"], item
+    assert client.get(URL, headers=auth).json()["count"] == 0
+    good = {"generator": "xor_pid", "params": {"p": [0.45, 0, 0.45, 0.1], "n_train": 100}}
+    assert client.post(f"{URL}/builtin", headers=auth, json=good).status_code == 201
+
+
+def test_upload_with_too_many_form_fields_is_422_and_not_stored(
+    client: TestClient, auth: dict[str, str], api_settings: Settings
+) -> None:
+    fields = {f"f{i}": "x" for i in range(17)}
+    response = client.post(URL, headers=auth, files={"file": ("a.npz", npz_bytes())}, data=fields)
+    assert response.status_code == 422, response.text
+    [item] = response.json()["detail"]
+    assert item["field"] == "form" and "more than 16 form fields" in item["msg"]
+    assert _stored_files(api_settings) == []
+    ok = client.post(URL, headers=auth, files={"file": ("a.npz", npz_bytes())}, data={"name": "n"})
+    assert ok.status_code == 201, ok.text

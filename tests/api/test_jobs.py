@@ -98,6 +98,18 @@ BAD_SPECS = [
     ({"baseline": "nope"}, "baseline", "unknown method"),
     ({"scheduler": {"type": "hyperband"}}, "scheduler.type", ""),
     ({"epochs": 0}, "epochs", ""),
+    ({"epochs": 10**400}, "epochs", ""),
+    ({"config": {"epochs": 10**400}}, "config", "config.epochs"),
+    ({"scheduler": {"grace_period": 2**40}}, "scheduler.grace_period", ""),
+    # Rules between knobs (api.knobs.check_cross_fields, the library's): refused at submission,
+    # not by the worker once the job runs.
+    ({"methods": ["synib"], "config": {"penalty": "anchor"}}, "config.w_uni", "unimodal heads"),
+    ({"config": {"feature_norm": "none"}}, "config.feature_norm", "method 'vanilla'"),
+    (
+        {"sweep": {"mask": {"type": "grid", "values": ["random", "learned"]}}},
+        "config.w_uni",
+        "method 'synib' at sweep point mask=learned",
+    ),
     ({"unexpected": 1}, "unexpected", ""),
 ]
 
@@ -306,3 +318,46 @@ def test_user_cannot_see_or_touch_another_users_job(
         response = client.request(method, f"{URL}/{bobs_job.id}{path}", headers=headers)
         assert response.status_code == 404, (method, path)
     assert client.get(URL, headers=headers).json()["count"] == 0
+
+
+def test_non_finite_resources_and_scheduler_are_422(
+    client: TestClient, auth: dict[str, str], dataset: Dataset
+) -> None:
+    # Raw bodies: Python's json module (so FastAPI) reads NaN and Infinity from them.
+    headers = {**auth, "Content-Type": "application/json"}
+    for part, loc in (
+        ('"resources": {"cpus_per_trial": Infinity}', "resources.cpus_per_trial"),
+        ('"resources": {"gpus_per_trial": NaN}', "resources.gpus_per_trial"),
+        ('"config": {"lr": NaN}', "config"),  # the 422 echoes the input: it must stay JSON
+        (
+            '"scheduler": {"type": "asha", "reduction_factor": Infinity}',
+            "scheduler.reduction_factor",
+        ),
+    ):
+        body = f'{{"dataset_id": "{dataset.id}", "methods": ["vanilla"], {part}}}'
+        response = client.post(URL, headers=headers, content=body)
+        assert response.status_code == 422, (part, response.text)
+        locs = [".".join(str(p) for p in e["loc"][1:]) for e in response.json()["detail"]]
+        assert loc in locs, locs
+    assert _messages(client) == []
+
+
+def test_spec_needing_what_the_dataset_lacks_is_422(
+    client: TestClient, auth: dict[str, str], dataset: Dataset
+) -> None:
+    """The dataset (modality ``a``, no oracle coordinates) cannot serve these trials."""
+    for config, field, reason in (
+        ({"mask": "oracle"}, "config.mask", "oracle coordinates"),
+        ({"modality_weights": "a=1,b=2"}, "config.modality_weights", "unknown modalities ['b']"),
+    ):
+        spec = {"dataset_id": dataset.id, "methods": [{"name": "synib", "config": config}]}
+        response = client.post(URL, headers=auth, json=spec)
+        assert response.status_code == 422, response.text
+        [item] = response.json()["detail"]
+        assert item["field"] == field and reason in item["msg"], item
+    # A method that does not read the knob is not held to it; a known modality is fine.
+    for spec in (
+        {"dataset_id": dataset.id, "methods": ["vanilla"], "config": {"mask": "oracle"}},
+        {"dataset_id": dataset.id, "methods": ["synib"], "config": {"modality_weights": "a=2"}},
+    ):
+        assert client.post(URL, headers=auth, json=spec).status_code == 202, spec

@@ -176,6 +176,20 @@ def _naive_bootstrap(
     return float(lo), float(hi)
 
 
+def test_paired_bootstrap_in_several_chunks_matches_one_draw_of_every_resample() -> None:
+    # 400 resamples of N = 3,000 are drawn in chunks of 2**20 // N = 349 rows: two chunks.
+    # The interval must be that of drawing all 400 at once (the explicit loop below).
+    rng = np.random.default_rng(11)
+    a = rng.random((2, 3000)) < 0.8
+    b = rng.random((2, 3000)) < 0.75
+    subset = rng.random((2, 3000)) < 0.3
+    delta, lo, hi = paired_bootstrap_ci(a, b, mask=subset, n_boot=400, seed=2)
+    assert (lo, hi) == pytest.approx(_naive_bootstrap(a, b, subset, 400, 2))
+    assert delta == pytest.approx(
+        np.mean([a[s][subset[s]].mean() - b[s][subset[s]].mean() for s in range(2)])
+    )
+
+
 def test_paired_bootstrap_of_several_metrics_at_once_matches_an_explicit_loop() -> None:
     rng = np.random.default_rng(3)
     a = rng.random((2, 300)) < 0.8

@@ -155,3 +155,14 @@ def test_bad_specs_name_the_field(spec: dict, field: str) -> None:
         plan_trials(spec)
     assert info.value.field == field
     assert isinstance(info.value, ValueError)
+
+
+def test_rounded_random_draws_stay_within_the_bounds() -> None:
+    # Rounding to 4 significant digits turned draws in [0.9999, 0.99999) into 1.0, which is
+    # outside dropout's range (< 1): the API accepted the job and the worker then failed it.
+    values = draw_random_values("dropout", {"type": "uniform", "low": 0.9999, "high": 0.99999}, 50)
+    assert all(0.9999 <= v <= 0.99999 for v in values), values
+    assert len(set(values)) > 1
+    low, high = 1.00001, 1.00009  # loguniform: the rounding goes down past low
+    values = draw_random_values("lambda", {"type": "loguniform", "low": low, "high": high}, 50)
+    assert all(low <= v <= high for v in values), values
