@@ -19,7 +19,9 @@ from api.db import crud
 from api.db.models import ApiToken, utcnow
 from api.db.session import make_engine, make_session_factory
 from api.security import generate_token, hash_token, token_display_prefix
-from api.settings import Settings
+from api.settings import MAX_TOKEN_TTL_DAYS, Settings
+
+NAME_MAX_CHARS = 100  # users.name and api_tokens.name are String(100) (api/db/models.py)
 
 
 class TokenAdminError(ValueError):
@@ -61,17 +63,24 @@ def issue_token(
     create_user: bool = True,
     is_admin: bool = False,
 ) -> IssuedToken:
-    """Create a token for ``user_name`` (creating the user unless ``create_user`` is False)."""
-    if not user_name.strip():
-        raise TokenAdminError("user", "must not be empty")
+    """Create a token for ``user_name`` (creating the user unless ``create_user`` is False).
+
+    ``ttl_days``: 1 to MAX_TOKEN_TTL_DAYS, or None for a token that never expires. Every
+    argument is checked before the first write, so a bad one leaves no user behind.
+    """
+    _check_name("user", user_name, allow_empty=False)
+    _check_name("token_name", token_name, allow_empty=True)
+    if ttl_days is not None and not 1 <= ttl_days <= MAX_TOKEN_TTL_DAYS:
+        raise TokenAdminError(
+            "ttl_days", f"must be from 1 to {MAX_TOKEN_TTL_DAYS} days (100 years), got {ttl_days}"
+        )
+    expires = utcnow() + timedelta(days=ttl_days) if ttl_days is not None else None
     user = crud.get_user_by_name(session, name=user_name)
     if user is None:
         if not create_user:
             raise TokenAdminError("user", f"no user named {user_name!r}")
-        user = crud.create_user(session, name=user_name, is_admin=is_admin)
-    if ttl_days is not None and ttl_days < 1:
-        raise TokenAdminError("ttl_days", f"must be >= 1, got {ttl_days}")
-    expires = utcnow() + timedelta(days=ttl_days) if ttl_days else None
+        # Committed with its token (create_token commits): never a user without one.
+        user = crud.create_user(session, name=user_name, is_admin=is_admin, commit=False)
     plain = generate_token()
     row = crud.create_token(
         session,
@@ -82,6 +91,16 @@ def issue_token(
         expires_at=expires,
     )
     return IssuedToken(plain, row.id, user.id, user.name, row.prefix, expires)
+
+
+def _check_name(field: str, value: str, *, allow_empty: bool) -> None:
+    """The database would refuse these (PostgreSQL: over-long strings, NUL characters)."""
+    if not allow_empty and not value.strip():
+        raise TokenAdminError(field, "must not be empty")
+    if len(value) > NAME_MAX_CHARS:
+        raise TokenAdminError(field, f"at most {NAME_MAX_CHARS} characters, got {len(value)}")
+    if "\x00" in value:
+        raise TokenAdminError(field, "must not contain a NUL character")
 
 
 def list_user_tokens(session: Session, *, user_name: str) -> list[ApiToken]:

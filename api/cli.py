@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from api.client_errors import ClientError
+from api.client_spec import check_json_data
 
 Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
@@ -61,6 +62,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
             params[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ClientError(f"--set {key}: cannot parse {raw!r}") from exc
+        check_json_data(params[key.strip()], f"--set {key.strip()}")
     return params
 
 
@@ -232,7 +234,13 @@ def _register_token(subparsers: Any) -> None:
     create.add_argument("--name", required=True, help="a label for the token")
     create.add_argument("--user", default="admin", help="user name (created if missing)")
     create.add_argument("--admin", action="store_true", help="a new user is an admin")
-    create.add_argument("--expires-days", type=int, default=None, metavar="N")
+    create.add_argument(
+        "--expires-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lifetime in days, 1 to 36500 (default: SYNIB_TOKEN_TTL_DAYS, else never expires)",
+    )
     listing = actions.add_parser("list", help="list tokens (never their secret)")
     listing.add_argument("--user", default=None, help="only this user's tokens")
     revoke = actions.add_parser("revoke", help="revoke a token by id")

@@ -23,7 +23,7 @@ import httpx
 from api.client_config import resolve_credentials
 from api.client_download import download_artifact
 from api.client_errors import ApiError, ClientError, ConnectionFailed, raise_for_response
-from api.client_spec import load_spec, resolve_dataset
+from api.client_spec import check_json_data, load_spec, resolve_dataset
 from api.client_sse import parse_sse
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "Client", "ClientError", "ConnectionFailed"]
@@ -139,6 +139,7 @@ class Client:
     ) -> dict[str, Any]:
         """Register a built-in generated dataset (status ``pending`` until a worker builds it)."""
         body: dict[str, Any] = {"generator": generator, "params": params or {}, "seed": seed}
+        check_json_data(body)  # a date or .inf names its field here, not as a TypeError later
         if name:
             body["name"] = name
         result: dict[str, Any] = self._json("POST", "/datasets/builtin", json=body)

@@ -9,7 +9,9 @@ A spec names its data in one of three ways:
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +40,13 @@ _SpecLoader.add_implicit_resolver(
 
 
 def load_spec(spec: dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
-    """Return ``(spec dict, folder relative paths are resolved against)``."""
+    """Return ``(spec dict, folder relative paths are resolved against)``.
+
+    Raises SpecError naming the field when the spec is not plain JSON data (see
+    ``check_json_data``), so nothing is uploaded or registered for a spec that cannot be sent.
+    """
     if isinstance(spec, dict):
+        check_json_data(spec)
         return dict(spec), Path.cwd()
     path = Path(spec)
     if not path.is_file():
@@ -50,9 +57,66 @@ def load_spec(spec: dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         reason = str(exc).replace("\n", " ")
         raise SpecError(f"spec: cannot parse {path}: {reason}") from exc
+    except RecursionError:
+        raise SpecError(f"spec: cannot parse {path}: nested too deeply") from None
     if not isinstance(body, dict):
         raise SpecError(f"spec: {path} must hold a mapping (dataset_id, methods, ...)")
+    check_json_data(body)
     return body, path.parent
+
+
+def check_json_data(value: Any, field: str = "") -> None:
+    """Raise SpecError naming the field (``resources.cpus_per_trial``, ``methods[0]``) unless
+    ``value`` is plain JSON data: mappings with string keys, lists, strings, finite numbers,
+    booleans, null.
+
+    YAML reads an unquoted ``2026-01-15`` as a date and ``.inf``/``.nan`` as non-finite floats;
+    neither can be sent as JSON. Example: check_json_data({"name": date(2026, 1, 15)}) raises
+    ``name: a date (2026-01-15) is not allowed; quote it: "2026-01-15"``.
+    """
+    try:
+        _check_json_value(value, field, set())
+    except RecursionError:
+        raise SpecError(f"{field or 'spec'}: nested too deeply") from None
+
+
+_TIME_KINDS = {
+    datetime.date: "a date",
+    datetime.datetime: "a date and time",
+    datetime.time: "a time",
+}
+
+
+def _check_json_value(value: Any, field: str, parents: set[int]) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    where = field or "spec"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{where}: infinity/NaN ({value}) is not allowed; give a number")
+        return
+    if isinstance(value, (datetime.date, datetime.time)):
+        raise SpecError(
+            f"{where}: {_TIME_KINDS.get(type(value), 'a date')} ({value.isoformat()}) is not "
+            f'allowed; quote it: "{value.isoformat()}"'
+        )
+    if not isinstance(value, (dict, list, tuple)):
+        raise SpecError(
+            f"{where}: a value of type {type(value).__name__} is not allowed; give a string, "
+            "a number, true/false, null, a list or a mapping"
+        )
+    if id(value) in parents:  # a YAML anchor that contains its own alias
+        raise SpecError(f"{where}: refers to itself (a recursive YAML anchor)")
+    parents.add(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SpecError(f"{where}: the key {key!r} is not a string; quote it")
+            _check_json_value(item, f"{field}.{key}" if field else key, parents)
+    else:
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{field}[{index}]", parents)
+    parents.discard(id(value))
 
 
 def resolve_dataset(client: Client, body: dict[str, Any], base_dir: Path) -> dict[str, Any]:

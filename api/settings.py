@@ -9,6 +9,9 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+# Longest token lifetime (100 years): far beyond any policy, and an expiry date stays far below
+# datetime's year 9999 (a lifetime of millions of days overflowed it).
+MAX_TOKEN_TTL_DAYS = 36_500
 
 
 class Settings(BaseSettings):
@@ -48,7 +51,9 @@ class Settings(BaseSettings):
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)
-    token_ttl_days: int | None = Field(default=None, ge=1)
+    # Default lifetime of new tokens (``synib token create`` without --expires-days, and the
+    # admin token ``synib serve`` issues); None: they never expire.
+    token_ttl_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_TTL_DAYS)
     # Reliability (worker/reconciler.py): a running job's worker writes heartbeat_at every
     # heartbeat_interval_s; a job whose heartbeat is older than heartbeat_stale_s is resumed
     # elsewhere; a queued job older than requeue_queued_after_s whose message is not in the

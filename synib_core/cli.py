@@ -23,6 +23,8 @@ from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
+MAX_SEED = 2**31 - 1  # the job API's limit too (seeds are stored as SQL integers)
+MAX_N_BOOT = 1_000_000
 
 
 class CliError(ValueError):
@@ -78,6 +80,23 @@ def parse_int_list(flag: str, text: str) -> list[int]:
     return values
 
 
+def check_int_range(flag: str, value: int, low: int, high: int) -> int:
+    """``value`` if ``low <= value <= high``; CliError naming the flag and the range otherwise."""
+    if not low <= value <= high:
+        raise CliError(f"{flag}: expected an integer from {low} to {high}, got {value}")
+    return value
+
+
+def _parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise CliError(f"--methods: expected comma-separated method names, got {text!r}")
+    _check_methods(methods)
+    if len(set(methods)) != len(methods):  # the report keeps one run per method and seed
+        raise CliError(f"--methods: a method is named twice in {text!r}")
+    return methods
+
+
 def _build_config(args: argparse.Namespace) -> Any:
     from synib_core.config import config_from_knobs, load_config_file
 
@@ -101,6 +120,7 @@ def _write_json(path: Path, payload: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method on a dataset file; write metrics.json and the model bundle."""
     _check_methods([args.method])
+    check_int_range("--seed", args.seed, 0, MAX_SEED)
     config = _build_config(args)
     from synib_core.data import load_npz
     from synib_core.training import fit, train_references
@@ -132,11 +152,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Train unimodal references once per seed, then every method per seed; write report.json."""
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        raise CliError(f"--methods: expected comma-separated method names, got {args.methods!r}")
-    _check_methods(methods)
-    seeds = parse_int_list("--seeds", args.seeds)
+    # Every option is checked here, before anything trains: a bad one must not cost a run.
+    methods = _parse_methods(args.methods)
+    seeds = [
+        check_int_range("--seeds", s, 0, MAX_SEED) for s in parse_int_list("--seeds", args.seeds)
+    ]
+    check_int_range("--n-boot", args.n_boot, 1, MAX_N_BOOT)
     config = _build_config(args)
     from synib_core.data import load_npz
     from synib_core.metrics import accuracy
@@ -147,6 +168,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     y_test = data.y[data.split == 2]
     knobs = parse_sets(args.set)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training
     records, references = [], {}
     for seed in seeds:
         print(f"seed {seed}: unimodal references ({', '.join(data.modalities)})", file=sys.stderr)
@@ -219,7 +241,7 @@ def register(subparsers: Any) -> None:
     train = subparsers.add_parser("train", help="train one method on a dataset file")
     _add_common(train)
     train.add_argument("--method", required=True, help="vanilla, synib, masking_only, ...")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help=f"0 to {MAX_SEED} (default 0)")
     train.add_argument(
         "--references",
         action="store_true",
@@ -230,9 +252,13 @@ def register(subparsers: Any) -> None:
     compare = subparsers.add_parser("compare", help="compare methods over seeds")
     _add_common(compare)
     compare.add_argument("--methods", required=True, help="comma-separated, e.g. vanilla,synib")
-    compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    compare.add_argument(
+        "--seeds", default="0", help=f"comma-separated seeds, each 0 to {MAX_SEED} (default 0)"
+    )
     compare.add_argument("--baseline", default="vanilla", help="method the deltas refer to")
-    compare.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    compare.add_argument(
+        "--n-boot", type=int, default=2000, help=f"bootstrap resamples, 1 to {MAX_N_BOOT}"
+    )
     compare.set_defaults(func=_guarded("compare", cmd_compare))
 
     data = subparsers.add_parser("data", help="built-in datasets")

@@ -44,13 +44,17 @@ def server_url(settings: Settings) -> str:
 
 
 def _token_is_active(settings: Settings, token: str) -> bool:
+    """Known, not revoked and not expired (an expired saved token is replaced at start)."""
     from api.auth_admin import admin_session
     from api.db import crud
+    from api.db.models import utcnow
     from api.security import hash_token
 
     with admin_session(settings) as session:
         row = crud.get_token_by_hash(session, token_hash=hash_token(token))
-        return row is not None and row.revoked_at is None
+        if row is None or row.revoked_at is not None:
+            return False
+        return row.expires_at is None or row.expires_at > utcnow()
 
 
 def ensure_credentials(settings: Settings) -> tuple[dict[str, str], bool]:
@@ -66,9 +70,16 @@ def ensure_credentials(settings: Settings) -> tuple[dict[str, str], bool]:
         token = ""
     created = not (token and _token_is_active(settings, token))
     if created:
+        # A new token like any other: SYNIB_TOKEN_TTL_DAYS (None: never) bounds its life too,
+        # so an operator's expiry policy also covers this admin token. Once it has expired the
+        # next start issues a fresh one (see _token_is_active).
         with admin_session(settings) as session:
             token = issue_token(
-                session, user_name=ADMIN_USER, token_name="serve", is_admin=True
+                session,
+                user_name=ADMIN_USER,
+                token_name="serve",
+                ttl_days=settings.token_ttl_days,
+                is_admin=True,
             ).token
     credentials = {"url": url, "token": token}
     path.parent.mkdir(parents=True, exist_ok=True)

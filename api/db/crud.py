@@ -96,10 +96,17 @@ __all__ = [
 # ---- users and tokens -------------------------------------------------------------------
 
 
-def create_user(session: Session, *, name: str, is_admin: bool = False) -> User:
+def create_user(
+    session: Session, *, name: str, is_admin: bool = False, commit: bool = True
+) -> User:
+    """A new user; ``commit=False`` only flushes it (its id is set), for a caller that commits
+    it together with what it adds next (``issue_token``: a user and its first token)."""
     user = User(name=name, is_admin=is_admin, created_at=utcnow())
     session.add(user)
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return user
 
 

@@ -7,7 +7,9 @@ for any user error. Rows a worker would write are inserted through crud.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from api.cli_format import format_job, format_report
 from api.client import Client
 from api.client_errors import ApiError
 from api.db import crud
-from api.db.models import Dataset
+from api.db.models import Dataset, utcnow
 from api.settings import Settings
 
 Run = Any  # Callable[..., tuple[int, str, str]]
@@ -212,6 +214,48 @@ def test_422_details_fit_on_one_line(cli: Run, live_env: str, tmp_path: Path) ->
     assert "; config.lr: expected a number > 0, got -1" in err
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("name: 2026-01-15", 'name: a date (2026-01-15) is not allowed; quote it: "2026-01-15"'),
+        (
+            "resources: {cpus_per_trial: .inf}",
+            "resources.cpus_per_trial: infinity/NaN (inf) is not allowed; give a number",
+        ),
+    ],
+)
+def test_submit_refuses_what_json_cannot_carry_before_uploading(
+    cli: Run, live_env: str, user_token: tuple[str, str], tmp_path: Path, line: str, message: str
+) -> None:
+    (tmp_path / "pair.npz").write_bytes(npz_bytes())
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"dataset: {{file: pair.npz}}\nmethods: [vanilla]\n{line}\n")
+    code, out, err = cli("submit", str(spec))
+    assert (code, out, err) == (2, "", f"synib submit: error: {message}\n")
+    client = Client(live_env, user_token[0])
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        client.submit(spec)
+    as_dict = {"dataset": {"file": str(tmp_path / "pair.npz")}, "methods": ["vanilla"]}
+    as_dict["seeds"] = [0, float("nan")]
+    with pytest.raises(ValueError, match=r"^seeds\[1\]: infinity/NaN \(nan\) is not allowed"):
+        client.submit(as_dict)
+    assert client.datasets()["count"] == 0 and client.jobs()["count"] == 0  # nothing uploaded
+
+
+def test_datasets_builtin_refuses_a_date_parameter(
+    cli: Run, live_env: str, user_token: tuple[str, str]
+) -> None:
+    code, out, err = cli("datasets", "builtin", "xor_pid", "--set", "start=2026-01-15")
+    assert (code, out) == (2, "")
+    assert err == (
+        'synib datasets: error: --set start: a date (2026-01-15) is not allowed; quote it: "2026-01-15"\n'
+    )
+    client = Client(live_env, user_token[0])
+    with pytest.raises(ValueError, match=r"^params\.start: a date \(2026-01-15\)"):
+        client.register_builtin("xor_pid", {"start": datetime.date(2026, 1, 15)})
+    assert client.datasets()["count"] == 0
+
+
 def test_token_create_list_revoke(
     cli: Run, live_env: str, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,6 +279,71 @@ def test_token_create_list_revoke(
     assert code == 2 and "no user named 'nobody'" in err
 
 
+@pytest.fixture
+def token_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``synib token`` on the test database, with no SYNIB_TOKEN_TTL_DAYS unless a test sets it."""
+    monkeypatch.setenv("SYNIB_DATABASE_URL", db_url)
+    monkeypatch.delenv("SYNIB_TOKEN_TTL_DAYS", raising=False)
+    return db_url
+
+
+@pytest.mark.parametrize("days", ["3000000", "36501", "0", "-1"])
+def test_token_create_refuses_a_bad_lifetime_and_creates_no_user(
+    cli: Run, token_env: str, db_session: Session, days: str
+) -> None:
+    code, out, err = cli("token", "create", "--name", "x", "--user", "bob", "--expires-days", days)
+    assert (code, out) == (2, "")
+    assert err == (
+        "synib token: error: --expires-days: expected a whole number of days from 1 to 36500 "
+        f"(100 years), got {days}\n"
+    )
+    assert crud.get_user_by_name(db_session, name="bob") is None
+
+
+def test_token_create_checks_the_names_before_creating_the_user(
+    cli: Run, token_env: str, db_session: Session
+) -> None:
+    code, out, err = cli("token", "create", "--name", "n" * 101, "--user", "bob", "--admin")
+    assert (code, out) == (2, "")
+    assert err == "synib token: error: --name: at most 100 characters, got 101\n"
+    code, _, err = cli("token", "create", "--name", "x", "--user", "b\x00b")
+    assert code == 2 and err == "synib token: error: --user: must not contain a NUL character\n"
+    assert crud.get_user_by_name(db_session, name="bob") is None  # not created, not an admin
+
+
+def test_token_create_defaults_to_synib_token_ttl_days(
+    cli: Run, token_env: str, db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNIB_TOKEN_TTL_DAYS", "30")
+    code, out, _ = cli("token", "create", "--name", "ci", "--user", "erin")
+    assert code == 0 and "after SYNIB_TOKEN_TTL_DAYS=30 days" in out
+    code, out, _ = cli(
+        "token", "create", "--name", "laptop", "--user", "erin", "--expires-days", "7"
+    )
+    assert code == 0 and "SYNIB_TOKEN_TTL_DAYS" not in out
+    monkeypatch.delenv("SYNIB_TOKEN_TTL_DAYS")
+    code, out, _ = cli("token", "create", "--name", "forever", "--user", "erin")
+    assert code == 0 and "(expires never)" in out
+    user = crud.get_user_by_name(db_session, name="erin")
+    assert user is not None
+    tokens = {t.name: t.expires_at for t in crud.list_tokens(db_session, user_id=user.id)}
+    now = utcnow()
+    for name, days in (("ci", 30), ("laptop", 7)):
+        expires = tokens[name]
+        assert expires is not None
+        assert (
+            datetime.timedelta(days=days, minutes=-5)
+            < expires - now
+            <= datetime.timedelta(days=days)
+        ), name
+    assert tokens["forever"] is None
+    monkeypatch.setenv("SYNIB_TOKEN_TTL_DAYS", "3000000")  # refused when the settings load
+    code, out, err = cli("token", "create", "--name", "x", "--user", "frank")
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert "token_ttl_days" in err and "36500" in err
+    assert crud.get_user_by_name(db_session, name="frank") is None
+
+
 def test_console_script_exit_codes(
     live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
 ) -> None:
@@ -256,3 +365,20 @@ def test_console_script_exit_codes(
     missing = run("jobs", "show", "no-such-job")
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr == "synib jobs: error: HTTP 404: job not found\n"
+
+
+def test_a_new_user_is_committed_only_with_its_token(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch, api_settings: Settings
+) -> None:
+    """The token's write fails (a database error the user cannot cause; simulated): the user
+    made for it is rolled back with it, not left behind without a token."""
+    from api.auth_admin import admin_session, issue_token
+
+    def failing_create_token(session: Session, **_: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(crud, "create_token", failing_create_token)
+    with pytest.raises(RuntimeError), admin_session(api_settings) as session:
+        issue_token(session, user_name="frank", token_name="t")
+    db_session.expire_all()
+    assert crud.get_user_by_name(db_session, name="frank") is None

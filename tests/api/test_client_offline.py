@@ -3,6 +3,7 @@ spec files. The server-backed tests are in test_client.py and test_cli_service.p
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -182,6 +183,37 @@ def test_load_spec_yaml_reads_exponent_floats(tmp_path: Path) -> None:
         load_spec(path)
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: 2026-01-15\n", 'name: a date (2026-01-15) is not allowed; quote it: "2026-01-15"'),
+        ("resources: {cpus_per_trial: .inf}\n", "resources.cpus_per_trial: infinity/NaN (inf)"),
+        ("sweep: {lambda: {values: [1, .nan]}}\n", "sweep.lambda.values[1]: infinity/NaN (nan)"),
+        ("methods: [{name: synib, config: {on: 1}}]\n", "methods[0].config: the key True"),
+        ("notes: !!binary aGVsbG8=\n", "notes: a value of type bytes is not allowed"),
+        ("seeds: &s [0, *s]\n", "seeds[1]: refers to itself"),
+    ],
+)
+def test_load_spec_refuses_what_json_cannot_carry_naming_the_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("dataset_id: d1\nmethods: [vanilla]\n" + text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_load_spec_checks_json_files_and_dicts_too(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text('{"dataset_id": "d1", "resources": {"gpus_per_trial": NaN}}')
+    with pytest.raises(SpecError, match=r"^resources\.gpus_per_trial: infinity/NaN \(nan\)"):
+        load_spec(path)
+    spec = {"dataset_id": "d1", "name": datetime.datetime(2026, 1, 15, 9, 30)}
+    with pytest.raises(SpecError, match=r"^name: a date and time \(2026-01-15T09:30:00\)"):
+        load_spec(spec)
 
 
 def test_submit_builtin_shorthand_reuses_identical_dataset(tmp_path: Path) -> None:

@@ -125,6 +125,58 @@ def test_user_errors_exit_2_with_one_line(
     assert len(err.splitlines()) == 1 and needle in err, err
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--n-boot", "0"], "--n-boot: expected an integer from 1 to 1000000, got 0"),
+        (["--n-boot", "1000001"], "--n-boot: expected an integer from 1 to 1000000, got 1000001"),
+        (["--seeds", "0,-1"], "--seeds: expected an integer from 0 to 2147483647, got -1"),
+        (
+            ["--seeds", str(2**64)],
+            f"--seeds: expected an integer from 0 to 2147483647, got {2**64}",
+        ),
+        (["--methods", "vanilla,synib,vanilla"], "--methods: a method is named twice in"),
+    ],
+)
+def test_compare_checks_its_options_before_training(
+    options: list[str],
+    message: str,
+    tiny_npz: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "cmp"
+    argv = ["compare", str(tiny_npz), "--methods", "vanilla,synib", *TINY, "--no-progress"]
+    assert run_cli([*argv, *options, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"synib compare: error: {message}") and err.count("\n") == 1, err
+    assert not out.exists()  # nothing trained, nothing written
+
+
+def test_compare_checks_the_out_folder_before_training(
+    tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a-file"
+    out.write_text("not a folder")
+    argv = ["compare", str(tiny_npz), "--methods", "vanilla", *TINY, "--no-progress"]
+    assert run_cli([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("synib compare: error: ") and err.count("\n") == 1, err  # no training
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_train_refuses_a_seed_out_of_range(
+    seed: str, tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", str(tiny_npz), "--method", "vanilla", *TINY, "--seed", seed]
+    assert run_cli([*argv, "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"synib train: error: --seed: expected an integer from 0 to 2147483647, got {seed}\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_knob_names_the_allowed_knobs(
     tiny_npz: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
