@@ -43,12 +43,14 @@ COPY synib_core/ synib_core/
 COPY api/ api/
 COPY worker/ worker/
 COPY migrations/ migrations/
-# The base image already holds a CUDA build of torch; keep it (no torch from the CPU constraints).
+# The base image already holds a CUDA build of torch; keep it (no torch from the CPU constraints):
+# synib without dependencies, then the rest of synib[worker] by hand (tests/test_deploy_files.py
+# checks that the list names every requirement of the worker extra).
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
- && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi uvicorn 'sqlalchemy[asyncio]' alembic pydantic \
-      pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart prometheus-client \
-      tqdm safetensors numpy pyyaml grpcio \
+ && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
+      alembic pydantic pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart \
+      prometheus-client tqdm safetensors scikit-learn numpy pyyaml grpcio \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib
 USER synib

@@ -13,8 +13,11 @@ FRONTEND_SRC := $(shell find frontend -path frontend/node_modules -prune -o -pat
 run: $(VENV)/.installed-run frontend
 	$(BIN)/synib serve
 
+# services.sh prints the servers' URLs as export lines (its failure, with its message, stops
+# here); the private servers it may start are stopped when the recipe ends, however it ends.
 test: $(VENV)/.installed-dev frontend
-	@eval "$$(bash .ci/services.sh)" && \
+	@exports=$$(bash .ci/services.sh) || exit $$?; eval "$$exports"; \
+	  trap 'bash .ci/services.sh stop $$SYNIB_TEST_SERVICE_DIRS' EXIT; trap 'exit 130' INT TERM; \
 	  $(BIN)/ruff check . && \
 	  $(BIN)/ruff format --check . && \
 	  $(BIN)/mypy && \

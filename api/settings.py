@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 # Longest token lifetime (100 years): far beyond any policy, and an expiry date stays far below
 # datetime's year 9999 (a lifetime of millions of days overflowed it).
 MAX_TOKEN_TTL_DAYS = 36_500
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+
+
+def log_level_name(value: Any) -> str:
+    """``value`` as one of LOG_LEVELS (case-insensitive); ValueError naming the allowed ones."""
+    name = str(value).strip().lower()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"log_level: {value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return name
 
 
 class Settings(BaseSettings):
@@ -28,6 +39,9 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Log level of `synib serve`, `synib api` (uvicorn) and `synib worker` (Celery); their
+    # --log-level flag wins over it.
+    log_level: LogLevel = "info"
     max_upload_mb: float = Field(default=512, gt=0)
     ray_address: str | None = Field(
         default=None,
@@ -62,6 +76,11 @@ class Settings(BaseSettings):
     heartbeat_stale_s: float = Field(default=120.0, gt=0)
     reconcile_interval_s: float = Field(default=30.0, ge=0)
     requeue_queued_after_s: float = Field(default=120.0, ge=0)
+    # A job's time limits (seconds from its task's start; a sweep may take a day): at the soft
+    # one its trials are stopped and it fails ("the job exceeded the worker's time limit"); at
+    # the hard one its pool process is killed (the reconciler then resumes the job).
+    job_soft_time_limit_s: int = Field(default=48 * 3600, ge=1)
+    job_hard_time_limit_s: int = Field(default=49 * 3600, ge=1)
     # Worker database writes retry with exponential backoff for at most this long.
     db_retry_max_s: float = Field(default=60.0, ge=0)
     # Memory (MiB) each trial may allocate beyond its process's footprint at the start
@@ -71,6 +90,11 @@ class Settings(BaseSettings):
     # "raise_at_epoch:lambda=1|:2". Off (empty) by default; not reachable through the API.
     fault_injection: str = ""
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_name(cls, value: Any) -> str:
+        return log_level_name(value)
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if not self.database_url:
@@ -78,6 +102,12 @@ class Settings(BaseSettings):
         if self.artifact_dir is None:
             self.artifact_dir = self.state_dir / "artifacts"
         self.config_dir = self.config_dir.expanduser()
+        if self.job_hard_time_limit_s <= self.job_soft_time_limit_s:
+            raise ValueError(
+                f"job_hard_time_limit_s ({self.job_hard_time_limit_s}) must exceed "
+                f"job_soft_time_limit_s ({self.job_soft_time_limit_s}): the soft limit stops "
+                "the trials and fails the job, the hard one kills the process"
+            )
         return self
 
     @property

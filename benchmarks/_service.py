@@ -24,9 +24,11 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The PostgreSQL server of the tests (SYNIB_TEST_DATABASE_URL, what .ci/services.sh exports),
+# spelt for libpq (psycopg.connect).
 PG_ADMIN_URL = os.environ.get(
-    "SYNIB_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+    "SYNIB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+).replace("postgresql+psycopg://", "postgresql://", 1)
 # Settings a benchmark service must not inherit from the caller's environment.
 _FOREIGN_ENV = (
     "SYNIB_URL",

@@ -1,17 +1,42 @@
 """Test database helpers shared by tests/conftest.py and tests/migrations (importable by a
-unique module name, unlike conftest)."""
+unique module name, unlike conftest), and the URLs of the servers the tests use.
+
+Every test reaches PostgreSQL and Redis through the two variables ``.ci/services.sh`` exports
+(``make test`` evals them), so the private servers it starts on free ports when the machine's
+are down are the ones the tests use: ``SYNIB_TEST_DATABASE_URL`` (a database on the server
+where the tests create theirs; default the machine's PostgreSQL) and ``SYNIB_TEST_REDIS_URL``
+(default the machine's Redis; each test suite picks a database number of its own).
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get(
-    "SYNIB_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+TEST_DATABASE_URL = os.environ.get(
+    "SYNIB_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+TEST_REDIS_URL = os.environ.get("SYNIB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _url_with(url: str, **parts: str) -> str:
+    """``url`` with some of its parts (scheme, path) replaced; credentials and query kept."""
+    return urllib.parse.urlsplit(url)._replace(**parts).geturl()
+
+
+# The same URL as libpq (psycopg.connect) spells it: CREATE/DROP DATABASE run there.
+PG_ADMIN_URL = _url_with(TEST_DATABASE_URL, scheme="postgresql")
+
+
+def redis_url(db: int) -> str:
+    """The test Redis server (``SYNIB_TEST_REDIS_URL``) with database number ``db``."""
+    return _url_with(TEST_REDIS_URL, path=f"/{db}")
+
+
 TABLES = (
     "job_events",
     "epoch_metrics",
@@ -25,9 +50,8 @@ TABLES = (
 
 
 def pg_url_for(database: str) -> str:
-    """SQLAlchemy URL (psycopg 3) of ``database`` on the admin server."""
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{database}"
+    """SQLAlchemy URL (psycopg 3) of ``database`` on the test server."""
+    return _url_with(TEST_DATABASE_URL, scheme="postgresql+psycopg", path=f"/{database}")
 
 
 def create_pg_database(prefix: str = "synib_test") -> str:

@@ -17,24 +17,13 @@ from api.settings import Settings, get_settings
 QUEUE = "synib"
 TASK_NAMES = ("synib.run_job", "synib.make_dataset")
 
-# Generous defaults: a long sweep may take a day; overridable by settings when they exist.
-DEFAULT_SOFT_TIME_LIMIT_S = 48 * 3600
-DEFAULT_HARD_TIME_LIMIT_S = 49 * 3600
-
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
     """Transport options for the configured broker (filesystem folders, Redis visibility)."""
     if settings.uses_filesystem_broker:
         return transport_options(settings)  # the same folders the API's producer writes to
     # A job may run for hours; Redis must not redeliver an unacked message meanwhile.
-    return {"visibility_timeout": _time_limit(settings, "task_hard_time_limit_s") + 3600}
-
-
-def _time_limit(settings: Settings, name: str) -> int:
-    default = (
-        DEFAULT_HARD_TIME_LIMIT_S if name == "task_hard_time_limit_s" else DEFAULT_SOFT_TIME_LIMIT_S
-    )
-    return int(getattr(settings, name, None) or default)
+    return {"visibility_timeout": settings.job_hard_time_limit_s + 3600}
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -63,8 +52,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_redirect_stdouts=False,
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,
-        task_soft_time_limit=_time_limit(settings, "task_soft_time_limit_s"),
-        task_time_limit=_time_limit(settings, "task_hard_time_limit_s"),
+        task_soft_time_limit=settings.job_soft_time_limit_s,
+        task_time_limit=settings.job_hard_time_limit_s,
         worker_send_task_events=False,
         enable_utc=True,
     )

@@ -45,10 +45,29 @@ def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int,
     return relative, sha, size, validate_npz(target)
 
 
+# Module -> (the distribution that provides it, the synib extra that installs it).
+_PROVIDERS = {"sklearn": ("scikit-learn", "synib[core]")}
+
+
+def missing_package_reason(builtin_name: str, exc: ImportError) -> str:
+    """Why a built-in dataset could not be generated: the module that failed to import."""
+    where = f"built-in dataset {builtin_name} cannot be generated on this worker"
+    module = (exc.name or "").split(".")[0]
+    if not module:
+        return f"{where}: {exc}"
+    package, extra = _PROVIDERS.get(module, (module, ""))
+    brought = f" ({extra} brings it)" if extra else ""
+    return (
+        f"{where}: it needs the Python package {package} (module {module}), which is not "
+        f"installed there; install it on the workers{brought}"
+    )
+
+
 def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_id: str) -> str:
     """Make a pending built-in dataset ready; returns its status afterwards.
 
-    A generator error (a user fault) marks the dataset ``failed`` with the reason.
+    A generator error (a user fault) marks the dataset ``failed`` with the reason, and so does
+    a generator that needs a package this worker lacks (a deployment fault, named plainly).
     """
     with sessions() as session:
         row = crud.get_dataset(session, dataset_id=dataset_id)
@@ -61,6 +80,11 @@ def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_
         except ValueError as exc:
             log.info("dataset %s: generation failed: %s", dataset_id, exc)
             crud.mark_dataset_failed(session, dataset_id=dataset_id, error=str(exc))
+            return "failed"
+        except ImportError as exc:
+            reason = missing_package_reason(str(row.builtin_name), exc)
+            log.error("dataset %s: %s", dataset_id, reason, exc_info=True)
+            crud.mark_dataset_failed(session, dataset_id=dataset_id, error=reason)
             return "failed"
         crud.mark_dataset_ready(
             session,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api.settings import Settings, get_settings
+from api.settings import Settings, get_settings, log_level_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
@@ -82,12 +83,27 @@ def ensure_credentials(settings: Settings) -> tuple[dict[str, str], bool]:
                 is_admin=True,
             ).token
     credentials = {"url": url, "token": token}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(credentials, indent=2))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private_file(path, json.dumps(credentials, indent=2))
     return credentials, created
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only at every moment.
+
+    The temporary file is created with mode 0600 (never the umask's 0644 and a chmod later:
+    the token would be readable by others in between) and renamed over ``path``; a folder
+    made for it is 0700 (an existing one is left as it is).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def child_command(name: str) -> list[str]:
@@ -132,7 +148,13 @@ def stop_children(children: dict[str, subprocess.Popen[bytes]], signum: int) -> 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("SYNIB_HOST", args.host), ("SYNIB_PORT", args.port)) if v}
+    # The children (synib api, synib worker) read these from the environment they inherit.
+    flags = (
+        ("SYNIB_HOST", args.host),
+        ("SYNIB_PORT", args.port),
+        ("SYNIB_LOG_LEVEL", args.log_level),
+    )
+    overrides = {k: v for k, v in flags if v}
     os.environ.update({k: str(v) for k, v in overrides.items()})
     get_settings.cache_clear()
     settings = get_settings()
@@ -158,7 +180,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         "api.main:app",
         host=args.host or settings.host,
         port=int(args.port or settings.port),
-        log_level="info",
+        log_level=args.log_level or settings.log_level,
         proxy_headers=True,
     )
     return 0
@@ -169,7 +191,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     concurrency = args.concurrency or settings.worker_concurrency
-    argv = ["worker", "-Q", QUEUE, "-c", str(concurrency), "-l", args.loglevel]
+    log_level = (args.log_level or settings.log_level).upper()
+    argv = ["worker", "-Q", QUEUE, "-c", str(concurrency), "-l", log_level]
     argv += ["--without-gossip", "--without-mingle", "-n", "synib@%h"]
     app.worker_main(argv=argv)
     return 0
@@ -218,19 +241,39 @@ def _guarded(name: str, handler: Any) -> Any:
     return run
 
 
+def _log_level_arg(value: str) -> str:
+    try:
+        return log_level_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("log_level: ")) from None
+
+
+def _add_log_level(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        *aliases,
+        dest="log_level",
+        type=_log_level_arg,
+        default=None,
+        help="debug, info, warning, error or critical (default: SYNIB_LOG_LEVEL, else info)",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add serve, api, worker, migrate to an argparse ``add_subparsers()`` object."""
     serve = subparsers.add_parser("serve", help="run API + worker + local Ray (embedded mode)")
     serve.add_argument("--host", default=None, help="bind address (default: settings host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: settings port)")
+    _add_log_level(serve)
     serve.set_defaults(func=_guarded("serve", cmd_serve))
     api = subparsers.add_parser("api", help="run the HTTP API (uvicorn api.main:app)")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
+    _add_log_level(api)
     api.set_defaults(func=_guarded("api", cmd_api))
     work = subparsers.add_parser("worker", help="run a Celery worker on queue synib")
     work.add_argument("--concurrency", type=int, default=None, help="jobs at once")
-    work.add_argument("--loglevel", default="INFO")
+    _add_log_level(work, "--loglevel")  # --loglevel: Celery's spelling, kept
     work.set_defaults(func=_guarded("worker", cmd_worker))
     mig = subparsers.add_parser("migrate", help="upgrade the database schema to head")
     mig.set_defaults(func=_guarded("migrate", cmd_migrate))

@@ -131,6 +131,7 @@ class CancelWatch(DatabaseHook, Stopper):
         self.worker = worker
         self.cancelled = False
         self.superseded = False
+        self.interrupted: str | None = None  # why the worker's task is being stopped
         self._last_poll = 0.0
         self._last_heartbeat = 0.0
 
@@ -168,7 +169,15 @@ class CancelWatch(DatabaseHook, Stopper):
                 self._last_heartbeat = now
         return status, owner
 
+    def interrupt(self, reason: str) -> None:
+        """Stop every trial at Tune's next step, whatever the database says: the task that runs
+        the job is being stopped (``tune_runner.fit_off_main_thread``) for ``reason``, which the
+        trials Tune ends meanwhile get in their failure reason."""
+        self.interrupted = reason
+
     def stop_all(self) -> bool:
+        if self.interrupted is not None:
+            return True
         now = time.monotonic()
         if not self.cancelled and now - self._last_poll >= self.poll_s:
             self._last_poll = now
@@ -263,6 +272,13 @@ class TrialRecorder(DatabaseHook, Callback):
             self._succeed(trial_id, final)
         elif self.watch.cancelled:
             self._set_status(trial_id, "cancelled", metrics=self.last_epoch.get(trial_id))
+        elif self.watch.interrupted is not None:  # the job's task is being stopped: no result
+            self._set_status(
+                trial_id,
+                "failed",
+                failure_reason=f"the job ended before this trial finished: {self.watch.interrupted}",
+                metrics=self.last_epoch.get(trial_id),
+            )
         else:  # stopped early by the scheduler (ASHA)
             self._set_status(trial_id, "stopped", metrics=self.last_epoch.get(trial_id))
 

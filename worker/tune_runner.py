@@ -10,6 +10,7 @@ everything when the job is being cancelled.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +238,92 @@ def run_trials(
         ),
     )
     t0 = time.perf_counter()
-    tuner.fit()
+    fit_off_main_thread(tuner, watch, ReferenceCheck(references))
     seconds = time.perf_counter() - t0
     log.info("tuner.fit: %d trials in %.1f s", len(payloads), seconds)
     return seconds
+
+
+class ReferenceCheck:
+    """Whether one of the reference tasks beside the trials failed (each finished task is
+    looked at once): a job whose references failed cannot be reported, so its trials are
+    stopped then instead of after their last epoch."""
+
+    def __init__(self, pending: dict[int, Any] | None) -> None:
+        import ray
+
+        self.waiting = {ref: seed for seed, ref in (pending or {}).items()
+                        if isinstance(ref, ray.ObjectRef)}  # fmt: skip
+
+    def failure(self) -> str | None:
+        """``unimodal references of seed S failed: ...`` once a task failed, else None."""
+        import ray
+
+        if not self.waiting:
+            return None
+        done, _ = ray.wait(list(self.waiting), num_returns=len(self.waiting), timeout=0)
+        for ref in done:
+            seed = self.waiting.pop(ref)
+            try:
+                ray.get(ref, timeout=0)
+            except ray.exceptions.RayError as exc:
+                return references_failure(seed, exc)
+        return None
+
+
+def fit_off_main_thread(
+    tuner: Any,
+    watch: CancelWatch,
+    references: ReferenceCheck | None = None,
+    stop_wait_s: float = 60.0,
+    check_every_s: float = 1.0,
+) -> None:
+    """``tuner.fit()`` in a helper thread, the calling (main) thread waiting for it.
+
+    In the main thread, Tune replaces the SIGINT and SIGUSR1 handlers for the whole run and
+    treats either signal as "end the experiment": ``fit`` then returned normally with trials
+    unfinished, and the job was completed from a partial sweep. SIGUSR1 is how Celery raises
+    a task's soft time limit, and a terminal's Ctrl-C (a warm shutdown, which should let the
+    job finish) sends SIGINT to the pool child too. Off the main thread Tune installs no
+    handler, so Celery's stay: SIGINT is ignored in the pool child, and the soft time limit
+    raises ``SoftTimeLimitExceeded`` here, while waiting. Then every trial is stopped (the
+    stopper ``watch``), Tune is given ``stop_wait_s`` seconds to end them, and the exception
+    goes on to the job runner, which fails the job with the time-limit reason.
+
+    While waiting it also looks at the reference tasks every ``check_every_s`` seconds: once
+    one failed, the trials are stopped (the caller's wait for the references then fails the job
+    with that task's error).
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            tuner.fit()
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="tune-fit", daemon=True)
+    thread.start()
+    next_check = time.monotonic() + check_every_s
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            if references is None or watch.interrupted or time.monotonic() < next_check:
+                continue
+            next_check = time.monotonic() + check_every_s
+            reason = references.failure()
+            if reason is not None:
+                log.warning("job %s: stopping its trials: %s", watch.job_id, reason)
+                watch.interrupt(reason)
+    except BaseException as exc:
+        reason = (
+            "the job exceeded the worker's time limit"
+            if type(exc).__name__ == "SoftTimeLimitExceeded"
+            else f"the worker stopped the job ({type(exc).__name__})"
+        )
+        log.warning("job %s: stopping its trials: %s", watch.job_id, reason)
+        watch.interrupt(reason)
+        thread.join(stop_wait_s)
+        raise
+    if failure:
+        raise failure[0]

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from db_testing import redis_url
 from fastapi.testclient import TestClient
 
 from api.db.models import Dataset
 from api.main import create_app
 from api.settings import Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = redis_url(13)  # the test Redis (SYNIB_TEST_REDIS_URL)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from db_testing import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
@@ -44,7 +45,9 @@ def _row(text: str, label: str) -> list[str]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_api_latency_smoke_prints_its_tables(backend: str) -> None:
-    out = _run("api_latency.py", *(["--sqlite"] if backend == "sqlite" else []), timeout_s=120)
+    # PostgreSQL with the test Redis as its broker (SYNIB_TEST_REDIS_URL), as in full mode.
+    options = ["--sqlite"] if backend == "sqlite" else ["--broker-url", redis_url(15)]
+    out = _run("api_latency.py", *options, timeout_s=120)
     assert ("SQLite" in out) == (backend == "sqlite")
     post, get = _row(out, "POST /jobs"), _row(out, "GET /jobs/{id}")
     # columns: endpoint, requests, req/s, p50, p95, p99, server <= 50 ms, errors, target

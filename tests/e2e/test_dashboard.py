@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -259,12 +260,24 @@ def test_cancel_a_running_job_from_its_page(
     sign_in(page, service)
     page.goto(f"{service.url}/#/jobs/{job_id}")
     page.wait_for_selector("#job-header")
+    with service.client() as api:  # cancel a trial that trains, not a job still queued
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            trials = api.get(f"/jobs/{job_id}/trials").raise_for_status().json()["data"]
+            if any(t["status"] == "running" and (t["epochs_done"] or 0) >= 1 for t in trials):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no trial of job {job_id} started training: {trials}")
     page.once("dialog", lambda d: d.accept())
     page.click("#cancel-job")
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=180_000)
     with service.client() as api:
         assert api.get(f"/jobs/{job_id}").raise_for_status().json()["status"] == "cancelled"
     expect(page.locator("#cancel-job")).to_be_disabled()
+    # Its trial was cancelled, not failed: the API would refuse a rerun (409), so no button.
+    expect(page.locator("#rerun-failed")).to_have_text("Rerun failed (0)")
+    expect(page.locator("#rerun-failed")).to_be_disabled()
     page.goto(f"{service.url}/#/jobs?status=cancelled")
     expect(page.locator("#jobs-table tbody tr").first).to_have_attribute("data-job-id", job_id)
     expect(page.locator("#jobs-table .badge").first).to_have_text("cancelled")

@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
 
+from db_testing import redis_url
 from worker_process import create_job, create_owner, running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
@@ -31,7 +32,7 @@ FAULT_RULES = ";".join(
         "kill_at_epoch:synib|lambda=7|:1",
     ]
 )
-BROKER_URL = "redis://127.0.0.1:6379/12"  # its own database: no other test worker takes its jobs
+BROKER_URL = redis_url(12)  # its own database: no other test worker takes its jobs
 JOB_CAP_MB = 256
 WORKER_CAP_MB = 512
 

@@ -21,8 +21,10 @@ from worker import ray_session
 from worker.trainable import ReferencesFailed, reference_predictions, seed_references
 from worker.tune_runner import (
     JobCancelled,
+    ReferenceCheck,
     Resources,
     cancel_references,
+    fit_off_main_thread,
     start_references,
     wait_for_references,
 )
@@ -146,3 +148,48 @@ def test_a_cancelled_job_stops_waiting_and_its_references_are_stopped(one_cpu_ra
     with pytest.raises(ray.exceptions.RayError):  # cancelled (its process killed), not finished
         ray.get(ref, timeout=30)
     cancel_references({})  # nothing to stop: no error
+
+
+class Stoppable:
+    """What ``fit_off_main_thread`` asks of the job's CancelWatch (``interrupt``), and a stand-in
+    for Tune's run: ``fit`` trains until the stopper says stop (Tune asks it every step)."""
+
+    job_id = "job"
+
+    def __init__(self) -> None:
+        self.interrupted: str | None = None
+
+    def interrupt(self, reason: str) -> None:
+        self.interrupted = reason
+
+    def fit(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.interrupted is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def test_a_failed_reference_stops_the_trials_at_once(one_cpu_ray: None) -> None:
+    """Not after the trials' last epoch: the job cannot be reported without its references."""
+    import ray
+
+    def fails(seed: int) -> dict[str, np.ndarray]:
+        time.sleep(1.0)
+        raise ValueError(f"seed {seed} diverged")
+
+    def works(seed: int) -> dict[str, np.ndarray]:
+        return {"a": np.zeros(3, dtype=np.int64)}
+
+    options = {"num_cpus": 0, "max_retries": 0}
+    pending = {0: ray.remote(works).options(**options).remote(0),
+               1: ray.remote(fails).options(**options).remote(1)}  # fmt: skip
+    check = ReferenceCheck(pending)
+    assert check.failure() is None  # nothing failed yet (the first may be done: it passed)
+    run = Stoppable()
+    started = time.monotonic()
+    fit_off_main_thread(run, run, check, check_every_s=0.2)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 15
+    assert run.interrupted is not None
+    assert run.interrupted.startswith("unimodal references of seed 1 failed: ValueError: seed 1")
+    assert check.waiting == {}  # each finished task is looked at once
+    with pytest.raises(ReferencesFailed, match="seed 1 failed"):  # how the job then fails
+        wait_for_references(pending, Watch())

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from db_testing import redis_url
+
 REPO = Path(__file__).resolve().parents[2]
-BROKER_URL = "redis://127.0.0.1:6379/14"
+BROKER_URL = redis_url(14)  # the test Redis (SYNIB_TEST_REDIS_URL), a database of its own
 RAY_PROCESS = re.compile(r"raylet|gcs_server|ray::|/ray/|default_worker\.py")
 
 

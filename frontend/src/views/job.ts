@@ -58,7 +58,9 @@ function renderHeader(page: Page): void {
   const { job, dataset, trials } = page.data;
   const pct = Math.round((job.progress ?? 0) * 100);
   const active = !TERMINAL.has(job.status);
-  const failedTrials = trials.filter((t) => t.status === "failed" || t.status === "cancelled").length;
+  // What POST /jobs/{id}/rerun-failed reruns: failed trials only (not cancelled ones); it
+  // answers 409 for a finished job with none unless the job itself failed.
+  const failedTrials = trials.filter((t) => t.status === "failed").length;
   const cancel = h("button", { type: "button", id: "cancel-job", class: "danger", disabled: !active || job.status === "cancelling" }, "Cancel job");
   cancel.addEventListener("click", () => {
     if (window.confirm("Cancel this job? Running trials are stopped.")) void act(page, "cancel", "Cancel requested.");
