@@ -75,10 +75,14 @@ def check_json_data(value: Any, field: str = "") -> None:
     ``name: a date (2026-01-15) is not allowed; quote it: "2026-01-15"``.
     """
     try:
-        _check_json_value(value, field, set())
+        _check_json_value(value, field, set(), [MAX_SPEC_VALUES])
     except RecursionError:
         raise SpecError(f"{field or 'spec'}: nested too deeply") from None
 
+
+MAX_SPEC_VALUES = 100_000
+"""Values a spec may hold, counted as sent: YAML aliases repeat a value wherever they appear,
+and nested ones ("billion laughs") multiply a few lines into billions. A job spec has tens."""
 
 _TIME_KINDS = {
     datetime.date: "a date",
@@ -87,7 +91,13 @@ _TIME_KINDS = {
 }
 
 
-def _check_json_value(value: Any, field: str, parents: set[int]) -> None:
+def _check_json_value(value: Any, field: str, parents: set[int], budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(
+            f"spec: more than {MAX_SPEC_VALUES} values once YAML aliases are expanded; "
+            "a job spec needs far fewer"
+        )
     if value is None or isinstance(value, (str, bool, int)):
         return
     where = field or "spec"
@@ -112,10 +122,10 @@ def _check_json_value(value: Any, field: str, parents: set[int]) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SpecError(f"{where}: the key {key!r} is not a string; quote it")
-            _check_json_value(item, f"{field}.{key}" if field else key, parents)
+            _check_json_value(item, f"{field}.{key}" if field else key, parents, budget)
     else:
         for index, item in enumerate(value):
-            _check_json_value(item, f"{field}[{index}]", parents)
+            _check_json_value(item, f"{field}[{index}]", parents, budget)
     parents.discard(id(value))
 
 
