@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 
 from api.client_errors import ClientError
 from api.client_spec import check_json_data
+from api.client_sse import RETRY_FOR_S
 
 Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
@@ -104,14 +106,28 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 # -- jobs -------------------------------------------------------------------------------------
+def _retry_for(args: argparse.Namespace) -> float:
+    """``--retry-for SECONDS`` checked before anything is sent (a number >= 0, finite)."""
+    if args.retry_for is None:
+        return RETRY_FOR_S
+    try:
+        seconds = float(args.retry_for)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ClientError(f"--retry-for: expected a number of seconds >= 0, got {args.retry_for}")
+    return seconds
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    retry_for = _retry_for(args)
     client = _client(args)
     job = client.submit(Path(args.spec))
     print(f"submitted job {job['id']} ({job.get('status')}, {job.get('trials_total', '?')} trials)")
     if args.watch:
         from api.cli_watch import watch_job
 
-        return watch_job(client, job["id"])
+        return watch_job(client, job["id"], retry_for=retry_for, command="submit")
     return 0
 
 
@@ -140,7 +156,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from api.cli_watch import watch_job
 
-    return watch_job(_client(args), args.job_id)
+    retry_for = _retry_for(args)
+    return watch_job(_client(args), args.job_id, retry_for=retry_for)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -171,6 +188,15 @@ def _connection_options() -> argparse.ArgumentParser:
     return common
 
 
+def _add_retry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry-for",
+        metavar="SECONDS",
+        help="while watching, wait this long for an unavailable API (restart, database "
+        f"outage) before giving up (default: {RETRY_FOR_S:g})",
+    )
+
+
 def _add_page_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--offset", type=int, default=0)
@@ -198,6 +224,7 @@ def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
     submit = subparsers.add_parser("submit", parents=[common], help="submit a job spec (YAML/JSON)")
     submit.add_argument("spec", help="job spec file, e.g. examples/xor_pid_sweep.yaml")
     submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    _add_retry_option(submit)
     submit.set_defaults(func=_guarded("submit", cmd_submit))
     parser = subparsers.add_parser("jobs", help="list, show and cancel jobs")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -215,6 +242,7 @@ def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def _register_results(subparsers: Any, common: argparse.ArgumentParser) -> None:
     watch = subparsers.add_parser("watch", parents=[common], help="progress bars until a job ends")
     watch.add_argument("job_id")
+    _add_retry_option(watch)
     watch.set_defaults(func=_guarded("watch", cmd_watch))
     report = subparsers.add_parser("report", parents=[common], help="a job's comparison table")
     report.add_argument("job_id")

@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from api.client import TERMINAL_STATUSES, Client
+from api.client import Client
+from api.client_sse import RETRY_FOR_S
 
 DEFAULT_EPOCHS = 30
 TRIAL_DONE = frozenset({"succeeded", "failed", "cancelled", "stopped"})
@@ -78,32 +79,47 @@ class TrialBars:
             bar.close()
 
 
-def watch_job(client: Client, job_id: str, stream: TextIO | None = None) -> int:
-    """Follow a job to its end; 0 when it succeeded, 1 when it failed or was cancelled."""
+def watch_job(
+    client: Client,
+    job_id: str,
+    stream: TextIO | None = None,
+    *,
+    retry_for: float = RETRY_FOR_S,
+    command: str = "watch",
+) -> int:
+    """Follow a job to its end; 0 when it succeeded, 1 when it failed or was cancelled.
+
+    An API restart or a database outage shorter than ``retry_for`` seconds is waited out, with
+    one line on ``stream`` when the waiting starts and one when the API is back.
+    """
     stream = stream or sys.stderr
     job = client.job(job_id)
     bars = TrialBars(planned_epochs(job.get("spec") or {}), stream)
+
+    def on_event(_id: str | None, kind: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        if kind == "epoch":
+            bars.on_epoch(data)
+        elif kind == "trial":
+            bars.on_trial(data)
+        elif kind == "status":
+            done, total = data.get("trials_done", 0), data.get("trials_total", 0)
+            bars.write(f"job {job_id}: {data.get('status')} ({done}/{total} trials)")
+
     try:
-        for _id, kind, data in client.events(job_id):
-            if not isinstance(data, dict):
-                continue
-            if kind == "epoch":
-                bars.on_epoch(data)
-            elif kind == "trial":
-                bars.on_trial(data)
-            elif kind == "status":
-                done, total = data.get("trials_done", 0), data.get("trials_total", 0)
-                bars.write(f"job {job_id}: {data.get('status')} ({done}/{total} trials)")
+        final = client.wait(
+            job_id,
+            on_event,
+            retry_for=retry_for,
+            on_reconnect=lambda line: bars.write(f"synib {command}: {line}"),
+        )
     finally:
         bars.close()
-    final = client.job(job_id)
     status = final.get("status")
     if status == "succeeded":
         print(f"job {job_id} succeeded; see `synib report {job_id}`")
         return 0
     reason = f": {final['failure_reason']}" if final.get("failure_reason") else ""
-    if status not in TERMINAL_STATUSES:
-        print(f"job {job_id} is {status}", file=sys.stderr)
-        return 1
     print(f"job {job_id} {status}{reason}", file=sys.stderr)
     return 1

@@ -5,15 +5,15 @@ Example:
     >>> client = Client()                        # SYNIB_URL / SYNIB_TOKEN or credentials.json
     >>> ds = client.register_builtin("xor_pid", {}, seed=0)
     >>> job = client.submit({"dataset_id": ds["id"], "methods": ["vanilla", "synib"]})
-    >>> final = client.wait(job["id"])
+    >>> final = client.wait(job["id"])           # waits out an API restart (retry_for=120 s)
     >>> client.download_best(job["id"], "synib", "model/")
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -24,13 +24,21 @@ from api.client_config import resolve_credentials
 from api.client_download import download_artifact
 from api.client_errors import ApiError, ClientError, ConnectionFailed, raise_for_response
 from api.client_spec import check_json_data, load_spec, resolve_dataset
-from api.client_sse import parse_sse
+from api.client_sse import (
+    RETRY_FOR_S,
+    Reconnector,
+    SseEvent,
+    Unavailable,
+    raise_if_unavailable,
+    stream_events,
+)
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "Client", "ClientError", "ConnectionFailed"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total)
 Event = tuple[str | None, str, Any]  # (event id, event type, decoded JSON data)
+_log = logging.getLogger(__name__)
 
 
 class _ProgressReader:
@@ -102,10 +110,14 @@ class Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ConnectionFailed(self.url, exc) from exc
+        self._check(response)
+        return response
+
+    def _check(self, response: httpx.Response) -> None:
+        """Raise ``ApiError`` for a 4xx/5xx answer (its body already read)."""
         if response.status_code == 401 and not self.token:
             raise ApiError(401, "no API token: set SYNIB_TOKEN or run `synib token create`")
         raise_for_response(response)
-        return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -251,35 +263,45 @@ class Client:
         job_id: str,
         last_event_id: str | None = None,
         *,
-        max_reconnects: int = 5,
-        reconnect_delay: float = 1.0,
-    ) -> Iterator[Event]:
-        """Follow a job's event stream: yields ``(id, type, data)`` until the job is terminal.
+        retry_for: float = RETRY_FOR_S,
+        on_reconnect: Callable[[str], None] | None = None,
+    ) -> Generator[Event, None, dict[str, Any]]:
+        """Follow a job's event stream: yields ``(id, type, data)`` until the job is terminal,
+        then returns (as the generator's return value) the final JobPublic.
 
-        After a dropped connection it reconnects with ``Last-Event-ID`` (so no event is lost or
-        repeated); ``ConnectionFailed`` after ``max_reconnects`` failures in a row.
+        The API being unavailable is waited out: a dropped or refused connection (a restart), a
+        429/502/503/504 answer and the server's ``event: error`` (its database is down) are
+        retried after 0.5 s doubling to 5 s (or the answer's ``Retry-After``), reconnecting
+        with ``Last-Event-ID`` so no event is lost or repeated. ``ConnectionFailed`` once the
+        API has been unavailable for ``retry_for`` seconds in a row, or at once when the first
+        connection is refused (a wrong URL). Other answers (401, 403, 404, 422) raise
+        ``ApiError`` at once. ``on_reconnect`` gets one line when the client starts waiting
+        and one when the API is back (default: warnings of the ``api.client`` logger).
         """
-        last, failures, connected = last_event_id, 0, False
+        retry = Reconnector(self.url, retry_for, on_reconnect or _log.warning)
+        last = last_event_id
         while True:
             try:
-                for event in self._event_stream(job_id, last):
-                    connected, failures = True, 0
+                for event in self._event_stream(job_id, last, retry):
+                    retry.recovered()
                     last = event.id if event.id is not None else last
                     yield event.id, event.type, _decode(event.data)
+                # A clean end: the server closes the stream once the job is terminal.
+                job = self._followed_job(job_id, retry)
+                if job["status"] in TERMINAL_STATUSES:
+                    retry.recovered()
+                    return job
+                retry.failed(f"the event stream ended while the job is {job['status']}")
             except httpx.TransportError as exc:
-                if not connected and isinstance(exc, httpx.ConnectError):
+                if isinstance(exc, httpx.ConnectError) and not retry.answered:
                     raise ConnectionFailed(self.url, exc) from exc
-                failures += 1
-                if failures > max_reconnects:
-                    raise ConnectionFailed(self.url, exc) from exc
-                time.sleep(reconnect_delay)
-                continue
-            # A clean end: the server closes the stream once the job is terminal.
-            if self.job(job_id)["status"] in TERMINAL_STATUSES:
-                return
-            time.sleep(reconnect_delay)
+                retry.failed(str(exc) or type(exc).__name__)
+            except Unavailable as exc:
+                retry.failed(exc.reason, exc.retry_after)
 
-    def _event_stream(self, job_id: str, last_event_id: str | None) -> Iterator[Any]:
+    def _event_stream(
+        self, job_id: str, last_event_id: str | None, retry: Reconnector
+    ) -> Iterator[SseEvent]:
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
@@ -287,19 +309,44 @@ class Client:
         with self._http.stream(
             "GET", path, headers=headers, timeout=self._stream_timeout
         ) as response:
+            retry.answered = True
             if response.status_code >= 400:
                 response.read()
-                raise_for_response(response)
-            yield from parse_sse(response.iter_lines())
+                raise_if_unavailable(response)
+                self._check(response)
+            yield from stream_events(response.iter_lines(), retry)
+
+    def _followed_job(self, job_id: str, retry: Reconnector) -> dict[str, Any]:
+        """The job, read for a follower: a 'try again later' answer raises ``Unavailable``."""
+        response = self._http.get(f"/jobs/{_seg(job_id)}")
+        retry.answered = True
+        raise_if_unavailable(response)
+        self._check(response)
+        job: dict[str, Any] = response.json()
+        return job
 
     def wait(
-        self, job_id: str, on_event: Callable[[str | None, str, Any], None] | None = None
+        self,
+        job_id: str,
+        on_event: Callable[[str | None, str, Any], None] | None = None,
+        *,
+        retry_for: float = RETRY_FOR_S,
+        on_reconnect: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """Block until the job is terminal (following its events); returns the final JobPublic."""
-        for event_id, event_type, data in self.events(job_id):
+        """Block until the job is terminal (following its events); returns the final JobPublic.
+
+        ``retry_for`` and ``on_reconnect`` as in ``events``: an API restart or a database
+        outage shorter than ``retry_for`` seconds is waited out.
+        """
+        stream = self.events(job_id, retry_for=retry_for, on_reconnect=on_reconnect)
+        while True:
+            try:
+                event_id, event_type, data = next(stream)
+            except StopIteration as end:
+                final: dict[str, Any] = end.value
+                return final
             if on_event is not None:
                 on_event(event_id, event_type, data)
-        return self.job(job_id)
 
 
 def _seg(value: str) -> str:

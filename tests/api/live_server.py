@@ -1,11 +1,18 @@
 """The real API app served by uvicorn in a thread on a free port, for client and CLI tests;
-plus row factories for what a worker would write (reports, model artifacts)."""
+a TCP proxy to cut its database; row factories for what a worker would write (reports, model
+artifacts)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -22,10 +29,12 @@ from api.db.models import Job
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1 (port chosen by the OS); yields the server root URL."""
+def serve_app(app: Any, port: int = 0) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 (on ``port``, else one chosen by the OS); yields the server root
+    URL. Leaving the block stops the server (open streams are cut after 2 s), as a restart
+    does; serving a new app on the same port starts it again."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -41,6 +50,112 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class TcpProxy:
+    """127.0.0.1:<port> -> ``target``, to cut a server's database for real: ``cut()`` closes the
+    listener and every open connection (new ones are refused), ``restore()`` listens again on
+    the same port. (The same as tests/reliability's, which this tier cannot import.)"""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.create_server(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for sock in [listener, *conns] if listener is not None else conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class WatchProcess:
+    """The installed ``synib watch ARGV`` in a subprocess pointed at ``url`` with ``token``; its
+    stderr lines (progress bars split at carriage returns) are collected as they come."""
+
+    def __init__(self, url: str, token: str, config_dir: Path, *argv: str) -> None:
+        env = {**os.environ, "SYNIB_URL": url, "SYNIB_TOKEN": token}
+        env["SYNIB_CONFIG_DIR"] = str(config_dir)
+        synib = str(Path(sys.executable).parent / "synib")
+        self.process = subprocess.Popen(
+            [synib, "watch", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines += [part for part in re.split(r"[\r\n]+", line) if part.strip()]
+
+    def wait_for_line(self, needle: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self.lines):
+            assert self.process.poll() is None, self.lines
+            assert time.monotonic() < deadline, f"no {needle!r} in {self.lines}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for the end: (exit code, stdout)."""
+        try:
+            self.process.wait(timeout=timeout)  # its stdout is a line or two: no pipe fills up
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(5)  # stderr is read by the reader thread alone, to its end
+        assert self.process.stdout is not None
+        return self.process.returncode, self.process.stdout.read()
+
+    def notes(self) -> list[str]:
+        """Its own lines (``synib watch: ...``), not the progress bars'."""
+        return [line.strip() for line in self.lines if "synib watch: " in line]
 
 
 def bundle_bytes() -> bytes:

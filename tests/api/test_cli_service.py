@@ -382,3 +382,125 @@ def test_a_new_user_is_committed_only_with_its_token(
         issue_token(session, user_name="frank", token_name="t")
     db_session.expire_all()
     assert crud.get_user_by_name(db_session, name="frank") is None
+
+
+def _fresh_app(api_settings: Settings) -> Any:
+    from api.main import create_app
+
+    app = create_app(api_settings)
+    app.state.sse_poll_s = 0.05
+    return app
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the backend plays no part
+def test_watch_outlasts_an_api_restart_on_the_same_port(
+    api_settings: Settings,
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """The API stops while ``synib watch`` follows a job and starts again on the same port
+    6.5 s later (longer than the 5 one-second tries the watcher used to give it): the watcher
+    says once that it is reconnecting and once that it is back, misses no epoch, and ends with
+    the job's final status. The job finishes while the API is down."""
+    import time
+
+    from live_server import WatchProcess
+
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    with serve_app(_fresh_app(api_settings)) as url:
+        watcher = WatchProcess(url, user_token[0], tmp_path / "config", job.id)
+        watcher.wait_for_line(f"job {job.id}: running")
+    # stopped: the open event stream was cut within 2 s
+    run_trial(db_session, job, "vanilla|seed=0", [0.5, 0.625])
+    crud.set_job_status(db_session, job_id=job.id, status="succeeded")
+    time.sleep(6.5)
+    port = int(url.rsplit(":", 1)[1])
+    with serve_app(_fresh_app(api_settings), port=port):
+        code, out = watcher.finish()
+    assert (code, out) == (0, f"job {job.id} succeeded; see `synib report {job.id}`\n"), (
+        watcher.lines
+    )
+    notes = watcher.notes()
+    assert len(notes) == 2, watcher.lines
+    assert notes[0].startswith(f"synib watch: the API at {url} is unavailable (")
+    assert notes[0].endswith("); reconnecting for up to 120 s")
+    assert re.fullmatch(r"synib watch: reconnected to the API after \d+ s", notes[1])
+    bars = "".join(watcher.lines)  # both epochs sent while it was away moved the bar
+    assert "vanilla|seed=0: 100%" in bars and "2/2" in bars and "test_acc=0.625" in bars
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the backend plays no part
+def test_watch_gives_up_after_retry_for_in_one_line(
+    api_settings: Settings,
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """The API stops for good: after ``--retry-for`` seconds the watcher gives up with exit
+    code 2 and one line saying for how long the API was unavailable and the last reason."""
+    import time
+
+    from live_server import WatchProcess
+
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    with serve_app(_fresh_app(api_settings)) as url:
+        argv = (job.id, "--retry-for", "1.5")
+        watcher = WatchProcess(url, user_token[0], tmp_path / "config", *argv)
+        watcher.wait_for_line(f"job {job.id}: running")
+    stopped = time.monotonic()
+    code, out = watcher.finish()
+    assert (code, out) == (2, "")
+    assert time.monotonic() - stopped < 10
+    notes = watcher.notes()
+    assert len(notes) == 2, watcher.lines
+    assert notes[0].startswith(f"synib watch: the API at {url} is unavailable (")
+    assert notes[0].endswith("); reconnecting for up to 1.5 s")
+    assert re.fullmatch(
+        rf"synib watch: error: cannot reach the synib API at {re.escape(url)}: "
+        r"unavailable for \d+ s; last error: .*Connection refused",
+        notes[1],
+    ), watcher.lines
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_watch_retry_for_must_be_seconds(cli: Run, live_env: str, value: str) -> None:
+    code, out, err = cli("watch", "some-job", "--retry-for", value)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"synib watch: error: --retry-for: expected a number of seconds >= 0, got {value}\n"
+    )
+
+
+def test_saved_token_is_not_sent_to_another_url(
+    cli: Run,
+    live_env: str,
+    user_token: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """credentials.json holds the token of the server at its URL. ``--url`` naming another
+    server (here the same one under another name, which would accept the token) needs the
+    token given explicitly; the error names the saved URL."""
+    import json
+
+    monkeypatch.delenv("SYNIB_TOKEN")
+    monkeypatch.delenv("SYNIB_URL")
+    saved = tmp_path / "config" / "credentials.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(json.dumps({"url": live_env, "token": user_token[0]}))
+    assert cli("jobs", "list")[0] == 0
+    assert cli("jobs", "list", "--url", live_env + "/")[0] == 0  # the same URL, written otherwise
+    other = live_env.replace("127.0.0.1", "localhost")
+    code, out, err = cli("jobs", "list", "--url", other)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"synib jobs: error: token: the token saved in {saved} is for {live_env}, not {other}; "
+        "give --token or set SYNIB_TOKEN for that server\n"
+    )
+    assert cli("jobs", "list", "--url", other, "--token", user_token[0])[0] == 0
+    monkeypatch.setenv("SYNIB_URL", other)
+    code, _, err = cli("watch", "some-job")
+    assert code == 2 and f"is for {live_env}, not {other}" in err

@@ -6,7 +6,9 @@ is needed.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from api_factories import add_job, npz_bytes
-from live_server import add_model_artifact, run_trial, sample_report, serve_app
+from live_server import TcpProxy, add_model_artifact, run_trial, sample_report, serve_app
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from api.client import Client
 from api.client_errors import ApiError, ChecksumMismatch, ClientError, ConnectionFailed
 from api.db import crud
 from api.db.models import Dataset
+from api.main import create_app
 from api.settings import Settings
 
 
@@ -197,7 +201,7 @@ def test_events_reconnect_with_last_event_id_after_a_drop() -> None:
         return httpx.Response(200, json={"id": "j", "status": "succeeded"})
 
     client = Client("http://testserver", "synib_x", transport=httpx.MockTransport(handler))
-    events = list(client.events("j", reconnect_delay=0))
+    events = list(client.events("j"))
     assert requests == [None, "2"]
     assert [(i, t) for i, t, _ in events] == [
         ("1", "status"),
@@ -206,3 +210,106 @@ def test_events_reconnect_with_last_event_id_after_a_drop() -> None:
         ("4", "status"),
     ]
     assert events[2][2] == {"epoch": 2}
+
+
+def _follow_in_thread(
+    client: Client, job_id: str, seen: list[tuple[str | None, str, Any]]
+) -> tuple[threading.Thread, threading.Event, dict[str, Any]]:
+    """``client.wait(job_id)`` in a thread: events go to ``seen``, the event is set once the job
+    is seen running, the outcome dict gets ``job`` (the final JobPublic) or ``error`` and ``at``."""
+    running, outcome = threading.Event(), {}
+
+    def on_event(event_id: str | None, kind: str, data: Any) -> None:
+        seen.append((event_id, kind, data))
+        if kind == "status" and data.get("status") == "running":
+            running.set()
+
+    def follow() -> None:
+        try:
+            outcome["job"] = client.wait(job_id, on_event)
+        except Exception as exc:
+            outcome["error"] = exc
+        outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    return thread, running, outcome
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite cannot be cut
+def test_wait_outlasts_a_database_outage_and_loses_no_event(
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    api_settings: Settings,
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The API reaches PostgreSQL through a proxy that the test cuts while a job is followed:
+    the server ends the stream with ``event: error`` and answers 503 with Retry-After; the
+    client waits, reconnects with Last-Event-ID and gets every event once, then the job's end.
+    The job is finished during the outage (the test writes to the database directly)."""
+    caplog.set_level(logging.WARNING)
+    target = make_url(db_url)
+    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
+    proxy.restore()
+    proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(api_settings.model_copy(update={"database_url": proxied}))
+    app.state.sse_poll_s = 0.05
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    seen: list[tuple[str | None, str, Any]] = []
+    try:
+        with serve_app(app) as url, Client(url, user_token[0], timeout=10) as client:
+            thread, running, outcome = _follow_in_thread(client, job.id, seen)
+            assert running.wait(10)
+            proxy.cut()  # the fault
+            refused = f"database unavailable during GET /api/v1/jobs/{job.id}/events"
+            deadline = time.monotonic() + 10
+            while refused not in caplog.text and thread.is_alive():
+                assert time.monotonic() < deadline, "the client never reconnected"
+                time.sleep(0.05)
+            run_trial(db_session, job, "synib|lambda=1|seed=0", [0.5, 0.75])
+            crud.set_job_status(db_session, job_id=job.id, status="succeeded")
+            proxy.restore()
+            thread.join(20)
+            assert not thread.is_alive()
+    finally:
+        proxy.cut()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["job"]["status"] == "succeeded"
+    assert refused in caplog.text  # a reconnect was answered 503 (with Retry-After: 5)
+    kinds = [kind for _, kind, _ in seen]
+    assert kinds == ["status", "status", "trial", "trial", "epoch", "epoch", "trial", "status"]
+    ids = [int(i) for i, _, _ in seen if i is not None]
+    assert len(ids) == len(seen) and ids == sorted(set(ids))  # each event once, in order
+    lines = [r.getMessage() for r in caplog.records if r.name == "api.client"]
+    assert len(lines) == 2, lines  # one when the waiting starts, one when the API is back
+    assert lines[0] == (
+        f"the API at {url} is unavailable (event stream error: database unavailable); "
+        "reconnecting for up to 120 s"
+    )
+    back_after = int(lines[1].removeprefix("reconnected to the API after ").removesuffix(" s"))
+    assert 5 <= back_after <= 9  # the 503's Retry-After (5 s) was honoured, and no more
+
+
+def test_a_job_deleted_while_followed_fails_at_once_with_404(
+    api: Client,
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """404 (like 401, 403, 422) is an answer, not an outage: no retry, no waiting."""
+    caplog.set_level(logging.WARNING, logger="api.client")
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    seen: list[tuple[str | None, str, Any]] = []
+    thread, running, outcome = _follow_in_thread(api, job.id, seen)
+    assert running.wait(10)
+    deleted_at = time.monotonic()
+    crud.delete_job(db_session, job_id=job.id)
+    thread.join(10)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, ApiError) and (error.status, error.detail) == (404, "job not found")
+    assert outcome["at"] - deleted_at < 1.0  # the first backoff alone would be 0.5 s
+    assert [r.getMessage() for r in caplog.records if r.name == "api.client"] == []

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,22 @@ import pytest
 
 from api.client import Client
 from api.client_config import resolve_credentials
-from api.client_errors import ApiError, ChecksumMismatch, ClientError, flatten_detail
+from api.client_errors import (
+    ApiError,
+    ChecksumMismatch,
+    ClientError,
+    ConnectionFailed,
+    flatten_detail,
+)
 from api.client_spec import SpecError, load_spec
-from api.client_sse import SseEvent, parse_sse
+from api.client_sse import (
+    Reconnector,
+    SseEvent,
+    Unavailable,
+    parse_sse,
+    retry_after_s,
+    stream_events,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +105,162 @@ def test_credentials_order_argument_env_file(
 def test_default_url_comes_from_settings_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNIB_PORT", "8123")
     assert resolve_credentials(None, None) == ("http://127.0.0.1:8123", None)
+
+
+def _save_credentials(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "config" / "credentials.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "token": "synib_saved"}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("saved", "target"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/"),
+        ("http://Synib.Example.org/api-root/", "http://synib.example.org:80/api-root"),
+        ("https://synib.example.org", "https://synib.example.org:443/"),
+    ],
+)
+def test_saved_token_is_used_for_the_saved_url_however_written(
+    tmp_path: Path, saved: str, target: str
+) -> None:
+    _save_credentials(tmp_path, saved)
+    assert resolve_credentials(target, None) == (target.rstrip("/"), "synib_saved")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://colleague:8000",
+        "http://localhost:8000",  # the same machine, maybe, but not the URL the token is for
+        "http://127.0.0.1:8001",
+        "https://127.0.0.1:8000",
+        "http://127.0.0.1:8000/elsewhere",
+    ],
+)
+def test_saved_token_is_never_sent_to_another_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    path = _save_credentials(tmp_path, "http://127.0.0.1:8000")
+    message = (
+        f"token: the token saved in {path} is for http://127.0.0.1:8000, not {target}; "
+        "give --token or set SYNIB_TOKEN for that server"
+    )
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"data": [], "count": 0})
+
+    with pytest.raises(ClientError) as info:
+        Client(target, transport=httpx.MockTransport(handler))
+    assert str(info.value) == message
+    monkeypatch.setenv("SYNIB_URL", target)
+    with pytest.raises(ClientError) as info:
+        Client(transport=httpx.MockTransport(handler))
+    assert str(info.value) == message
+    assert sent == []
+    # A token given for that server is used, never the saved one.
+    Client(target, "synib_given", transport=httpx.MockTransport(handler)).jobs()
+    monkeypatch.setenv("SYNIB_TOKEN", "synib_env")
+    Client(transport=httpx.MockTransport(handler)).jobs()
+    assert [r.headers["Authorization"] for r in sent] == ["Bearer synib_given", "Bearer synib_env"]
+
+
+def test_saved_token_without_a_url_and_bad_urls_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    path = tmp_path / "config" / "credentials.json"
+    path.write_text(json.dumps({"token": "synib_saved"}))
+    with pytest.raises(ClientError, match=r"names no server URL; give --token"):
+        resolve_credentials("http://127.0.0.1:8000", None)
+    with pytest.raises(ClientError, match=r"^url: Port out of range"):
+        resolve_credentials("http://127.0.0.1:99999", "synib_x")
+    with pytest.raises(ClientError, match=r"^url: no host in 'http://'$"):
+        resolve_credentials("http://", "synib_x")
+
+
+# -- following a job: reconnect policy -----------------------------------------------------------
+class _FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_reconnector_backs_off_honours_retry_after_and_gives_up_naming_the_reason() -> None:
+    time_, lines = _FakeTime(), list[str]()
+    retry = Reconnector("http://api", 30, lines.append, clock=lambda: time_.now, sleep=time_.sleep)
+    retry.recovered()  # no outage: nothing to say
+    for _ in range(5):
+        retry.failed("[Errno 111] Connection refused")
+    assert time_.slept == [0.5, 1.0, 2.0, 4.0, 5.0]  # doubling up to 5 s
+    retry.recovered()
+    assert lines == [
+        "the API at http://api is unavailable ([Errno 111] Connection refused); "
+        "reconnecting for up to 30 s",
+        "reconnected to the API after 12 s",
+    ]
+    time_.slept.clear()
+    retry.failed("HTTP 503: database unavailable", retry_after=7)  # the server's wish first
+    with pytest.raises(ConnectionFailed) as info:
+        while True:
+            retry.failed("HTTP 503: database unavailable")
+    # The backoff starts again after a recovery; the last wait stops at the budget.
+    assert time_.slept == [7, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 1.0]
+    assert str(info.value) == (
+        "cannot reach the synib API at http://api: unavailable for 30 s; "
+        "last error: HTTP 503: database unavailable"
+    )
+    assert len(lines) == 3 and "(HTTP 503: database unavailable)" in lines[2]
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, True, "60"])
+def test_reconnector_refuses_a_bad_retry_for(bad: Any) -> None:
+    with pytest.raises(ClientError, match=r"^retry_for: expected a number of seconds >= 0"):
+        Reconnector("http://api", bad, print)
+
+
+def test_a_retry_after_shorter_than_the_backoff_does_not_hurry_it() -> None:
+    time_ = _FakeTime()
+    retry = Reconnector("http://api", 30, print, clock=lambda: time_.now, sleep=time_.sleep)
+    for _ in range(4):
+        retry.failed("HTTP 429: too many requests", retry_after=0)
+    assert time_.slept == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_retry_for_zero_gives_up_at_the_first_failure() -> None:
+    lines: list[str] = []
+    retry = Reconnector("http://api", 0, lines.append, sleep=lambda s: None)
+    with pytest.raises(ConnectionFailed, match=r"unavailable for 0 s; last error: boom$"):
+        retry.failed("boom")
+    assert lines == []
+
+
+def test_retry_after_seconds_only() -> None:
+    assert retry_after_s("5") == 5.0 and retry_after_s("0.5") == 0.5
+    assert retry_after_s(None) is None and retry_after_s("-1") is None
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") is None and retry_after_s("nan") is None
+
+
+def test_stream_events_error_event_is_an_outage_and_keepalives_end_one() -> None:
+    lines: list[str] = []
+    retry = Reconnector("http://api", 60, lines.append, sleep=lambda s: None)
+    retry.failed("HTTP 503: database unavailable")
+    stream = stream_events(
+        [": connected", "", ": keep-alive", "", "id: 4", "event: epoch", "data: {}", ""], retry
+    )
+    assert next(stream) == SseEvent("4", "epoch", "{}")
+    assert lines[-1] == "reconnected to the API after 0 s"  # the keep-alive, not the greeting
+    retry.failed("[Errno 111] Connection refused")
+    failing = [": connected", "", "event: error", 'data: {"detail":"database unavailable"}', ""]
+    with pytest.raises(Unavailable) as info:
+        list(stream_events(failing, retry))
+    assert info.value.reason == "event stream error: database unavailable"
+    assert len(lines) == 3 and "is unavailable" in lines[2]  # the greeting alone proves nothing
 
 
 # -- downloads ------------------------------------------------------------------------------
