@@ -6,6 +6,7 @@ Run with ``uvicorn api.main:app`` (or ``synib api``). Routes live under /api/v1;
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)
+    app.state.validation_gate = asyncio.Semaphore(1)  # uploads validated one at a time
     app.state.metrics = ApiMetrics()
     app.state.sse_poll_s = 0.5
     app.state.sse_keepalive_s = 15.0

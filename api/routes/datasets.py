@@ -110,7 +110,10 @@ async def upload_dataset(
             raise unprocessable(
                 "file", f"malformed multipart body ({type(exc).__name__})"
             ) from None
-        row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
+        # One validation at a time per API process: it holds the arrays in memory (up to the
+        # upload limits' 4 GiB), so concurrent uploads wait here instead of adding up.
+        async with request.app.state.validation_gate:
+            row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
         return DatasetPublic.model_validate(row)
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from api_factories import N, add_job, add_ready_dataset, npz_bytes
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -193,3 +194,41 @@ def test_upload_with_too_many_form_fields_is_422_and_not_stored(
     assert _stored_files(api_settings) == []
     ok = client.post(URL, headers=auth, files={"file": ("a.npz", npz_bytes())}, data={"name": "n"})
     assert ok.status_code == 201, ok.text
+
+
+def test_uploads_are_validated_one_at_a_time(
+    client: TestClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation holds the arrays in memory: concurrent uploads must not add up. The real
+    validator runs; the wrapper only counts how many run at once (and makes each last)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.routes import datasets as route
+
+    real = route.validate_npz
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def counted(path: Path) -> dict:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)
+            return real(path)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(route, "validate_npz", counted)
+
+    def upload(i: int) -> int:
+        files = {"file": (f"d{i}.npz", npz_bytes())}
+        return client.post(URL, headers=auth, files=files).status_code
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        codes = list(pool.map(upload, range(3)))
+    assert codes == [201, 201, 201]
+    assert most[0] == 1
