@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from api_factories import add_job, npz_bytes
-from live_server import TcpProxy, add_model_artifact, run_trial, sample_report, serve_app
+from live_server import add_model_artifact, run_trial, sample_report, serve_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from tcp_proxy import TcpProxy
 
 from api.client import Client
 from api.client_errors import ApiError, ChecksumMismatch, ClientError, ConnectionFailed

@@ -17,7 +17,6 @@ import pytest
 from reliability_harness import (
     RedisServer,
     Sandbox,
-    TcpProxy,
     wait_for,
     worker_env,
 )
@@ -30,6 +29,7 @@ from reliability_jobs import (
     wait_final,
 )
 from sqlalchemy.engine import make_url
+from tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
