@@ -28,6 +28,12 @@ def set_trials_total(session: Session, *, job_id: str, trials_total: int) -> Non
     session.commit()
 
 
+def unfinished_reason(job_reason: str | None) -> str:
+    """The failure reason of a trial still open when its job ends (with the job's, if any)."""
+    base = "the job ended before this trial finished"
+    return f"{base}: {job_reason}" if job_reason else base
+
+
 def close_open_trials(
     session: Session, *, job_id: str, status: str, reason: str | None = None
 ) -> int:

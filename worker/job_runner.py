@@ -87,12 +87,6 @@ def finish(ctx: JobContext, status: str, reason: str | None = None) -> str:
     return str(ctx.write(lambda session: _finish(ctx, session, status, reason), "final status"))
 
 
-def unfinished_reason(job_reason: str | None) -> str:
-    """The failure reason of a trial still open when its job ends (with the job's, if any)."""
-    base = "the job ended before this trial finished"
-    return f"{base}: {job_reason}" if job_reason else base
-
-
 def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> str:
     if ctx.worker and not owns_job(session, job_id=ctx.job.id, worker=ctx.worker):
         session.rollback()
@@ -102,7 +96,7 @@ def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> s
         session,
         job_id=ctx.job.id,
         status="cancelled" if status == "cancelled" else "failed",
-        reason=None if status == "cancelled" else unfinished_reason(reason),
+        reason=None if status == "cancelled" else db_ops.unfinished_reason(reason),
     )
     done = crud.set_job_status(
         session, job_id=ctx.job.id, status=status, failure_reason=reason, only_from=("running",)

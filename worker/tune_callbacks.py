@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.db import crud
 from api.db.models import Job
+from worker.db_ops import unfinished_reason
 from worker.db_retry import DEFAULT_MAX_WAIT_S, is_connection_error, write_with_retry
 from worker.heartbeat import LEASE_STATUSES, beat
 
@@ -276,7 +277,7 @@ class TrialRecorder(DatabaseHook, Callback):
             self._set_status(
                 trial_id,
                 "failed",
-                failure_reason=f"the job ended before this trial finished: {self.watch.interrupted}",
+                failure_reason=unfinished_reason(self.watch.interrupted),
                 metrics=self.last_epoch.get(trial_id),
             )
         else:  # stopped early by the scheduler (ASHA)

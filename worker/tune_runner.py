@@ -302,6 +302,10 @@ def fit_off_main_thread(
         except BaseException as exc:  # handed to the waiting thread
             failure.append(exc)
 
+    def stop(reason: str) -> None:
+        log.warning("job %s: stopping its trials: %s", watch.job_id, reason)
+        watch.interrupt(reason)
+
     thread = threading.Thread(target=run, name="tune-fit", daemon=True)
     thread.start()
     next_check = time.monotonic() + check_every_s
@@ -313,16 +317,14 @@ def fit_off_main_thread(
             next_check = time.monotonic() + check_every_s
             reason = references.failure()
             if reason is not None:
-                log.warning("job %s: stopping its trials: %s", watch.job_id, reason)
-                watch.interrupt(reason)
+                stop(reason)
     except BaseException as exc:
         reason = (
             "the job exceeded the worker's time limit"
             if type(exc).__name__ == "SoftTimeLimitExceeded"
             else f"the worker stopped the job ({type(exc).__name__})"
         )
-        log.warning("job %s: stopping its trials: %s", watch.job_id, reason)
-        watch.interrupt(reason)
+        stop(reason)
         thread.join(stop_wait_s)
         raise
     if failure:

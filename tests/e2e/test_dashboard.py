@@ -278,6 +278,7 @@ def test_cancel_a_running_job_from_its_page(
     # Its trial was cancelled, not failed: the API would refuse a rerun (409), so no button.
     expect(page.locator("#rerun-failed")).to_have_text("Rerun failed (0)")
     expect(page.locator("#rerun-failed")).to_be_disabled()
+    page.screenshot(path=str(SCREENSHOTS / "job-cancelled.png"))
     page.goto(f"{service.url}/#/jobs?status=cancelled")
     expect(page.locator("#jobs-table tbody tr").first).to_have_attribute("data-job-id", job_id)
     expect(page.locator("#jobs-table .badge").first).to_have_text("cancelled")
