@@ -91,7 +91,10 @@ def run_token_command(args: argparse.Namespace) -> int:
                 _list(session, args)
             else:
                 revoke(session, token_id=args.id)
-                print(f"revoked token {args.id}")
+                print(
+                    f"revoked token {args.id} (running API processes refuse it within "
+                    f"{settings.auth_cache_ttl_s:g} s: SYNIB_AUTH_CACHE_TTL_S)"
+                )
     except TokenAdminError as exc:
         raise ClientError(f"{_FLAGS.get(exc.field, exc.field)}: {exc.reason}") from exc
     except SQLAlchemyError as exc:

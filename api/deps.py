@@ -1,9 +1,11 @@
-"""FastAPI dependencies: settings, database session, artifact store, task producer, current user."""
+"""FastAPI dependencies: settings, database sessions, artifact store, task producer, current
+user."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
@@ -20,6 +22,7 @@ from api.schemas.common import CleanText
 from api.security import hash_token, hashes_match, looks_like_token
 from api.settings import Settings
 from api.storage import ArtifactStore
+from api.token_cache import TokenCache, VerifiedToken
 
 _TOUCH_EVERY = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token `synib_...`")
@@ -45,9 +48,14 @@ def async_session_factory_of(request: Request) -> async_sessionmaker[AsyncSessio
     return factory
 
 
+def read_session_factory_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.read_session_factory
+    return factory
+
+
 async def get_async_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's asyncio session (authentication and the hot routes): its queries wait on
-    the event loop. ORM code written for a ``Session`` runs in it through ``run_sync``."""
+    """An asyncio session for a hot route that writes: its queries wait on the event loop, in
+    one transaction. ORM code written for a ``Session`` runs in it through ``run_sync``."""
     session = async_session_factory_of(request)()
     try:
         yield session
@@ -55,16 +63,20 @@ async def get_async_db(request: Request) -> AsyncIterator[AsyncSession]:
         await session.close()
 
 
-async def get_db(
-    request: Request, async_session: Annotated[AsyncSession, Depends(get_async_db)]
-) -> AsyncIterator[Session]:
-    """A session for a thread-pool route. Creating it touches no connection (the first query in
-    the endpoint's thread does); closing it returns the connection, in the thread pool.
+async def get_async_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """An asyncio session in autocommit mode, for a hot route that only reads: each query runs
+    on its own, without the BEGIN and ROLLBACK round trips of a transaction (under READ
+    COMMITTED each statement sees its own snapshot either way)."""
+    session = read_session_factory_of(request)()
+    try:
+        yield session
+    finally:
+        await session.close()
 
-    Such a route has no use for the request's asyncio session that authenticated it: closing
-    that one here hands its connection back to the pool before the route runs (a later use
-    would simply open a new transaction)."""
-    await async_session.close()
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session for a thread-pool route. Creating it touches no connection (the first query in
+    the endpoint's thread does); closing it returns the connection, in the thread pool."""
     session = session_factory_of(request)()
     try:
         yield session
@@ -88,6 +100,7 @@ PathId = Annotated[CleanText, Path(description="Resource id")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]
 AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_db)]
+AsyncReadSessionDep = Annotated[AsyncSession, Depends(get_async_read_db)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 ProducerDep = Annotated[TaskProducer, Depends(get_producer)]
 
@@ -100,55 +113,70 @@ def _unauthorized(reason: str) -> HTTPException:
     )
 
 
-def authenticate(
-    request: Request, session: Session, credentials: HTTPAuthorizationCredentials | None
-) -> User:
-    """The user of a valid ``Authorization: Bearer synib_...`` token (401 otherwise; 429 when
-    the token exceeds the rate limit)."""
+def presented_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The token of an ``Authorization: Bearer synib_...`` header (401 when missing or
+    malformed: no database lookup for those)."""
     if credentials is None:
         raise _unauthorized("missing or malformed Authorization header (Bearer token)")
-    token = credentials.credentials
-    if not looks_like_token(token):
+    if not looks_like_token(credentials.credentials):
         raise _unauthorized("malformed token")
-    found = crud.get_token_and_user(session, token_hash=hash_token(token))
+    return credentials.credentials
+
+
+def verify_token(session: Session, token: str, token_hash: str) -> VerifiedToken:
+    """What the database says of ``token`` (401 when unknown, revoked or expired); marks it
+    used when its last use is over a minute old."""
+    found = crud.get_token_and_user(session, token_hash=token_hash)
     if found is None or not hashes_match(found[0].token_hash, token):
         raise _unauthorized("invalid token")
     row, user = found
+    verified = VerifiedToken(row.id, user, row.expires_at, row.revoked_at, row.last_used_at)
     now = utcnow()
-    if row.revoked_at is not None:
+    _refuse_dead(verified, now)
+    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        crud.touch_token(session, token_id=row.id)
+        verified = replace(verified, last_used_at=now)
+    return verified
+
+
+def _refuse_dead(verified: VerifiedToken, now: datetime) -> None:
+    if verified.revoked_at is not None:
         raise _unauthorized("token revoked")
-    if row.expires_at is not None and row.expires_at <= now:
+    if verified.expires_at is not None and verified.expires_at <= now:
         raise _unauthorized("token expired")
+
+
+def admit(request: Request, verified: VerifiedToken) -> User:
+    """The token's user, once its expiry (checked again: a cached token may have expired since)
+    and the per-token rate limit (429) allow the request."""
+    _refuse_dead(verified, utcnow())
     limiter: SlidingWindowLimiter = request.app.state.limiter
-    if not limiter.allow(row.id):
+    if not limiter.allow(verified.token_id):
         raise HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             detail="rate limit exceeded",
-            headers={"Retry-After": str(limiter.retry_after(row.id))},
+            headers={"Retry-After": str(limiter.retry_after(verified.token_id))},
         )
-    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-        crud.touch_token(session, token_id=row.id)
-    return user
+    return verified.user
 
 
 async def get_current_user(
     request: Request,
-    session: AsyncSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The token's user, looked up on the event loop (no thread hop: every request pays it).
-    The session is the request's: an async route reuses it and its connection."""
-    return await session.run_sync(lambda sync: authenticate(request, sync, credentials))
-
-
-async def get_stream_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """Like get_current_user, with a session closed at once (for long streaming responses)."""
-    async with async_session_factory_of(request)() as session:
-        return await session.run_sync(lambda sync: authenticate(request, sync, credentials))
+    """The token's user (401 / 429 otherwise), on the event loop: no thread hop, and no query
+    at all when the token was verified in the last ``auth_cache_ttl_s`` seconds. A lookup uses
+    a short autocommit session of its own (no connection is held for the rest of the
+    request)."""
+    token = presented_token(credentials)
+    token_hash = hash_token(token)
+    cache: TokenCache = request.app.state.token_cache
+    verified = cache.get(token_hash)
+    if verified is None:
+        async with read_session_factory_of(request)() as session:
+            verified = await session.run_sync(verify_token, token, token_hash)
+        cache.put(token_hash, verified)
+    return admit(request, verified)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
-StreamUser = Annotated[User, Depends(get_stream_user)]

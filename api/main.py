@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api.db.session import (
+    autocommit_engine,
     make_async_engine,
     make_async_session_factory,
     make_engine,
@@ -40,6 +41,7 @@ from api.routes import (
 from api.settings import Settings, get_settings
 from api.static import DashboardFiles
 from api.storage import ArtifactStore
+from api.token_cache import TokenCache
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.async_engine = async_engine
     app.state.async_session_factory = make_async_session_factory(async_engine)
+    app.state.read_session_factory = make_async_session_factory(autocommit_engine(async_engine))
+    app.state.token_cache = TokenCache(settings.auth_cache_ttl_s)
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)

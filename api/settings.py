@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # An API process reuses a verified token for this long without asking the database again
+    # (api/token_cache.py): a revoked token stops working within it. 0: look up every request.
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
     # Default lifetime of new tokens (``synib token create`` without --expires-days, and the
     # admin token ``synib serve`` issues); None: they never expire.
     token_ttl_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_TTL_DAYS)

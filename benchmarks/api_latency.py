@@ -1,13 +1,14 @@
 """Latency of the REST API under uvicorn, against a throwaway PostgreSQL database (or SQLite).
 
-    python benchmarks/api_latency.py [--seconds 10] [--clients 20] [--rate 2 0] [--jobs 10000]
+    python benchmarks/api_latency.py [--seconds 10] [--clients 20 [N ...]] [--rate 2 0] [--jobs 10000]
         [--trials 50] [--epochs 100] [--repeats 30] [--workers 1] [--sqlite] [--smoke]
-        [--broker-url URL]
+        [--broker-url URL] [--client raw|httpx]
 
-(a) ``--clients`` concurrent clients (asyncio + httpx, one keep-alive connection each, built
-and connected before the clock starts) for ``--seconds``: each loops ``POST /api/v1/jobs`` (a
-valid 8-trial spec on a seeded ready dataset; no worker runs, the messages are deleted at the
-end) then ``GET /api/v1/jobs/{id}``, once per ``--rate``: a client paces its POST+GET pairs at
+(a) ``--clients`` concurrent clients (asyncio, one keep-alive connection each, built and
+connected before the clock starts; ``--client raw``, the default, writes HTTP/1.1 itself
+(benchmarks/_rawhttp.py) and costs the shared cores a fraction of what httpx does) for
+``--seconds``: each loops ``POST /api/v1/jobs`` (a valid 8-trial spec on a seeded ready dataset;
+no worker runs, the messages are deleted at the end) then ``GET /api/v1/jobs/{id}``, once per ``--rate``: a client paces its POST+GET pairs at
 that rate (2/s: 20 clients send 80 requests/s), or with 0 sends the next request as soon as the
 last one answered (closed loop: the server's saturation, where latency is queueing time).
 Next to the client's percentiles: the share of the requests the API's own latency histogram
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _rawhttp import RawClient, RawHTTPError
 from _seed import analyze, job_spec, make_user, ready_dataset, seed_jobs, seed_metrics_job
 from _service import (
     bench_database,
@@ -59,7 +61,7 @@ Samples = dict[str, list[float]]
 
 
 async def _client_loop(
-    c: httpx.AsyncClient, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples,
+    c: LoadClient, body: dict[str, Any], deadline: float, lat: Samples, errors: Samples,
     rate: float = 0.0,
 ) -> None:  # fmt: skip
     """POST a job then GET it, again and again; ``rate`` > 0 paces the pairs (pairs per second,
@@ -69,7 +71,7 @@ async def _client_loop(
         next_start += random.uniform(0.0, 1.0 / rate)
         await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
     while time.perf_counter() < deadline:
-        job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", json=body)
+        job_id = await _timed(c, "POST /jobs", lat, errors, 202, "POST", "/jobs", body)
         if job_id is not None:
             await _timed(c, "GET /jobs/{id}", lat, errors, 200, "GET", f"/jobs/{job_id}")
         if rate > 0:
@@ -78,14 +80,14 @@ async def _client_loop(
 
 
 async def _timed(
-    client: httpx.AsyncClient, name: str, lat: Samples, errors: Samples, expect: int,
-    method: str, path: str, **kwargs: Any,
+    client: LoadClient, name: str, lat: Samples, errors: Samples, expect: int,
+    method: str, path: str, body: Any = None,
 ) -> str | None:  # fmt: skip
     """One request; its latency in ms goes to ``lat[name]``; the job id of a good answer."""
     t0 = time.perf_counter()
     try:
-        response = await client.request(method, path, **kwargs)
-    except httpx.HTTPError:
+        response = await client.request(method, path, body)
+    except (httpx.HTTPError, RawHTTPError):
         errors[name].append(1.0)
         return None
     lat[name].append(1000 * (time.perf_counter() - t0))
@@ -95,9 +97,23 @@ async def _timed(
     return str(response.json()["id"])
 
 
+class _HttpxClient:
+    """httpx behind the interface of ``RawClient.request`` (``--client httpx``)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def request(self, method: str, path: str, json_body: Any = None) -> Any:
+        return await self.client.request(method, path, json=json_body)
+
+
+LoadClient = RawClient | _HttpxClient
+
+
 async def _load(
-    base: str, token: str, body: dict[str, Any], clients: int, seconds: float, rate: float = 0.0
-) -> tuple[Samples, Samples, float]:
+    base: str, token: str, body: dict[str, Any], clients: int, seconds: float, rate: float = 0.0,
+    kind: str = "raw",
+) -> tuple[Samples, Samples, float]:  # fmt: skip
     """``clients`` keep-alive clients, built and connected (one untimed ``GET /me`` each)
     before the clock starts: building an httpx client costs tens of ms of CPU (its TLS
     context), which would otherwise stall the clients already measuring."""
@@ -105,14 +121,17 @@ async def _load(
     errors: Samples = defaultdict(list)
     headers = {"Authorization": f"Bearer {token}"}
     async with contextlib.AsyncExitStack() as stack:
-        pool = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30)
-            )
-            for _ in range(clients)
-        ]
+        pool: list[LoadClient] = []
+        for _ in range(clients):
+            if kind == "raw":
+                pool.append(await stack.enter_async_context(RawClient(f"{base}/api/v1", headers)))
+            else:
+                client = httpx.AsyncClient(base_url=f"{base}/api/v1", headers=headers, timeout=30)
+                pool.append(_HttpxClient(await stack.enter_async_context(client)))
         for c in pool:
-            (await c.get("/me")).raise_for_status()
+            answer = await c.request("GET", "/me")
+            if answer.status_code != 200:
+                raise RuntimeError(f"GET /me answered {answer.status_code}")
         t0 = time.perf_counter()
         deadline = t0 + seconds
         await asyncio.gather(*(_client_loop(c, body, deadline, lat, errors, rate) for c in pool))
@@ -150,12 +169,13 @@ def server_share_within(
 
 
 def concurrent_table(
-    base: str, token: str, dataset_id: str, clients: int, seconds: float, rate: float = 0.0
-) -> str:
+    base: str, token: str, dataset_id: str, clients: int, seconds: float, rate: float = 0.0,
+    kind: str = "raw",
+) -> str:  # fmt: skip
     body = job_spec(dataset_id)
-    asyncio.run(_load(base, token, body, 2, min(1.0, seconds)))  # warm-up, not reported
+    asyncio.run(_load(base, token, body, 2, min(1.0, seconds), kind=kind))  # warm-up, not reported
     before = server_histogram(base, token)
-    lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds, rate))
+    lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds, rate, kind))
     after = server_histogram(base, token)
     rows = []
     for name in ("POST /jobs", "GET /jobs/{id}"):
@@ -170,7 +190,8 @@ def concurrent_table(
     total = sum(len(v) for v in lat.values())
     pacing = f", each pacing {rate:g} POST+GET pairs/s" if rate > 0 else ", closed loop"
     head = (
-        f"### (a) {clients} concurrent clients{pacing}, {wall:.1f} s ({total / wall:.0f} req/s)\n\n"
+        f"### (a) {clients} concurrent {kind} clients{pacing}, {wall:.1f} s "
+        f"({total / wall:.0f} req/s)\n\n"
     )
     headers = ["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
                "server <= 50 ms", "errors", "target (p99)"]  # fmt: skip
@@ -318,9 +339,10 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
                     f"uvicorn x{args.workers} worker(s), "
                     f"{os.cpu_count()} CPUs, load average {load:.1f} at start\n"
                 )
-                for rate in args.rate:
-                    emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
-                                          args.clients, args.seconds, rate) + "\n")  # fmt: skip
+                for clients in args.clients:
+                    for rate in args.rate:
+                        emit(concurrent_table(base, seeds["load_token"], seeds["load_dataset"],
+                                              clients, args.seconds, rate, args.client) + "\n")  # fmt: skip
                 emit(listing_table(base, seeds["list_token"], args.jobs) + "\n")
                 shape = f"{args.trials} trials x {args.epochs} epochs x 10 metrics"
                 emit(metrics_table(base, seeds["metrics_token"], seeds["metrics_job"],
@@ -334,7 +356,20 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of part (a)")
-    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        default=[20],
+        help="concurrent clients of (a); several values: one table per value and rate",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator for (a): raw asyncio HTTP/1.1 (cheap) or httpx (about 1.5 ms of CPU "
+        "per request, taken from the 2 cores the server runs on)",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -358,7 +393,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.seconds, args.clients, args.jobs = 1.0, 4, 120
+        args.seconds, args.clients, args.jobs = 1.0, [4], 120
         args.trials, args.epochs, args.repeats = 3, 5, 3
     return args
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import crud
 from api.db.models import JOB_TERMINAL
-from api.deps import PathId, StreamUser, session_factory_of
+from api.deps import CurrentUser, PathId, session_factory_of
 from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.schemas.common import MAX_SQL_INT
 
@@ -78,7 +78,7 @@ async def _stream(request: Request, job_id: str, after_id: int) -> AsyncIterator
 def job_events(
     job_id: PathId,
     request: Request,
-    user: StreamUser,
+    user: CurrentUser,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_SQL_INT, description="Same as Last-Event-ID")

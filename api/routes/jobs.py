@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from api.db import crud
 from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
-from api.deps import AsyncSessionDep, CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
+from api.deps import (
+    AsyncReadSessionDep,
+    AsyncSessionDep,
+    CurrentUser,
+    PathId,
+    ProducerDep,
+    SessionDep,
+    StoreDep,
+)
 from api.errors import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -109,7 +117,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-async def read_job(job_id: PathId, user: CurrentUser, session: AsyncSessionDep) -> JobPublic:
+async def read_job(job_id: PathId, user: CurrentUser, session: AsyncReadSessionDep) -> JobPublic:
     return await session.run_sync(lambda sync: job_public(sync, owned_job(sync, job_id, user.id)))
 
 

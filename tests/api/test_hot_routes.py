@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.db.models import Dataset
-from api.deps import CurrentUser, SessionDep
+from api.deps import AsyncReadSessionDep, AsyncSessionDep, CurrentUser, SessionDep
 from api.queue import RUN_JOB, TaskProducer
 from api.settings import Settings
 
@@ -151,3 +151,68 @@ def test_a_broker_that_is_down_loses_the_message_not_the_sender(
         assert "could not enqueue synib.run_job(job-2)" in caplog.text
     finally:
         producer.close()
+
+
+def _backend_pid(engine: Any) -> int:
+    async def read() -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("select pg_backend_pid()"))).scalar_one())
+
+    return anyio.run(read)
+
+
+@pytest.mark.parametrize("idle_ping_s", [0.0, 3600.0])
+def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(
+    pg_database_url: str, idle_ping_s: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asyncio engine pings a connection that sat idle for IDLE_PING_S (not every
+    checkout). Its server process is killed while pooled: with the ping the next request
+    gets a fresh connection; without it (a long idle threshold) that request fails once."""
+    from sqlalchemy.exc import DBAPIError
+
+    import api.db.session as db_session
+    from api.db.session import make_async_engine, make_engine
+
+    monkeypatch.setattr(db_session, "IDLE_PING_S", idle_ping_s)
+    engine = make_async_engine(pg_database_url)
+    admin = make_engine(pg_database_url)
+    try:
+        pid = _backend_pid(engine)
+        assert _backend_pid(engine) == pid  # pooled, reused
+        with admin.connect() as conn:
+            conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.commit()
+        if idle_ping_s == 0.0:
+            assert _backend_pid(engine) != pid
+        else:
+            with pytest.raises(DBAPIError) as failed:
+                _backend_pid(engine)
+            assert failed.value.connection_invalidated
+            assert _backend_pid(engine) != pid  # the pool replaced it after the failure
+    finally:
+        anyio.run(engine.dispose)
+        admin.dispose()
+
+
+def test_the_read_session_runs_in_autocommit_and_the_write_session_does_not(
+    app: Any, auth: dict[str, str]
+) -> None:
+    """``GET /jobs/{id}`` reads through the autocommit session (no BEGIN/ROLLBACK round
+    trips); ``POST /jobs`` writes the job and its first event in one transaction."""
+
+    async def level(session: Any) -> str:
+        connection = await session.connection()
+        options = connection.sync_connection.get_execution_options()
+        return str(options.get("isolation_level", "default"))
+
+    @app.get("/api/v1/probe-read")
+    async def probe_read(user: CurrentUser, session: AsyncReadSessionDep) -> dict[str, str]:
+        return {"read": await level(session)}
+
+    @app.get("/api/v1/probe-write")
+    async def probe_write(user: CurrentUser, session: AsyncSessionDep) -> dict[str, str]:
+        return {"write": await level(session)}
+
+    with TestClient(app) as client:
+        assert client.get("/api/v1/probe-read", headers=auth).json() == {"read": "AUTOCOMMIT"}
+        assert client.get("/api/v1/probe-write", headers=auth).json() == {"write": "default"}

@@ -46,9 +46,15 @@ def _row(text: str, label: str) -> list[str]:
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_api_latency_smoke_prints_its_tables(backend: str) -> None:
     # PostgreSQL with the test Redis as its broker (SYNIB_TEST_REDIS_URL), as in full mode.
-    options = ["--sqlite"] if backend == "sqlite" else ["--broker-url", redis_url(15)]
+    # Each load generator once: the raw HTTP/1.1 client (default) and httpx.
+    if backend == "sqlite":
+        options = ["--sqlite", "--client", "httpx"]
+    else:
+        options = ["--broker-url", redis_url(15)]
     out = _run("api_latency.py", *options, timeout_s=120)
     assert ("SQLite" in out) == (backend == "sqlite")
+    assert ("concurrent httpx clients" in out) == (backend == "sqlite")
+    assert ("concurrent raw clients" in out) == (backend != "sqlite")
     post, get = _row(out, "POST /jobs"), _row(out, "GET /jobs/{id}")
     # columns: endpoint, requests, req/s, p50, p95, p99, server <= 50 ms, errors, target
     assert int(post[1]) > 0 and int(get[1]) > 0

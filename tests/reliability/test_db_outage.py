@@ -64,6 +64,7 @@ def test_database_outage_answers_503_then_recovers_and_loses_no_epoch(
         broker_url=private_redis.url,
         static_dir=tmp_path / "none",
         config_dir=tmp_path / "config",
+        auth_cache_ttl_s=0,  # every request needs the database, authentication included
     )
     env = worker_env(
         state_dir=sandbox.state_dir,
