@@ -4,7 +4,6 @@ user."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -130,26 +129,24 @@ def verify_token(session: Session, token: str, token_hash: str) -> VerifiedToken
     if found is None or not hashes_match(found[0].token_hash, token):
         raise _unauthorized("invalid token")
     row, user = found
-    verified = VerifiedToken(row.id, user, row.expires_at, row.revoked_at, row.last_used_at)
+    if row.revoked_at is not None:
+        raise _unauthorized("token revoked")
     now = utcnow()
-    _refuse_dead(verified, now)
+    _refuse_expired(row.expires_at, now)
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         crud.touch_token(session, token_id=row.id)
-        verified = replace(verified, last_used_at=now)
-    return verified
+    return VerifiedToken(row.id, user, row.expires_at)
 
 
-def _refuse_dead(verified: VerifiedToken, now: datetime) -> None:
-    if verified.revoked_at is not None:
-        raise _unauthorized("token revoked")
-    if verified.expires_at is not None and verified.expires_at <= now:
+def _refuse_expired(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at <= now:
         raise _unauthorized("token expired")
 
 
 def admit(request: Request, verified: VerifiedToken) -> User:
     """The token's user, once its expiry (checked again: a cached token may have expired since)
     and the per-token rate limit (429) allow the request."""
-    _refuse_dead(verified, utcnow())
+    _refuse_expired(verified.expires_at, utcnow())
     limiter: SlidingWindowLimiter = request.app.state.limiter
     if not limiter.allow(verified.token_id):
         raise HTTPException(

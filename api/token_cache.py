@@ -1,11 +1,12 @@
 """Recently verified API tokens, kept for a few seconds so that a client's next requests skip the
 token lookup in the database (one query per request, the largest share of a small request).
 
-What is cached is what the database said about a valid token: its id, its user, its expiry and
-when it was last marked used. Expiry and the rate limit are still checked on every request;
-a revocation (``synib token revoke`` writes the database directly) takes effect in each API
-process within ``ttl_s`` seconds (``SYNIB_AUTH_CACHE_TTL_S``; 0 turns the cache off). Unknown,
-revoked and expired tokens are never cached, so a stream of bad tokens cannot fill it.
+What is cached is what the database said about a valid token: its id, its user and its expiry.
+Expiry and the rate limit are still checked on every request; a revocation (``synib token
+revoke`` writes the database directly) takes effect in each API process within ``ttl_s`` seconds
+(``SYNIB_AUTH_CACHE_TTL_S``; 0 turns the cache off). Only tokens that passed the database check
+are stored (unknown, revoked and expired ones are refused before), so a stream of bad tokens
+cannot fill it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from api.db.models import User
 
 @dataclass(frozen=True)
 class VerifiedToken:
-    """A token the database knew, and its user (detached from any session: read-only)."""
+    """A token the database accepted, and its user (detached from any session: read-only)."""
 
     token_id: str
     user: User
     expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
 
 
 class TokenCache:
@@ -55,8 +54,7 @@ class TokenCache:
         return entry
 
     def put(self, token_hash: str, entry: VerifiedToken) -> None:
-        """Keep ``entry`` unless it is revoked (an expired token is refused before this)."""
-        if self.ttl_s <= 0 or entry.revoked_at is not None:
+        if self.ttl_s <= 0:
             return
         self._entries.pop(token_hash, None)
         self._entries[token_hash] = (self._clock(), entry)
