@@ -11,34 +11,21 @@ Example:
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
 import httpx
 
 from api.client_config import resolve_credentials
 from api.client_download import download_artifact
 from api.client_errors import ApiError, ClientError, ConnectionFailed, raise_for_response
+from api.client_events import TERMINAL_STATUSES, JobEvents, path_segment
 from api.client_spec import check_json_data, load_spec, resolve_dataset
-from api.client_sse import (
-    RETRY_FOR_S,
-    Reconnector,
-    SseEvent,
-    Unavailable,
-    raise_if_unavailable,
-    stream_events,
-)
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "Client", "ClientError", "ConnectionFailed"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total)
-Event = tuple[str | None, str, Any]  # (event id, event type, decoded JSON data)
-_log = logging.getLogger(__name__)
 
 
 class _ProgressReader:
@@ -67,7 +54,7 @@ class _ProgressReader:
         return self._fh.fileno()
 
 
-class Client:
+class Client(JobEvents):
     """Talks to one synib server.
 
     Args:
@@ -165,11 +152,11 @@ class Client:
         return page
 
     def dataset(self, dataset_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/datasets/{_seg(dataset_id)}")
+        result: dict[str, Any] = self._json("GET", f"/datasets/{path_segment(dataset_id)}")
         return result
 
     def delete_dataset(self, dataset_id: str) -> None:
-        self._request("DELETE", f"/datasets/{_seg(dataset_id)}")
+        self._request("DELETE", f"/datasets/{path_segment(dataset_id)}")
 
     # -- jobs -------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any] | str | Path) -> dict[str, Any]:
@@ -193,38 +180,40 @@ class Client:
         return page
 
     def job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/jobs/{_seg(job_id)}")
+        result: dict[str, Any] = self._json("GET", f"/jobs/{path_segment(job_id)}")
         return result
 
     def cancel(self, job_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("POST", f"/jobs/{_seg(job_id)}/cancel")
+        result: dict[str, Any] | None = self._json("POST", f"/jobs/{path_segment(job_id)}/cancel")
         return result
 
     def rerun_failed(self, job_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("POST", f"/jobs/{_seg(job_id)}/rerun-failed")
+        result: dict[str, Any] | None = self._json(
+            "POST", f"/jobs/{path_segment(job_id)}/rerun-failed"
+        )
         return result
 
     def delete_job(self, job_id: str) -> None:
-        self._request("DELETE", f"/jobs/{_seg(job_id)}")
+        self._request("DELETE", f"/jobs/{path_segment(job_id)}")
 
     def trials(self, job_id: str) -> dict[str, Any]:
         """``{"data": [TrialPublic], "count": n}`` of one job."""
-        page: dict[str, Any] = self._json("GET", f"/jobs/{_seg(job_id)}/trials")
+        page: dict[str, Any] = self._json("GET", f"/jobs/{path_segment(job_id)}/trials")
         return page
 
     def trial_metrics(self, trial_id: str) -> list[dict[str, Any]]:
         """Per-epoch metrics of a trial: ``[{"epoch": 1, "metrics": {...}}, ...]``."""
-        body = self._json("GET", f"/trials/{_seg(trial_id)}/metrics")
+        body = self._json("GET", f"/trials/{path_segment(trial_id)}/metrics")
         rows: list[dict[str, Any]] = body["data"] if isinstance(body, dict) else body
         return rows
 
     def report(self, job_id: str) -> dict[str, Any]:
         """The job report (docs/INTERNALS.md "Job report"); ApiError 404 until it exists."""
-        result: dict[str, Any] = self._json("GET", f"/jobs/{_seg(job_id)}/report")
+        result: dict[str, Any] = self._json("GET", f"/jobs/{path_segment(job_id)}/report")
         return result
 
     def artifacts(self, job_id: str) -> dict[str, Any]:
-        page: dict[str, Any] = self._json("GET", f"/jobs/{_seg(job_id)}/artifacts")
+        page: dict[str, Any] = self._json("GET", f"/jobs/{path_segment(job_id)}/artifacts")
         return page
 
     # -- downloads --------------------------------------------------------------------------
@@ -238,7 +227,7 @@ class Client:
         try:
             return download_artifact(
                 self._http,
-                f"/artifacts/{_seg(artifact_id)}",
+                f"/artifacts/{path_segment(artifact_id)}",
                 Path(out_dir),
                 verify=verify,
                 timeout=self._stream_timeout,
@@ -256,108 +245,3 @@ class Client:
         if not artifact_id:
             raise ClientError(f"method: {method!r} of job {job_id} has no stored model")
         return self.download(artifact_id, out_dir)
-
-    # -- live events ------------------------------------------------------------------------
-    def events(
-        self,
-        job_id: str,
-        last_event_id: str | None = None,
-        *,
-        retry_for: float = RETRY_FOR_S,
-        on_reconnect: Callable[[str], None] | None = None,
-    ) -> Generator[Event, None, dict[str, Any]]:
-        """Follow a job's event stream: yields ``(id, type, data)`` until the job is terminal,
-        then returns (as the generator's return value) the final JobPublic.
-
-        The API being unavailable is waited out: a dropped or refused connection (a restart), a
-        429/502/503/504 answer and the server's ``event: error`` (its database is down) are
-        retried after 0.5 s doubling to 5 s (or the answer's ``Retry-After``), reconnecting
-        with ``Last-Event-ID`` so no event is lost or repeated. ``ConnectionFailed`` once the
-        API has been unavailable for ``retry_for`` seconds in a row, or at once when the first
-        connection is refused (a wrong URL). Other answers (401, 403, 404, 422) raise
-        ``ApiError`` at once. ``on_reconnect`` gets one line when the client starts waiting
-        and one when the API is back (default: warnings of the ``api.client`` logger).
-        """
-        retry = Reconnector(self.url, retry_for, on_reconnect or _log.warning)
-        last = last_event_id
-        while True:
-            try:
-                for event in self._event_stream(job_id, last, retry):
-                    retry.recovered()
-                    last = event.id if event.id is not None else last
-                    yield event.id, event.type, _decode(event.data)
-                # A clean end: the server closes the stream once the job is terminal.
-                job = self._followed_job(job_id, retry)
-                if job["status"] in TERMINAL_STATUSES:
-                    retry.recovered()
-                    return job
-                retry.failed(f"the event stream ended while the job is {job['status']}")
-            except httpx.TransportError as exc:
-                if isinstance(exc, httpx.ConnectError) and not retry.answered:
-                    raise ConnectionFailed(self.url, exc) from exc
-                retry.failed(str(exc) or type(exc).__name__)
-            except Unavailable as exc:
-                retry.failed(exc.reason, exc.retry_after)
-
-    def _event_stream(
-        self, job_id: str, last_event_id: str | None, retry: Reconnector
-    ) -> Iterator[SseEvent]:
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        path = f"/jobs/{_seg(job_id)}/events"
-        with self._http.stream(
-            "GET", path, headers=headers, timeout=self._stream_timeout
-        ) as response:
-            retry.answered = True
-            if response.status_code >= 400:
-                response.read()
-                raise_if_unavailable(response)
-                self._check(response)
-            yield from stream_events(response.iter_lines(), retry)
-
-    def _followed_job(self, job_id: str, retry: Reconnector) -> dict[str, Any]:
-        """The job, read for a follower: a 'try again later' answer raises ``Unavailable``."""
-        response = self._http.get(f"/jobs/{_seg(job_id)}")
-        retry.answered = True
-        raise_if_unavailable(response)
-        self._check(response)
-        job: dict[str, Any] = response.json()
-        return job
-
-    def wait(
-        self,
-        job_id: str,
-        on_event: Callable[[str | None, str, Any], None] | None = None,
-        *,
-        retry_for: float = RETRY_FOR_S,
-        on_reconnect: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
-        """Block until the job is terminal (following its events); returns the final JobPublic.
-
-        ``retry_for`` and ``on_reconnect`` as in ``events``: an API restart or a database
-        outage shorter than ``retry_for`` seconds is waited out.
-        """
-        stream = self.events(job_id, retry_for=retry_for, on_reconnect=on_reconnect)
-        while True:
-            try:
-                event_id, event_type, data = next(stream)
-            except StopIteration as end:
-                final: dict[str, Any] = end.value
-                return final
-            if on_event is not None:
-                on_event(event_id, event_type, data)
-
-
-def _seg(value: str) -> str:
-    """One URL path segment: an id a user typed can never step to another route."""
-    if not value:
-        raise ClientError("id: must not be empty")
-    return quote(str(value), safe="")
-
-
-def _decode(data: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data
