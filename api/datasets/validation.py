@@ -1,5 +1,10 @@
 """Validate an uploaded dataset `.npz` with numpy only, safely (never unpickles, bounded memory).
 
+The modality arrays (`x_*`, nearly all of a dataset's bytes) are never held whole: their shape
+and dtype come from the .npy header and their values are checked while they are read from the
+archive, a few MB at a time (`api.datasets.archive.StreamedArray`). The small per-sample arrays
+(`y`, `split`, `group`, `oracle_*`, `len_*`) are read into memory.
+
 The same contract as `synib_core.data.load_npz` (ARCHITECTURE.md "Dataset file"), re-implemented
 here because the API must not import synib_core; tests/core/test_validation_parity.py checks that
 both accept and reject the same files and name the same field. Keep the check order and field
@@ -11,11 +16,21 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 import numpy as np
+
+from api.datasets.archive import (
+    NOT_AN_ARCHIVE,
+    ArrayLike,
+    StreamedArray,
+    UploadError,
+    UploadLimits,
+    read_archive,
+)
+
+__all__ = ["UploadError", "UploadLimits", "check_arrays", "validate_npz"]
 
 MODALITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 PREFIXES = ("x_", "oracle_", "len_")
@@ -23,28 +38,6 @@ FIXED_KEYS = ("y", "split", "group")
 MAX_CLASSES = 100_000
 ALLOWED_NAMES = "y, x_<modality>, split, group, oracle_<modality>, len_<modality>"
 SPLITS = ("train", "val", "test")
-
-NOT_AN_ARCHIVE = "not a readable .npz archive: not a zip file, or truncated or corrupt"
-
-
-class UploadError(ValueError):
-    """An uploaded dataset is invalid; `field` names the array (or "file"), `reason` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"dataset field {field!r}: {reason}")
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Zip-bomb guards, checked on the zip directory before anything is decompressed."""
-
-    max_member_bytes: int = 2 << 30  # declared uncompressed size of one array
-    max_total_bytes: int = 4 << 30  # all arrays together
-    max_ratio: float = 200.0  # uncompressed / compressed, for members above ratio_min_bytes
-    ratio_min_bytes: int = 16 << 20
-    max_members: int = 1000
 
 
 def validate_npz(
@@ -56,90 +49,31 @@ def validate_npz(
     split_sizes {train, val, test}, class_counts {"0": n, ...}, group_counts {name: n},
     has_oracle}. Example: ``validate_npz("data.npz")["num_classes"] == 2``.
     """
-    arrays = read_archive(source, limits or UploadLimits())
-    return check_arrays(arrays)
-
-
-def read_archive(
-    source: str | os.PathLike[str] | IO[bytes], limits: UploadLimits
-) -> dict[str, np.ndarray]:
-    """key -> array, in archive order, after checking the zip directory and each .npy header."""
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise UploadError("file", NOT_AN_ARCHIVE) from exc
-    with archive:
-        infos = archive.infolist()
-        _check_directory(infos, limits)
-        return {info.filename[:-4]: _read_member(archive, info) for info in infos}
+    with archive:  # open while the checks stream the modality arrays out of it
+        return check_arrays(read_archive(archive, limits or UploadLimits()))
 
 
-def _check_directory(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
-    if len(infos) > limits.max_members:
-        raise UploadError("file", f"has {len(infos)} members, more than {limits.max_members}")
-    names = [info.filename for info in infos]
-    for name in names:
-        if not name.endswith(".npy") or names.count(name) > 1:
-            raise UploadError("file", f"archive member {name!r} is not a distinct .npy array")
-    total = sum(info.file_size for info in infos)
-    if total > limits.max_total_bytes:
-        raise UploadError(
-            "file", f"declares {total} uncompressed bytes, over the limit {limits.max_total_bytes}"
-        )
-    for info in infos:
-        key = info.filename[:-4]
-        if info.file_size > limits.max_member_bytes:
-            raise UploadError(
-                key,
-                f"declares {info.file_size} uncompressed bytes, over the limit {limits.max_member_bytes}",
-            )
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > limits.ratio_min_bytes and ratio > limits.max_ratio:
-            raise UploadError(key, f"compression ratio {ratio:.0f}:1 is implausible (zip bomb?)")
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    key = info.filename[:-4]
-    try:
-        with archive.open(info) as fh:  # header only: decide before allocating anything
-            _check_header(key, fh, info.file_size)
-        with archive.open(info) as fh:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-    except UploadError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UploadError(key, f"could not be read: truncated or corrupt ({exc})") from exc
-
-
-def _check_header(key: str, fh: IO[bytes], stored_bytes: int) -> None:
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version == (2, 0):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise UploadError(key, f"unsupported .npy format version {version}")
-    if dtype.hasobject:
-        raise UploadError(key, "object arrays (pickled data) are not allowed")
-    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if declared > stored_bytes:  # a forged header must not make us allocate more than stored
-        raise UploadError(key, "could not be read: the header declares more data than stored")
-
-
-def check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def check_arrays(arrays: Mapping[str, ArrayLike]) -> dict[str, Any]:
     """The contract checks on read arrays (same order as synib_core); returns the summary."""
     modalities = _check_keys(arrays)
-    y = _check_labels(arrays["y"])
+    y = _check_labels(_whole(arrays["y"]))
     n = int(y.shape[0])
     for m in modalities:
         _check_modality(f"x_{m}", arrays[f"x_{m}"], n)
-    split_sizes = _check_split(arrays["split"], n) if "split" in arrays else _auto_split_sizes(y)
-    group_counts = _check_group(arrays["group"], n) if "group" in arrays else {}
+    if "split" in arrays:
+        split_sizes = _check_split(_whole(arrays["split"]), n)
+    else:
+        split_sizes = _auto_split_sizes(y)
+    group_counts = _check_group(_whole(arrays["group"]), n) if "group" in arrays else {}
     for key, arr in arrays.items():
         if key.startswith("oracle_"):
-            _check_oracle(key, arr, arrays[_owner(key, modalities)])
+            _check_oracle(key, _whole(arr), arrays[_owner(key, modalities)])
         elif key.startswith("len_"):
-            _check_lengths(key, arr, arrays[_owner(key, modalities)])
+            _check_lengths(key, _whole(arr), arrays[_owner(key, modalities)])
     classes, counts = np.unique(y, return_counts=True)
     return {
         "num_samples": n,
@@ -152,7 +86,14 @@ def check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _check_keys(arrays: Mapping[str, np.ndarray]) -> list[str]:
+def _whole(arr: ArrayLike) -> np.ndarray:
+    """A per-sample array, read whole (only modality arrays are streamed)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{arr.key} was streamed, not read")
+    return arr
+
+
+def _check_keys(arrays: Mapping[str, ArrayLike]) -> list[str]:
     for key in arrays:
         if key in FIXED_KEYS:
             continue
@@ -187,7 +128,7 @@ def _check_labels(y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_modality(key: str, arr: np.ndarray, n: int) -> None:
+def _check_modality(key: str, arr: ArrayLike, n: int) -> None:
     if arr.dtype.kind != "f":
         raise UploadError(key, f"must be a float array, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3, 4):
@@ -199,9 +140,13 @@ def _check_modality(key: str, arr: np.ndarray, n: int) -> None:
     if min(arr.shape[1:]) < 1:
         raise UploadError(key, f"has an empty feature dimension: shape {arr.shape}")
     row_size = int(np.prod(arr.shape[1:]))
-    step = max((1 << 22) // row_size, 1)  # bounded temporary memory on large uploads
-    for start in range(0, n, step):
-        finite = np.isfinite(arr[start : start + step]).reshape(-1, row_size).all(axis=1)
+    step = max((1 << 20) // row_size, 1)  # ~1M values at a time: bounded memory
+    if isinstance(arr, StreamedArray):
+        chunks: Iterator[tuple[int, np.ndarray]] = arr.row_chunks(step)
+    else:
+        chunks = ((i, arr[i : i + step].reshape(-1, row_size)) for i in range(0, n, step))
+    for start, rows in chunks:
+        finite = np.isfinite(rows).all(axis=1)
         if not finite.all():
             first = start + int(np.argmin(finite))
             raise UploadError(key, f"contains NaN or infinite values (first at sample {first})")
@@ -260,7 +205,7 @@ def _owner(key: str, modalities: list[str]) -> str:
     return f"x_{m}"
 
 
-def _check_oracle(key: str, idx: np.ndarray, x: np.ndarray) -> None:
+def _check_oracle(key: str, idx: np.ndarray, x: ArrayLike) -> None:
     size = int(np.prod(x.shape[1:]))
     if idx.ndim != 1 or idx.dtype.kind not in "iu":
         raise UploadError(key, f"must be a 1-d integer array, got {idx.dtype} {idx.shape}")
@@ -270,7 +215,7 @@ def _check_oracle(key: str, idx: np.ndarray, x: np.ndarray) -> None:
         raise UploadError(key, f"indices must be in 0..{size - 1} (flattened features)")
 
 
-def _check_lengths(key: str, lengths: np.ndarray, x: np.ndarray) -> None:
+def _check_lengths(key: str, lengths: np.ndarray, x: ArrayLike) -> None:
     if x.ndim != 3:
         raise UploadError(key, f"only sequence modalities (N, T, D) take lengths, got {x.shape}")
     if lengths.ndim != 1 or lengths.shape[0] != x.shape[0] or lengths.dtype.kind not in "iu":

@@ -110,8 +110,9 @@ async def upload_dataset(
             raise unprocessable(
                 "file", f"malformed multipart body ({type(exc).__name__})"
             ) from None
-        # One validation at a time per API process: it holds the arrays in memory (up to the
-        # upload limits' 4 GiB), so concurrent uploads wait here instead of adding up.
+        # One validation at a time per API process: it decompresses and reads every byte (up to
+        # the upload limits' 4 GiB) and holds the per-sample arrays (the modality arrays are
+        # streamed), so concurrent uploads wait here instead of adding up.
         async with request.app.state.validation_gate:
             row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
         return DatasetPublic.model_validate(row)

@@ -199,8 +199,9 @@ def test_upload_with_too_many_form_fields_is_422_and_not_stored(
 def test_uploads_are_validated_one_at_a_time(
     client: TestClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Validation holds the arrays in memory: concurrent uploads must not add up. The real
-    validator runs; the wrapper only counts how many run at once (and makes each last)."""
+    """Validation reads every byte and holds the per-sample arrays: concurrent uploads must not
+    add up. The real validator runs; the wrapper only counts how many run at once (and makes
+    each last)."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
