@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     opens no connection until the first request."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
-    async_engine = make_async_engine(settings.database_url)
+    async_engine = make_async_engine(settings.database_url, pool_size=settings.db_pool_size)
     producer = TaskProducer(settings)
 
     @asynccontextmanager

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # PostgreSQL connections each API process keeps for its asyncio routes (authentication,
+    # POST /jobs, GET /jobs/{id}), plus up to 10 more under bursts. Below the requests in flight,
+    # the extra connections are opened and closed again request after request (a PostgreSQL
+    # process started each time): with 20 busy clients a pool of 5 gave 213-300 req/s, 20 gave
+    # 308 (benchmarks/README.md, section 5).
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
     # An API process reuses a verified token for this long without asking the database again
     # (api/token_cache.py): a revoked token stops working within it. 0: look up every request.
     auth_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)

@@ -88,15 +88,17 @@ def async_url(url: str) -> str:
     return url
 
 
-def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_async_engine(url: str, pool_size: int | None = None, **kwargs: Any) -> AsyncEngine:
     """The asyncio twin of :func:`make_engine` (same SQLite hooks) for the API's hot routes:
     their queries wait on the event loop, not in a thread.
 
     PostgreSQL: a pooled connection is pinged only when it sat idle for ``IDLE_PING_S`` or
     more (:func:`_install_idle_ping`), not at every checkout: under load a connection comes
     back within milliseconds, and a ping per request was one round trip in four of a
-    ``GET /jobs/{id}``."""
+    ``GET /jobs/{id}``. ``pool_size``: connections kept open (PostgreSQL; SQLite ignores it)."""
     url = async_url(url)
+    if pool_size is not None and not _is_sqlite(url):
+        kwargs = {"pool_size": pool_size, **kwargs}
     options = _engine_kwargs(url, kwargs)
     ping_idle = "pool_pre_ping" not in kwargs and options.pop("pool_pre_ping", False)
     engine = create_async_engine(url, **options)

@@ -216,3 +216,18 @@ def test_the_read_session_runs_in_autocommit_and_the_write_session_does_not(
     with TestClient(app) as client:
         assert client.get("/api/v1/probe-read", headers=auth).json() == {"read": "AUTOCOMMIT"}
         assert client.get("/api/v1/probe-write", headers=auth).json() == {"write": "default"}
+
+
+def test_the_asyncio_pool_keeps_db_pool_size_connections(api_settings: Settings) -> None:
+    """PostgreSQL: the event-loop routes' pool keeps SYNIB_DB_POOL_SIZE connections (a pool
+    smaller than the requests in flight reconnects request after request); SQLite keeps its
+    own default."""
+    from api.main import create_app
+
+    app = create_app(api_settings.model_copy(update={"db_pool_size": 7}))
+    size = app.state.async_engine.pool.size()
+    if api_settings.database_url.startswith("sqlite"):
+        assert size != 7  # not applied: one file, no server processes to keep
+    else:
+        assert size == 7
+        assert create_app(api_settings).state.async_engine.pool.size() == 20
