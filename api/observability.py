@@ -1,43 +1,75 @@
 """Prometheus metrics: request count and latency by route template and status, job and queue
-gauges filled at scrape time. One registry per app (tests build many apps)."""
+gauges computed at scrape time. One registry per app (tests build many apps).
+
+Several API processes (``synib api --workers N``) share their request metrics through
+prometheus_client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is set before the processes
+start, each writes its counts to its own file there, and a scrape, whichever process answers it,
+sums them all.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db.models import JOB_STATUSES
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 
 class ApiMetrics:
     def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_ENV) or None
+        # Multiprocess mode: the values live in files, summed at scrape time from all of them.
         self.registry = CollectorRegistry()
+        own = None if self.multiprocess_dir else self.registry
         self.requests = Counter(
             "synib_http_requests_total",
             "HTTP requests by route template, method and status",
             ["route", "method", "status"],
-            registry=self.registry,
+            registry=own,
         )
         self.latency = Histogram(
             "synib_http_request_duration_seconds",
             "HTTP request latency by route template",
             ["route", "method"],
-            registry=self.registry,
+            registry=own,
         )
-        self.jobs = Gauge("synib_jobs", "Jobs by status", ["status"], registry=self.registry)
-        self.queue_depth = Gauge(
-            "synib_queue_depth", "Messages waiting in the synib queue", registry=self.registry
-        )
+        if self.multiprocess_dir:
+            MultiProcessCollector(self.registry, path=self.multiprocess_dir)
 
     def render(self, jobs_by_status: dict[str, int], queue_depth: int | None) -> bytes:
-        """The text exposition after refreshing the gauges (queue depth -1 when unknown)."""
+        """The text exposition: request metrics, then the gauges read now (queue depth -1 when
+        unknown)."""
+        gauges = CollectorRegistry()
+        gauges.register(_Gauges(jobs_by_status, -1 if queue_depth is None else queue_depth))
+        return generate_latest(self.registry) + generate_latest(gauges)
+
+
+class _Gauges(Collector):
+    """Jobs by status and the queue depth, as read for this scrape (the same in every process:
+    they come from the database and the broker)."""
+
+    def __init__(self, jobs_by_status: dict[str, int], queue_depth: int) -> None:
+        self.jobs_by_status = jobs_by_status
+        self.queue_depth = queue_depth
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("synib_jobs", "Jobs by status", labels=["status"])
         for status in JOB_STATUSES:
-            self.jobs.labels(status=status).set(jobs_by_status.get(status, 0))
-        self.queue_depth.set(-1 if queue_depth is None else queue_depth)
-        return generate_latest(self.registry)
+            jobs.add_metric([status], self.jobs_by_status.get(status, 0))
+        yield jobs
+        yield GaugeMetricFamily(
+            "synib_queue_depth", "Messages waiting in the synib queue", value=self.queue_depth
+        )
 
 
 def _route_template(scope: Scope) -> str:

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     static_dir: Path = _REPO_ROOT / "frontend" / "dist"
     config_dir: Path = Path("~/.config/synib").expanduser()
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # API processes `synib api` starts on its port (uvicorn workers; each has its own event loop,
+    # pool, token cache and rate-limit counts; /metrics sums the request metrics of all).
+    api_workers: int = Field(default=1, ge=1, le=64)
     # PostgreSQL connections each API process keeps for its asyncio routes (authentication,
     # POST /jobs, GET /jobs/{id}), plus up to 10 more under bursts. Below the requests in flight,
     # the extra connections are opened and closed again request after request (a PostgreSQL

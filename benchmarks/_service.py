@@ -196,8 +196,8 @@ def run_api(
     broker_url: str = "filesystem://",
     **settings: Any,
 ) -> Iterator[str]:
-    """``uvicorn api.main:app`` (no access log, no rate limit to speak of) in a subprocess on a
-    free port; yields the root URL. ``settings`` override SYNIB_ values (e.g. ``static_dir=...``
+    """``synib api`` (uvicorn at log level warning: no access log; no rate limit to speak of) in
+    a subprocess on a free port; yields the root URL. ``settings`` override SYNIB_ values (e.g. ``static_dir=...``
     to serve the dashboard)."""
     port = free_port()
     env = service_env(
@@ -207,9 +207,9 @@ def run_api(
         rate_limit_per_minute=10**9,
         **settings,
     )
-    argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    argv += ["--workers", str(workers)]
+    # `synib api` as deployed: several workers share their /metrics (api/observability.py).
+    argv = [sys.executable, "-m", "worker.cli", "api", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--log-level", "warning", "--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
     with _spawn(argv, env, state_dir, url):
         yield url

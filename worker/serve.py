@@ -13,9 +13,11 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -175,14 +177,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.observability import MULTIPROCESS_ENV
+
     settings = get_settings()
-    uvicorn.run(
-        "api.main:app",
-        host=args.host or settings.host,
-        port=int(args.port or settings.port),
-        log_level=args.log_level or settings.log_level,
-        proxy_headers=True,
-    )
+    workers = args.workers or settings.api_workers
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
+        # The processes share their request metrics through files here (api/observability.py);
+        # set before uvicorn starts them, removed when they stop.
+        metrics_dir = tempfile.mkdtemp(prefix="synib-api-metrics-")
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "api.main:app",
+            host=args.host or settings.host,
+            port=int(args.port or settings.port),
+            log_level=args.log_level or settings.log_level,
+            proxy_headers=True,
+            workers=workers,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -248,6 +264,12 @@ def _log_level_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("log_level: ")) from None
 
 
+def _positive_int(value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 64, got {value!r}")
+    return int(value)
+
+
 def _add_log_level(parser: argparse.ArgumentParser, *aliases: str) -> None:
     parser.add_argument(
         "--log-level",
@@ -269,6 +291,12 @@ def register(subparsers: Any) -> None:
     api = subparsers.add_parser("api", help="run the HTTP API (uvicorn api.main:app)")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
+    api.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="API processes sharing the port (default SYNIB_API_WORKERS, else 1)",
+    )
     _add_log_level(api)
     api.set_defaults(func=_guarded("api", cmd_api))
     work = subparsers.add_parser("worker", help="run a Celery worker on queue synib")

@@ -1,0 +1,108 @@
+"""``synib api --workers N`` (SYNIB_API_WORKERS): N uvicorn processes on one port, whose
+request metrics ``/metrics`` sums whichever process answers the scrape. A real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.observability import MULTIPROCESS_ENV
+
+ME = 'synib_http_requests_total{method="GET",route="/api/v1/me",status="200"}'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
+    env.pop(MULTIPROCESS_ENV, None)
+    env.update(
+        SYNIB_DATABASE_URL=db_url,
+        SYNIB_BROKER_URL="filesystem://",
+        SYNIB_STATE_DIR=str(tmp_path / "state"),
+        SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
+        SYNIB_CONFIG_DIR=str(tmp_path / "config"),
+        SYNIB_API_WORKERS="2",
+        SYNIB_LOG_LEVEL="warning",
+    )
+    log = (tmp_path / "api.log").open("wb")
+    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "api.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_two_api_processes_share_the_port_and_their_metrics(
+    two_workers: tuple[str, subprocess.Popen[bytes]],
+    user_token: tuple[str, str],
+) -> None:
+    url, proc = two_workers
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, workers  # uvicorn's two processes (and perhaps its helper)
+    # Set by `synib api` after it started (its own /proc environ predates it): the children's.
+    environ = Path(f"/proc/{workers[0]}/environ").read_text().split("\0")
+    metrics_dir = Path(
+        dict(line.split("=", 1) for line in environ if "=" in line)[MULTIPROCESS_ENV]
+    )
+    headers = {"Authorization": f"Bearer {user_token[0]}"}
+    sent = 0
+    # New connections until both processes have answered some (the kernel picks the process).
+    while len({p.name for p in metrics_dir.glob("counter_*.db")}) < 2 or sent < 20:
+        assert httpx.get(f"{url}/api/v1/me", headers=headers).status_code == 200
+        sent += 1
+        assert sent < 500, "one process answered every request"
+    for _ in range(4):  # whichever process answers, the count is the sum of both
+        body = httpx.get(f"{url}/api/v1/metrics", headers=headers).text
+        found = re.search(re.escape(ME) + r" (\S+)", body)
+        assert found is not None and float(found.group(1)) == sent, body[:2000]
+        assert body.count("# TYPE synib_jobs gauge") == 1
+        assert "synib_queue_depth 0.0" in body
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert not metrics_dir.exists()  # the shared files are removed with the processes
