@@ -173,7 +173,9 @@ def concurrent_table(
     kind: str = "raw",
 ) -> str:  # fmt: skip
     body = job_spec(dataset_id)
-    asyncio.run(_load(base, token, body, 2, min(1.0, seconds), kind=kind))  # warm-up, not reported
+    # Warm-up, not reported: as many connections as the run, so that every API process (the
+    # kernel spreads connections over them) has served requests before the clock starts.
+    asyncio.run(_load(base, token, body, clients, min(1.0, seconds), kind=kind))
     before = server_histogram(base, token)
     lat, errors, wall = asyncio.run(_load(base, token, body, clients, seconds, rate, kind))
     after = server_histogram(base, token)
