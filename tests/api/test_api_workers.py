@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,34 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import children_of, free_port
 
 from api.observability import MULTIPROCESS_ENV
 
 ME = 'synib_http_requests_total{method="GET",route="/api/v1/me",status="200"}'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
     env.pop(MULTIPROCESS_ENV, None)
     env.update(
@@ -82,7 +63,7 @@ def test_two_api_processes_share_the_port_and_their_metrics(
     user_token: tuple[str, str],
 ) -> None:
     url, proc = two_workers
-    workers = _children(proc.pid)
+    workers = children_of(proc.pid)
     assert len(workers) >= 2, workers  # uvicorn's two processes (and perhaps its helper)
     # Set by `synib api` after it started (its own /proc environ predates it): the children's.
     environ = Path(f"/proc/{workers[0]}/environ").read_text().split("\0")

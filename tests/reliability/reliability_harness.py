@@ -9,7 +9,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processes import PROC, children_of, free_port
+
 REPO = Path(__file__).resolve().parents[2]
-PROC = Path("/proc")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: Any, poll: float = 0.25) -> Any:
@@ -32,27 +32,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: Any, poll: floa
         time.sleep(poll)
     text = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {text}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc/*/stat)."""
-    kids = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            kids.append(int(entry.name))
-    return kids
 
 
 def live_processes_with(needle: str) -> list[int]:
