@@ -55,22 +55,16 @@ def read_session_factory_of(request: Request) -> async_sessionmaker[AsyncSession
 async def get_async_db(request: Request) -> AsyncIterator[AsyncSession]:
     """An asyncio session for a hot route that writes: its queries wait on the event loop, in
     one transaction. ORM code written for a ``Session`` runs in it through ``run_sync``."""
-    session = async_session_factory_of(request)()
-    try:
+    async with async_session_factory_of(request)() as session:
         yield session
-    finally:
-        await session.close()
 
 
 async def get_async_read_db(request: Request) -> AsyncIterator[AsyncSession]:
     """An asyncio session in autocommit mode, for a hot route that only reads: each query runs
     on its own, without the BEGIN and ROLLBACK round trips of a transaction (under READ
     COMMITTED each statement sees its own snapshot either way)."""
-    session = read_session_factory_of(request)()
-    try:
+    async with read_session_factory_of(request)() as session:
         yield session
-    finally:
-        await session.close()
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:

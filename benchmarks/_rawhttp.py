@@ -82,12 +82,6 @@ class RawClient:
             await self.aclose()
         return RawResponse(status, content)
 
-    async def get(self, path: str) -> RawResponse:
-        return await self.request("GET", path)
-
-    async def post(self, path: str, json_body: Any) -> RawResponse:
-        return await self.request("POST", path, json_body)
-
 
 def _parse_head(raw: bytes) -> tuple[int, int, bool]:
     """(status, content length, connection closes) of a response head."""
