@@ -70,6 +70,8 @@ class StreamedArray:
                     if len(data) != count * self.dtype.itemsize:
                         raise UploadError(self.key, "could not be read: truncated or corrupt")
                     yield start, np.frombuffer(data, dtype=self.dtype).reshape(-1, row_size)
+        except UploadError:
+            raise  # already names the field and the reason (it is a ValueError too)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise UploadError(self.key, f"could not be read: truncated or corrupt ({exc})") from exc
 

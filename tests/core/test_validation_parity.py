@@ -275,3 +275,25 @@ def test_a_bad_value_deep_in_a_streamed_array_is_named_with_its_sample(tmp_path:
     with pytest.raises(UploadError, match="truncated or corrupt") as info:
         validate_npz(path)
     assert info.value.field == "x_big"
+
+
+def test_a_streamed_array_cut_short_is_named_once(tmp_path: Path) -> None:
+    """The member's header promises 100 rows, its data ends 2 rows early (still more bytes than
+    the header declares, counting the header; the zip entry itself is consistent): the error
+    names the array once, with one reason."""
+    blob = _zip_of(
+        {
+            "y.npy": _npy_bytes(np.arange(100) % 2),
+            "x_a.npy": _npy_bytes(np.zeros((100, 4), dtype=np.float32))[:-32],
+            "x_b.npy": _npy_bytes(np.zeros((100, 2), dtype=np.float32)),
+        }
+    )
+    with pytest.raises(UploadError) as info:
+        validate_npz(io.BytesIO(blob))
+    assert (info.value.field, info.value.reason) == (
+        "x_a",
+        "could not be read: truncated or corrupt",
+    )
+    path = tmp_path / "short.npz"
+    path.write_bytes(blob)
+    assert core_verdict(path) is not None  # synib_core refuses it too
