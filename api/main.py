@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from api.db.hot import writes_in_one_statement
 from api.db.session import (
     autocommit_engine,
     make_async_engine,
@@ -115,8 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.async_engine = async_engine
-    app.state.async_session_factory = make_async_session_factory(async_engine)
-    app.state.read_session_factory = make_async_session_factory(autocommit_engine(async_engine))
+    app.state.read_engine = autocommit_engine(async_engine)
+    # POST /jobs: autocommit where it writes in one statement (api.db.hot.insert_job).
+    one_statement = writes_in_one_statement(async_engine.dialect)
+    app.state.write_engine = app.state.read_engine if one_statement else async_engine
+    app.state.read_session_factory = make_async_session_factory(app.state.read_engine)
     app.state.token_cache = TokenCache(settings.auth_cache_ttl_s)
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer

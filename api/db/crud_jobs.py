@@ -16,6 +16,7 @@ from api.db.models import (
     Artifact,
     Job,
     Trial,
+    new_id,
     utcnow,
 )
 
@@ -31,6 +32,34 @@ def _lock_job(session: Session, job_id: str) -> Job | None:
     return session.scalars(stmt).first()
 
 
+def new_job(
+    *,
+    owner_id: str,
+    dataset_id: str,
+    name: str,
+    spec: dict[str, Any],
+    trials_total: int,
+    task_id: str | None = None,
+) -> Job:
+    """A transient queued job with every column set (id and timestamps included), ready to be
+    added to a session or inserted as Core values (``api.db.hot.insert_job``)."""
+    now = utcnow()
+    return Job(
+        id=new_id(),
+        owner_id=owner_id,
+        dataset_id=dataset_id,
+        name=name,
+        spec=spec,
+        status="queued",
+        progress=0.0,
+        trials_total=trials_total,
+        trials_done=0,
+        task_id=task_id,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def create_job(
     session: Session,
     *,
@@ -41,14 +70,13 @@ def create_job(
     trials_total: int,
     task_id: str | None = None,
 ) -> Job:
-    """Insert a queued job and its first status event; commits (one commit: a ``task_id``
-    chosen before the message is sent is stored with the row)."""
-    job = Job(
+    """Insert a queued job (:func:`new_job`) and its first status event; commits. The API's
+    ``POST /jobs`` does the same in Core on its asyncio connection (``api.db.hot``)."""
+    job = new_job(
         owner_id=owner_id,
         dataset_id=dataset_id,
         name=name,
         spec=spec,
-        status="queued",
         trials_total=trials_total,
         task_id=task_id,
     )

@@ -5,19 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from api.db import crud
+from api.db import crud, hot
 from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
 from api.deps import (
-    AsyncReadSessionDep,
-    AsyncSessionDep,
     CurrentUser,
     PathId,
     ProducerDep,
     SessionDep,
     StoreDep,
+    read_connection,
+    write_connection,
 )
 from api.errors import (
     AUTH_ERRORS,
@@ -49,6 +50,13 @@ def job_public(session: Session, job: Job) -> JobPublic:
     return build_job_public(job, crud.list_trials(session, job_id=job.id, status="succeeded"))
 
 
+def json_response(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
+    """``model`` as JSON, serialised by pydantic in one step. The hot routes return this instead
+    of the model itself, which FastAPI would validate again against ``response_model`` first
+    (the declared ``response_model`` still documents the answer in OpenAPI)."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
+
 def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
     """Send run_job; on failure the job stays queued for the reconciler to resend."""
     task_id = producer.send(RUN_JOB, job_id)
@@ -62,40 +70,37 @@ def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
     response_model=JobPublic,
     responses=error_responses(400),
 )
-async def create_job(
-    body: JobCreate, user: CurrentUser, session: AsyncSessionDep, producer: ProducerDep
-) -> JobPublic:
+async def create_job(body: JobCreate, user: CurrentUser, request: Request) -> Response:
     """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
-    task_id = str(uuid.uuid4())
-    job = await session.run_sync(_insert_job, body, user.id, task_id)
-    # The task id was stored with the job (one commit, not two). The message goes out from the
-    # producer's sender thread: the answer waits neither on the broker nor on a thread hop. If
-    # the send fails, the job stays queued and the reconciler resends it under a new id.
-    producer.submit(RUN_JOB, job.id, task_id)
-    return build_job_public(job, [])
-
-
-def _insert_job(session: Session, body: JobCreate, owner_id: str, task_id: str) -> Job:
     problem = body.knob_problem()
     if problem is not None:
         raise unprocessable(*problem)
-    dataset = crud.get_dataset(session, dataset_id=body.dataset_id, owner_id=owner_id)
-    if dataset is None:
-        raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
-    if dataset.status == "failed":
-        raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
-    problem = body.dataset_problem(dataset.summary)
-    if problem is not None:
-        raise unprocessable(*problem)
-    return crud.create_job(
-        session,
-        owner_id=owner_id,
-        dataset_id=dataset.id,
-        name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
-        spec=body.spec_json(),
-        trials_total=body.trials_total(),
-        task_id=task_id,
-    )
+    async with write_connection(request) as conn:
+        dataset = await hot.owned_dataset(conn, dataset_id=body.dataset_id, owner_id=user.id)
+        if dataset is None:
+            raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
+        if dataset.status == "failed":
+            raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
+        problem = body.dataset_problem(dataset.summary)
+        if problem is not None:
+            raise unprocessable(*problem)
+        # The task id is stored with the job (one commit, not two).
+        job = crud.new_job(
+            owner_id=user.id,
+            dataset_id=dataset.id,
+            name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
+            spec=body.spec_json(),
+            trials_total=body.trials_total(),
+            task_id=str(uuid.uuid4()),
+        )
+        await hot.insert_job(conn, job)
+        await conn.commit()
+    # Committed. The message goes out from the producer's sender thread: the answer waits
+    # neither on the broker nor on a thread hop. If the send fails, the job stays queued and
+    # the reconciler resends it under a new id.
+    producer: TaskProducer = request.app.state.producer
+    producer.submit(RUN_JOB, job.id, job.task_id)
+    return json_response(build_job_public(job, []), status.HTTP_202_ACCEPTED)
 
 
 @router.get("", response_model=JobsPublic)
@@ -117,8 +122,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-async def read_job(job_id: PathId, user: CurrentUser, session: AsyncReadSessionDep) -> JobPublic:
-    return await session.run_sync(lambda sync: job_public(sync, owned_job(sync, job_id, user.id)))
+async def read_job(job_id: PathId, user: CurrentUser, request: Request) -> Response:
+    async with read_connection(request) as conn:
+        found = await hot.owned_job(conn, job_id=job_id, owner_id=user.id)
+    if found is None:
+        raise not_found("job")
+    return json_response(build_job_public(*found))
 
 
 @router.post(

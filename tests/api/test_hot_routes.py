@@ -11,17 +11,19 @@ import gc
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from api.db.models import Dataset
-from api.deps import AsyncReadSessionDep, AsyncSessionDep, CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, read_connection, write_connection
 from api.queue import RUN_JOB, TaskProducer
 from api.settings import Settings
 
@@ -194,28 +196,86 @@ def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(
         admin.dispose()
 
 
-def test_the_read_session_runs_in_autocommit_and_the_write_session_does_not(
-    app: Any, auth: dict[str, str]
+def test_reads_run_in_autocommit_and_a_job_is_written_in_one_statement_where_possible(
+    app: Any, auth: dict[str, str], dataset: Dataset
 ) -> None:
-    """``GET /jobs/{id}`` reads through the autocommit session (no BEGIN/ROLLBACK round
-    trips); ``POST /jobs`` writes the job and its first event in one transaction."""
+    """``GET /jobs/{id}`` reads through an autocommit connection (no BEGIN/ROLLBACK round
+    trips). ``POST /jobs`` writes the job and its first event in one statement on PostgreSQL
+    (so its connection is in autocommit mode too), in one transaction of two on SQLite."""
 
-    async def level(session: Any) -> str:
-        connection = await session.connection()
-        options = connection.sync_connection.get_execution_options()
-        return str(options.get("isolation_level", "default"))
+    async def level(connection: Any) -> str:
+        async with connection as conn:
+            options = conn.sync_connection.get_execution_options()
+            return str(options.get("isolation_level", "default"))
 
-    @app.get("/api/v1/probe-read")
-    async def probe_read(user: CurrentUser, session: AsyncReadSessionDep) -> dict[str, str]:
-        return {"read": await level(session)}
+    @app.get("/api/v1/probe-levels")
+    async def probe(user: CurrentUser, request: Request) -> dict[str, str]:
+        read = await level(read_connection(request))
+        return {"read": read, "write": await level(write_connection(request))}
 
-    @app.get("/api/v1/probe-write")
-    async def probe_write(user: CurrentUser, session: AsyncSessionDep) -> dict[str, str]:
-        return {"write": await level(session)}
-
+    postgresql = app.state.async_engine.dialect.name == "postgresql"
+    statements: list[str] = []
     with TestClient(app) as client:
-        assert client.get("/api/v1/probe-read", headers=auth).json() == {"read": "AUTOCOMMIT"}
-        assert client.get("/api/v1/probe-write", headers=auth).json() == {"write": "default"}
+        assert client.get("/api/v1/probe-levels", headers=auth).json() == {
+            "read": "AUTOCOMMIT",
+            "write": "AUTOCOMMIT" if postgresql else "default",
+        }
+        event.listen(
+            app.state.async_engine.sync_engine,
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split())),
+        )
+        created = client.post(
+            URL, headers=auth, json={"dataset_id": dataset.id, "methods": ["vanilla"]}
+        )
+        assert created.status_code == 202, created.text
+        job = client.get(f"{URL}/{created.json()['id']}", headers=auth).json()
+    assert job == created.json()
+    writes = [s.split(" (")[0] for s in statements if not s.startswith("SELECT")]
+    if postgresql:
+        assert writes == ["WITH new_job AS"]
+        assert "INSERT INTO jobs" in statements[1] and "INSERT INTO job_events" in statements[1]
+    else:
+        assert writes == ["INSERT INTO jobs", "INSERT INTO job_events"]
+
+
+@pytest.fixture
+def failing_event_inserts(db_url: str) -> Iterator[None]:
+    """While active, the database refuses every new ``job_events`` row."""
+    from api.db.session import make_engine
+
+    engine = make_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        add = "ALTER TABLE job_events ADD CONSTRAINT test_no_events CHECK (type = '-') NOT VALID"
+        drop = "ALTER TABLE job_events DROP CONSTRAINT test_no_events"
+    else:
+        add = (
+            "CREATE TRIGGER test_no_events BEFORE INSERT ON job_events "
+            "BEGIN SELECT RAISE(ABORT, 'no events'); END"
+        )
+        drop = "DROP TRIGGER test_no_events"
+    with engine.begin() as conn:
+        conn.execute(text(add))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(drop))
+        engine.dispose()
+
+
+def test_a_job_is_written_with_its_first_event_or_not_at_all(
+    app: Any, auth: dict[str, str], dataset: Dataset, failing_event_inserts: None
+) -> None:
+    """Both backends: when the event cannot be written, neither is the job (PostgreSQL: one
+    statement; SQLite: one transaction), and the API answers 500 without a job id."""
+    with TestClient(app, raise_server_exceptions=False) as client:
+        failed = client.post(
+            URL, headers=auth, json={"dataset_id": dataset.id, "methods": ["vanilla"]}
+        )
+        assert failed.status_code == 500
+        listed = client.get(URL, headers=auth)
+    assert listed.status_code == 200 and listed.json()["count"] == 0
 
 
 def test_the_asyncio_pool_keeps_db_pool_size_connections(api_settings: Settings) -> None:
