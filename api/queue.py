@@ -23,6 +23,7 @@ QUEUE = "synib"
 RUN_JOB = "synib.run_job"
 MAKE_DATASET = "synib.make_dataset"
 FILESYSTEM_POLL_S = 0.1
+SEND_BATCH_MAX = 100  # messages the sender thread writes to the broker in one go
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class TaskProducer:
 
     ``send`` publishes in the caller's thread. ``submit`` hands the message to one background
     sender thread and returns at once: an ``async`` route uses it so that neither the event
-    loop nor a thread-pool hop waits on the broker. One thread sends them, one by one; ``close``
-    sends what is still waiting (``drain_timeout_s``). A message that is never sent (broker down,
+    loop nor a thread-pool hop waits on the broker. One thread sends them; those that waited
+    together go out together (``_send_all``). ``close`` sends what is still waiting
+    (``drain_timeout_s``). A message that is never sent (broker down,
     process killed) is not lost work: its row is committed first and the reconciler resends
     queued jobs whose message is missing from the broker."""
 
@@ -93,15 +95,43 @@ class TaskProducer:
 
     def _send_loop(self) -> None:
         while True:
-            item = self._outbox.get()
-            if item is _STOP:
-                return
+            items = [self._outbox.get()]
+            while items[-1] is not _STOP and len(items) < SEND_BATCH_MAX:
+                try:
+                    items.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            stop = items[-1] is _STOP
+            messages = [item for item in items if item is not _STOP]
             try:
-                self.send(*item)
+                self._send_all(messages)
             finally:
                 with self._idle:
-                    self._pending -= 1
+                    self._pending -= len(messages)
                     self._idle.notify_all()
+            if stop:
+                return
+
+    def _send_all(self, messages: list[tuple[str, str, str | None]]) -> None:
+        """Send what waited in the outbox. Several go out together: kombu's ``Producer.batch``
+        buffers them and writes them to Redis in one pipeline (the filesystem broker writes
+        each file at once). If that fails, each is sent on its own with the retry policy, and
+        those that still fail are logged for the reconciler; a message sent twice that way is
+        harmless (``synib.run_job`` claims its job once)."""
+        if len(messages) > 1:
+            try:
+                app = self._app()
+                with app.producer_or_acquire() as producer, producer.batch():
+                    for name, object_id, task_id in messages:
+                        app.send_task(
+                            name, args=[object_id], queue=QUEUE, task_id=task_id, producer=producer
+                        )
+                return
+            except Exception:
+                log.warning("sending %d messages at once failed; sending them one by one",
+                            len(messages), exc_info=True)  # fmt: skip
+        for message in messages:
+            self.send(*message)
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every submitted message was sent (or failed); False on timeout."""

@@ -7,6 +7,7 @@ answering while every token is held (by slow exports, say). Both backends."""
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from db_testing import redis_url
 from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
@@ -149,6 +151,70 @@ def test_a_broker_that_is_down_loses_the_message_not_the_sender(
             producer.submit(RUN_JOB, "job-1")
             producer.submit(RUN_JOB, "job-2")
             assert producer.flush(60.0)
+        assert "could not enqueue synib.run_job(job-1)" in caplog.text
+        assert "could not enqueue synib.run_job(job-2)" in caplog.text
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def redis_producer(api_settings: Settings) -> Iterator[tuple[TaskProducer, Any]]:
+    """A producer on the test Redis (a database of its own, emptied before and after)."""
+    import redis
+
+    url = redis_url(11)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    producer = TaskProducer(api_settings.model_copy(update={"broker_url": url}))
+    try:
+        yield producer, client
+    finally:
+        producer.close()
+        client.flushdb()
+        client.close()
+
+
+def _shape(raw: bytes) -> tuple[Any, ...]:
+    """A kombu message on Redis without its per-message values: its keys, its task and args."""
+    message = json.loads(raw)
+    body = json.loads(base64.b64decode(message["body"]))
+    return (
+        sorted(message),
+        sorted(message["properties"]),
+        sorted(message["headers"]),
+        message["headers"]["task"],
+        message["properties"]["delivery_info"],
+        body[0],
+    )
+
+
+def test_messages_sent_together_read_like_one_sent_alone(
+    redis_producer: tuple[TaskProducer, Any],
+) -> None:
+    """Messages that waited in the outbox together go out in one kombu batch; each reads
+    exactly like a message sent on its own (what the worker consumes), in submission order."""
+    producer, client = redis_producer
+    producer.send(RUN_JOB, "job-0", task_id="task-0")
+    alone = client.rpop("synib")
+    producer._send_all([(RUN_JOB, f"job-{i}", f"task-{i}") for i in range(1, 6)])
+    together = [client.rpop("synib") for _ in range(5)]
+    assert client.llen("synib") == 0
+    assert [json.loads(m)["headers"]["id"] for m in together] == [f"task-{i}" for i in range(1, 6)]
+    expected = _shape(alone)
+    for i, message in enumerate(together, start=1):
+        assert _shape(message) == (*expected[:-1], [f"job-{i}"])
+
+
+def test_a_batch_that_fails_is_sent_one_by_one(
+    api_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Broker down: the batch fails, each message is tried on its own and logged as not sent."""
+    down = api_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    producer = TaskProducer(down)
+    try:
+        with caplog.at_level(logging.WARNING, logger="api.queue"):
+            producer._send_all([(RUN_JOB, "job-1", None), (RUN_JOB, "job-2", None)])
+        assert "sending 2 messages at once failed" in caplog.text
         assert "could not enqueue synib.run_job(job-1)" in caplog.text
         assert "could not enqueue synib.run_job(job-2)" in caplog.text
     finally:
