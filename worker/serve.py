@@ -177,10 +177,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.http_protocol import PROTOCOL
     from api.observability import MULTIPROCESS_ENV
 
     settings = get_settings()
     workers = args.workers or settings.api_workers
+    os.environ["SYNIB_API_WORKERS"] = str(workers)  # the processes' share of the connections
     metrics_dir = None
     if workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # The processes share their request metrics through files here (api/observability.py);
@@ -195,6 +197,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             log_level=args.log_level or settings.log_level,
             proxy_headers=True,
             workers=workers,
+            http=PROTOCOL,  # connections spread evenly over the processes
         )
     finally:
         if metrics_dir is not None:
