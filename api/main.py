@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api.db.hot import writes_in_one_statement
+from api.db.hot import AnyRow, writes_in_one_statement
 from api.db.session import (
     autocommit_engine,
     make_async_engine,
@@ -43,8 +43,10 @@ from api.settings import Settings, get_settings
 from api.static import DashboardFiles
 from api.storage import ArtifactStore
 from api.token_cache import TokenCache
+from api.ttl_cache import TTLCache
 
 API_PREFIX = "/api/v1"
+READY_DATASET_TTL_S = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_engine = app.state.read_engine if one_statement else async_engine
     app.state.read_session_factory = make_async_session_factory(app.state.read_engine)
     app.state.token_cache = TokenCache(settings.auth_cache_ttl_s)
+    app.state.ready_datasets = TTLCache[AnyRow](READY_DATASET_TTL_S)  # POST /jobs (routes/jobs.py)
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)

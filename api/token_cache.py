@@ -11,13 +11,11 @@ cannot fill it.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from api.db.models import User
+from api.ttl_cache import TTLCache
 
 
 @dataclass(frozen=True)
@@ -29,40 +27,5 @@ class VerifiedToken:
     expires_at: datetime | None
 
 
-class TokenCache:
-    """``token hash -> VerifiedToken`` for ``ttl_s`` seconds, at most ``max_entries`` (the
-    least recently stored go first). Used from the event loop's thread only."""
-
-    def __init__(
-        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, VerifiedToken]] = OrderedDict()
-
-    def get(self, token_hash: str) -> VerifiedToken | None:
-        if self.ttl_s <= 0:
-            return None
-        found = self._entries.get(token_hash)
-        if found is None:
-            return None
-        stored_at, entry = found
-        if self._clock() - stored_at >= self.ttl_s:
-            del self._entries[token_hash]
-            return None
-        return entry
-
-    def put(self, token_hash: str, entry: VerifiedToken) -> None:
-        if self.ttl_s <= 0:
-            return
-        self._entries.pop(token_hash, None)
-        self._entries[token_hash] = (self._clock(), entry)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def drop(self, token_hash: str) -> None:
-        self._entries.pop(token_hash, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+class TokenCache(TTLCache[VerifiedToken]):
+    """``token hash -> VerifiedToken`` for ``ttl_s`` seconds."""

@@ -4,10 +4,11 @@ statements on an asyncio connection.
 Through an ``AsyncSession`` (the ORM code run by ``run_sync``: unit of work, identity map, a
 greenlet hop per statement) writing a job cost the API about 2.7 ms of CPU and reading one
 1.8 ms; as Core statements on the ``AsyncConnection``, about 1.1 and 0.65 ms (measured in one
-process on PostgreSQL; benchmarks/README.md). On PostgreSQL a new job and its first event go
-in one statement, so ``POST /jobs`` makes 2 round trips instead of 5 (BEGIN, the dataset, the
-job, the event, COMMIT): under load each round trip is also a turn waiting behind the event
-loop's other requests.
+process on PostgreSQL; benchmarks/README.md). Round trips are few, too: under load each one is
+also a turn waiting behind the event loop's other requests. ``GET /jobs/{id}`` reads the job
+and its succeeded trials in one statement. On PostgreSQL a new job and its first event go in
+one statement, so ``POST /jobs`` makes 2 round trips instead of 5 (BEGIN, the dataset, the job,
+the event, COMMIT).
 
 The statements are built once and run on PostgreSQL and SQLite (the one-statement write is
 PostgreSQL's; SQLite writes the same two rows in a transaction). Values go in and come out
@@ -16,9 +17,11 @@ attribute reads of ``build_job_public``."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Dialect, Row, String, Table, bindparam, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db.crud_events import status_event_data
@@ -31,12 +34,13 @@ EVENTS = cast(Table, JobEvent.__table__)
 DATASETS = cast(Table, Dataset.__table__)
 TRIALS = cast(Table, Trial.__table__)
 
-_OWNED_JOB = select(*JOBS.c).where(
-    JOBS.c.id == bindparam("job_id"), JOBS.c.owner_id == bindparam("owner_id")
-)
-_SUCCEEDED_TRIALS = (
-    select(*TRIALS.c)
-    .where(TRIALS.c.job_id == bindparam("job_id"), TRIALS.c.status == "succeeded")
+# A job and its succeeded trials in one round trip: one row per such trial (the job's columns
+# repeated), or one row with null trial columns when it has none.
+_TRIAL_FIELDS = ("id", "trial_key", "method", "status", "config", "metrics")
+_OWNED_JOB = (
+    select(*JOBS.c, *(TRIALS.c[name].label(f"trial_{name}") for name in _TRIAL_FIELDS))
+    .outerjoin(TRIALS, (TRIALS.c.job_id == JOBS.c.id) & (TRIALS.c.status == "succeeded"))
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.owner_id == bindparam("owner_id"))
     .order_by(TRIALS.c.trial_key)
 )
 _OWNED_DATASET = select(
@@ -63,6 +67,13 @@ _INSERT_JOB_AND_EVENT = insert(EVENTS).from_select(
 )
 
 
+def is_missing_reference(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a foreign key violation (a row it points to is gone)."""
+    if getattr(exc.orig, "sqlstate", None) == "23503":  # PostgreSQL: foreign_key_violation
+        return True
+    return "FOREIGN KEY constraint failed" in str(exc.orig)  # SQLite
+
+
 def writes_in_one_statement(dialect: Dialect) -> bool:
     """Whether :func:`insert_job` writes in one statement on ``dialect`` (PostgreSQL), so that
     it may run on an autocommit connection; SQLite cannot nest an INSERT in a CTE."""
@@ -71,14 +82,18 @@ def writes_in_one_statement(dialect: Dialect) -> bool:
 
 async def owned_job(
     conn: AsyncConnection, *, job_id: str, owner_id: str
-) -> tuple[AnyRow, list[AnyRow]] | None:
-    """The user's job and its succeeded trials (ordered by trial key), or None when there is no
-    such job or it is another user's."""
-    job = (await conn.execute(_OWNED_JOB, {"job_id": job_id, "owner_id": owner_id})).first()
-    if job is None:
+) -> tuple[AnyRow, list[SimpleNamespace]] | None:
+    """The user's job and its succeeded trials (id, trial_key, method, status, config, metrics;
+    ordered by trial key), or None when there is no such job or it is another user's."""
+    rows = (await conn.execute(_OWNED_JOB, {"job_id": job_id, "owner_id": owner_id})).all()
+    if not rows:
         return None
-    trials = (await conn.execute(_SUCCEEDED_TRIALS, {"job_id": job_id})).all()
-    return job, list(trials)
+    trials = [
+        SimpleNamespace(**{name: getattr(row, f"trial_{name}") for name in _TRIAL_FIELDS})
+        for row in rows
+        if row.trial_id is not None
+    ]
+    return rows[0], trials
 
 
 async def owned_dataset(conn: AsyncConnection, *, dataset_id: str, owner_id: str) -> AnyRow | None:

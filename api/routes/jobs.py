@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import crud, hot
@@ -32,6 +33,7 @@ from api.errors import (
 from api.queue import RUN_JOB, TaskProducer
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public
+from api.ttl_cache import TTLCache
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
@@ -75,15 +77,19 @@ async def create_job(body: JobCreate, user: CurrentUser, request: Request) -> Re
     problem = body.knob_problem()
     if problem is not None:
         raise unprocessable(*problem)
+    # A ready dataset never changes (only its deletion, refused while a job uses it): this
+    # process keeps it for a while, and the job's insert is then the request's one statement
+    # (each job's spec is still checked against it). If it was deleted since, the insert
+    # breaks its foreign key: the same 422 as a lookup would give.
+    ready: TTLCache[hot.AnyRow] = request.app.state.ready_datasets
+    key = f"{user.id}/{body.dataset_id}"
     async with write_connection(request) as conn:
-        dataset = await hot.owned_dataset(conn, dataset_id=body.dataset_id, owner_id=user.id)
-        if dataset is None:
-            raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
-        if dataset.status == "failed":
-            raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
-        problem = body.dataset_problem(dataset.summary)
-        if problem is not None:
-            raise unprocessable(*problem)
+        found = ready.get(key)
+        if found is None:
+            found = await hot.owned_dataset(conn, dataset_id=body.dataset_id, owner_id=user.id)
+        dataset = _check_dataset(found, body)
+        if dataset.status == "ready":
+            ready.put(key, dataset)
         # The task id is stored with the job (one commit, not two).
         job = crud.new_job(
             owner_id=user.id,
@@ -93,14 +99,32 @@ async def create_job(body: JobCreate, user: CurrentUser, request: Request) -> Re
             trials_total=body.trials_total(),
             task_id=str(uuid.uuid4()),
         )
-        await hot.insert_job(conn, job)
-        await conn.commit()
+        try:
+            await hot.insert_job(conn, job)
+            await conn.commit()
+        except IntegrityError as exc:
+            if not hot.is_missing_reference(exc):
+                raise
+            ready.drop(key)
+            raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}") from exc
     # Committed. The message goes out from the producer's sender thread: the answer waits
     # neither on the broker nor on a thread hop. If the send fails, the job stays queued and
     # the reconciler resends it under a new id.
     producer: TaskProducer = request.app.state.producer
     producer.submit(RUN_JOB, job.id, job.task_id)
     return json_response(build_job_public(job, []), status.HTTP_202_ACCEPTED)
+
+
+def _check_dataset(dataset: hot.AnyRow | None, body: JobCreate) -> hot.AnyRow:
+    """422 naming why the job cannot run on ``dataset`` (the user's, or None)."""
+    if dataset is None:
+        raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
+    if dataset.status == "failed":
+        raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
+    problem = body.dataset_problem(dataset.summary)
+    if problem is not None:
+        raise unprocessable(*problem)
+    return dataset
 
 
 @router.get("", response_model=JobsPublic)

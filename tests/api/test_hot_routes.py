@@ -357,3 +357,70 @@ def test_the_asyncio_pool_keeps_db_pool_size_connections(api_settings: Settings)
     else:
         assert size == 7
         assert create_app(api_settings).state.async_engine.pool.size() == 20
+
+
+def _insert_statements(app: Any) -> list[str]:
+    """The first words of every statement the hot routes' engine sends from now."""
+    statements: list[str] = []
+    event.listen(
+        app.state.async_engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split()[:3])),
+    )
+    return statements
+
+
+def test_a_ready_dataset_is_looked_up_once_and_each_spec_still_checked_against_it(
+    app: Any, auth: dict[str, str], dataset: Dataset
+) -> None:
+    """The second job on a ready dataset writes without reading the dataset again; a spec the
+    dataset cannot serve is still refused with the field named."""
+    spec = {"dataset_id": dataset.id, "methods": ["vanilla"]}
+    with TestClient(app) as client:
+        assert client.post(URL, headers=auth, json=spec).status_code == 202
+        statements = _insert_statements(app)
+        assert client.post(URL, headers=auth, json=spec).status_code == 202
+        assert not [s for s in statements if s.startswith("SELECT")], statements
+        unknown = {**spec, "methods": ["synib"], "config": {"modality_weights": "b=2"}}
+        refused = client.post(URL, headers=auth, json=unknown)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["field"] == "config.modality_weights"
+
+
+def test_a_dataset_deleted_behind_the_cache_is_refused_as_missing(
+    app: Any, auth: dict[str, str], dataset: Dataset, db_session: Any
+) -> None:
+    """Deleted by another process after this one cached it: the job's insert breaks its
+    foreign key and the answer is the usual 422, with no job written."""
+    from api.db import crud
+
+    spec = {"dataset_id": dataset.id, "methods": ["vanilla"]}
+    with TestClient(app) as client:
+        assert client.post(URL, headers=auth, json=spec).status_code == 202
+        # As another API process would (its first job's dataset_id becomes null).
+        assert crud.delete_dataset(db_session, dataset_id=dataset.id) is None  # no file
+        refused = client.post(URL, headers=auth, json=spec)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["field"] == "dataset_id"
+        assert "no dataset" in refused.json()["detail"][0]["msg"]
+        assert client.get(URL, headers=auth).json()["count"] == 1  # the first job only
+        assert client.post(URL, headers=auth, json=spec).status_code == 422  # entry dropped
+
+
+def test_a_pending_dataset_is_not_kept(
+    app: Any, auth: dict[str, str], db_session: Any, user_token: tuple[str, str]
+) -> None:
+    """A dataset not ready yet is read again by the next job: once it failed, jobs on it are
+    refused with its reason."""
+    from api_factories import add_ready_dataset
+
+    from api.db import crud
+
+    pending = add_ready_dataset(db_session, user_token[1], status="pending")
+    spec = {"dataset_id": pending.id, "methods": ["vanilla"]}
+    with TestClient(app) as client:
+        assert client.post(URL, headers=auth, json=spec).status_code == 202
+        crud.mark_dataset_failed(db_session, dataset_id=pending.id, error="generator broke")
+        refused = client.post(URL, headers=auth, json=spec)
+    assert refused.status_code == 422
+    assert "dataset failed: generator broke" in refused.json()["detail"][0]["msg"]

@@ -195,6 +195,18 @@ def test_list_filter_get_and_best(
             status="succeeded",
             metrics={"val_acc": val_acc, "test_acc": val_acc - 0.1, "synergy_acc": 0.5},
         )
+    # A failed trial never counts as the best, whatever it measured before failing.
+    failed = crud.upsert_trial(
+        db_session,
+        job_id=done.id,
+        trial_key="synib|lambda=0.1|seed=0",
+        method="synib",
+        seed=0,
+        config={"lambda": 0.1},
+    )
+    crud.set_trial_status(
+        db_session, trial_id=failed.id, status="failed", metrics={"val_acc": 0.99}
+    )
     crud.set_job_status(db_session, job_id=done.id, status="succeeded")
     listed = client.get(URL, headers=auth).json()
     assert listed["count"] == 2
@@ -203,7 +215,7 @@ def test_list_filter_get_and_best(
     assert [j["id"] for j in only["data"]] == [done.id]
     assert client.get(URL, headers=auth, params={"status": "bogus"}).status_code == 422
     job = client.get(f"{URL}/{done.id}", headers=auth).json()
-    assert job["progress"] == 1.0 and job["trials_done"] == 2
+    assert job["progress"] == 1.0 and job["trials_done"] == 3
     assert job["best"]["synib"]["config"] == {"lambda": 10.0}
     assert job["best"]["synib"]["val_acc"] == 0.9
     assert job["best"]["synib"]["test_acc"] == pytest.approx(0.8)
