@@ -84,23 +84,23 @@ class Balancer:
         return True
 
 
-_balancers: dict[int, Balancer] = {}
+_balancers: dict[tuple[int, int], Balancer] = {}
 
 
 def balancer_for(port: int, processes: int) -> Balancer:
-    if port not in _balancers:
-        _balancers[port] = Balancer(processes, lambda: established_on_port(port))
-    return _balancers[port]
+    """The process's balancer for a server on ``port`` run as ``processes`` processes."""
+    key = (port, processes)
+    if key not in _balancers:
+        _balancers[key] = Balancer(processes, lambda: established_on_port(port))
+    return _balancers[key]
 
 
 class BalancedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol with :class:`Balancer` deciding keep-alive."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from api.settings import get_settings
-
         super().__init__(*args, **kwargs)
-        self.balancer = balancer_for(self.config.port, get_settings().api_workers)
+        self.balancer = balancer_for(self.config.port, self.config.workers)
 
     def on_headers_complete(self) -> None:
         previous = self.cycle

@@ -182,7 +182,6 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     workers = args.workers or settings.api_workers
-    os.environ["SYNIB_API_WORKERS"] = str(workers)  # the processes' share of the connections
     metrics_dir = None
     if workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # The processes share their request metrics through files here (api/observability.py);

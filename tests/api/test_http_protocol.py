@@ -66,3 +66,26 @@ def test_one_process_or_unknown_totals_never_hand_back() -> None:
     assert not any(Balancer(1, lambda: 20).hand_back(20) for _ in range(5))
     assert not any(Balancer(2, lambda: None).hand_back(20) for _ in range(5))
     assert not any(Balancer(2, lambda: 0).hand_back(3) for _ in range(5))
+
+
+def test_the_protocol_balances_over_the_processes_uvicorn_runs() -> None:
+    """The share comes from the server's own process count (``synib api --workers``), not from
+    a setting another process may have read differently."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from api.http_protocol import BalancedHttpTools
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    loop = asyncio.new_event_loop()
+    try:
+        for workers in (1, 3):
+            config = Config(app, port=8123, workers=workers)
+            protocol = BalancedHttpTools(config, ServerState(), {}, _loop=loop)
+            assert protocol.balancer.processes == workers
+    finally:
+        loop.close()
