@@ -4,7 +4,7 @@ transaction; each writing function commits."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, defer
@@ -32,54 +32,36 @@ def _lock_job(session: Session, job_id: str) -> Job | None:
     return session.scalars(stmt).first()
 
 
-def new_job(
-    *,
-    owner_id: str,
-    dataset_id: str,
-    name: str,
-    spec: dict[str, Any],
-    trials_total: int,
-    task_id: str | None = None,
-) -> Job:
+class NewJobFields(TypedDict):
+    """What a new job is made of (the rest of its columns start empty)."""
+
+    owner_id: str
+    dataset_id: str
+    name: str
+    spec: dict[str, Any]
+    trials_total: int
+    task_id: NotRequired[str | None]
+
+
+def new_job(**fields: Unpack[NewJobFields]) -> Job:
     """A transient queued job with every column set (id and timestamps included), ready to be
     added to a session or inserted as Core values (``api.db.hot.insert_job``)."""
     now = utcnow()
     return Job(
         id=new_id(),
-        owner_id=owner_id,
-        dataset_id=dataset_id,
-        name=name,
-        spec=spec,
         status="queued",
         progress=0.0,
-        trials_total=trials_total,
         trials_done=0,
-        task_id=task_id,
         created_at=now,
         updated_at=now,
+        **fields,
     )
 
 
-def create_job(
-    session: Session,
-    *,
-    owner_id: str,
-    dataset_id: str,
-    name: str,
-    spec: dict[str, Any],
-    trials_total: int,
-    task_id: str | None = None,
-) -> Job:
+def create_job(session: Session, **fields: Unpack[NewJobFields]) -> Job:
     """Insert a queued job (:func:`new_job`) and its first status event; commits. The API's
     ``POST /jobs`` does the same in Core on its asyncio connection (``api.db.hot``)."""
-    job = new_job(
-        owner_id=owner_id,
-        dataset_id=dataset_id,
-        name=name,
-        spec=spec,
-        trials_total=trials_total,
-        task_id=task_id,
-    )
+    job = new_job(**fields)
     session.add(job)
     session.flush()
     add_event(session, job_id=job.id, type="status", data=status_event_data(job), commit=False)

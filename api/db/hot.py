@@ -20,7 +20,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, TypeAlias, cast
 
-from sqlalchemy import Dialect, Row, String, Table, bindparam, insert, literal, select
+from sqlalchemy import JSON, Dialect, Row, String, Table, bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,16 +46,20 @@ _OWNED_JOB = (
 _OWNED_DATASET = select(
     DATASETS.c.id, DATASETS.c.name, DATASETS.c.status, DATASETS.c.error, DATASETS.c.summary
 ).where(DATASETS.c.id == bindparam("dataset_id"), DATASETS.c.owner_id == bindparam("owner_id"))
-_INSERT_JOB = insert(JOBS)
+
+
+def _bind_type(column: Any) -> Any:
+    """The column's type for a value bound to it; a JSON column's None is SQL NULL (as the ORM
+    writes a column it was not given), not the JSON text ``null``."""
+    return JSON(none_as_null=True) if isinstance(column.type, JSON) else column.type
+
+
+_JOB_VALUES = {column.key: bindparam(column.key, type_=_bind_type(column)) for column in JOBS.c}
+_INSERT_JOB = insert(JOBS).values(_JOB_VALUES)
 _INSERT_EVENT = insert(EVENTS)
 # PostgreSQL: the job's INSERT in a CTE feeds its first event's: both rows in one statement,
 # atomic on its own (no BEGIN and COMMIT round trips).
-_NEW_JOB = (
-    insert(JOBS)
-    .values({column.key: bindparam(column.key, type_=column.type) for column in JOBS.c})
-    .returning(JOBS.c.id, JOBS.c.created_at)
-    .cte("new_job")
-)
+_NEW_JOB = insert(JOBS).values(_JOB_VALUES).returning(JOBS.c.id, JOBS.c.created_at).cte("new_job")
 _INSERT_JOB_AND_EVENT = insert(EVENTS).from_select(
     ["job_id", "type", "data", "created_at"],
     select(

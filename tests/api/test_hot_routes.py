@@ -297,6 +297,18 @@ def test_reads_run_in_autocommit_and_a_job_is_written_in_one_statement_where_pos
         assert created.status_code == 202, created.text
         job = client.get(f"{URL}/{created.json()['id']}", headers=auth).json()
     assert job == created.json()
+    # Columns the job was not given are SQL NULL, as the ORM writes them (not JSON null).
+    from api.db.session import make_engine
+
+    engine = make_engine(str(app.state.settings.database_url))
+    try:
+        with engine.connect() as conn:
+            nulls = conn.execute(
+                text('SELECT "references" IS NULL, report IS NULL, worker IS NULL FROM jobs')
+            ).one()
+    finally:
+        engine.dispose()
+    assert tuple(nulls) == (True, True, True)
     writes = [s.split(" (")[0] for s in statements if not s.startswith("SELECT")]
     if postgresql:
         assert writes == ["WITH new_job AS"]
