@@ -59,7 +59,7 @@ _INSERT_JOB = insert(JOBS).values(_JOB_VALUES)
 _INSERT_EVENT = insert(EVENTS)
 # PostgreSQL: the job's INSERT in a CTE feeds its first event's: both rows in one statement,
 # atomic on its own (no BEGIN and COMMIT round trips).
-_NEW_JOB = insert(JOBS).values(_JOB_VALUES).returning(JOBS.c.id, JOBS.c.created_at).cte("new_job")
+_NEW_JOB = _INSERT_JOB.returning(JOBS.c.id, JOBS.c.created_at).cte("new_job")
 _INSERT_JOB_AND_EVENT = insert(EVENTS).from_select(
     ["job_id", "type", "data", "created_at"],
     select(

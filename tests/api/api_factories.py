@@ -1,4 +1,5 @@
-"""Factories for the API tests: dataset files and rows, jobs inserted through crud."""
+"""Factories for the API tests: dataset files and rows, jobs inserted through crud; a recorder of
+the statements an app sends."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 from typing import Any
 
 import numpy as np
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from api.db import crud
@@ -69,3 +71,15 @@ def add_job(
         assert updated is not None
         return updated
     return claimed
+
+
+def record_statements(app: Any) -> list[str]:
+    """Every statement the app's asyncio engine (authentication, hot routes) sends from now,
+    whitespace collapsed."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(app.state.async_engine.sync_engine, "before_cursor_execute", record)
+    return statements

@@ -19,10 +19,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from api_factories import record_statements
 from db_testing import redis_url
 from fastapi import Request
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from api.db.models import Dataset
 from api.deps import CurrentUser, SessionDep, read_connection, write_connection
@@ -280,17 +281,12 @@ def test_reads_run_in_autocommit_and_a_job_is_written_in_one_statement_where_pos
         return {"read": read, "write": await level(write_connection(request))}
 
     postgresql = app.state.async_engine.dialect.name == "postgresql"
-    statements: list[str] = []
     with TestClient(app) as client:
         assert client.get("/api/v1/probe-levels", headers=auth).json() == {
             "read": "AUTOCOMMIT",
             "write": "AUTOCOMMIT" if postgresql else "default",
         }
-        event.listen(
-            app.state.async_engine.sync_engine,
-            "before_cursor_execute",
-            lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split())),
-        )
+        statements = record_statements(app)
         created = client.post(
             URL, headers=auth, json={"dataset_id": dataset.id, "methods": ["vanilla"]}
         )
@@ -371,17 +367,6 @@ def test_the_asyncio_pool_keeps_db_pool_size_connections(api_settings: Settings)
         assert create_app(api_settings).state.async_engine.pool.size() == 20
 
 
-def _insert_statements(app: Any) -> list[str]:
-    """The first words of every statement the hot routes' engine sends from now."""
-    statements: list[str] = []
-    event.listen(
-        app.state.async_engine.sync_engine,
-        "before_cursor_execute",
-        lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split()[:3])),
-    )
-    return statements
-
-
 def test_a_ready_dataset_is_looked_up_once_and_each_spec_still_checked_against_it(
     app: Any, auth: dict[str, str], dataset: Dataset
 ) -> None:
@@ -390,7 +375,7 @@ def test_a_ready_dataset_is_looked_up_once_and_each_spec_still_checked_against_i
     spec = {"dataset_id": dataset.id, "methods": ["vanilla"]}
     with TestClient(app) as client:
         assert client.post(URL, headers=auth, json=spec).status_code == 202
-        statements = _insert_statements(app)
+        statements = record_statements(app)
         assert client.post(URL, headers=auth, json=spec).status_code == 202
         assert not [s for s in statements if s.startswith("SELECT")], statements
         unknown = {**spec, "methods": ["synib"], "config": {"modality_weights": "b=2"}}

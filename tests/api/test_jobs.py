@@ -180,7 +180,13 @@ def test_list_filter_get_and_best(
     owner = user_token[1]
     queued = add_job(db_session, owner, dataset.id)
     done = add_job(db_session, owner, dataset.id, status="running")
-    for key, val_acc in (("synib|lambda=1|seed=0", 0.7), ("synib|lambda=10|seed=0", 0.9)):
+    trials = (
+        ("synib|lambda=1|seed=0", "succeeded", 0.7),
+        ("synib|lambda=10|seed=0", "succeeded", 0.9),
+        # A failed trial never counts as the best, whatever it measured before failing.
+        ("synib|lambda=0.1|seed=0", "failed", 0.99),
+    )
+    for key, status, val_acc in trials:
         trial = crud.upsert_trial(
             db_session,
             job_id=done.id,
@@ -192,21 +198,9 @@ def test_list_filter_get_and_best(
         crud.set_trial_status(
             db_session,
             trial_id=trial.id,
-            status="succeeded",
+            status=status,
             metrics={"val_acc": val_acc, "test_acc": val_acc - 0.1, "synergy_acc": 0.5},
         )
-    # A failed trial never counts as the best, whatever it measured before failing.
-    failed = crud.upsert_trial(
-        db_session,
-        job_id=done.id,
-        trial_key="synib|lambda=0.1|seed=0",
-        method="synib",
-        seed=0,
-        config={"lambda": 0.1},
-    )
-    crud.set_trial_status(
-        db_session, trial_id=failed.id, status="failed", metrics={"val_acc": 0.99}
-    )
     crud.set_job_status(db_session, job_id=done.id, status="succeeded")
     listed = client.get(URL, headers=auth).json()
     assert listed["count"] == 2

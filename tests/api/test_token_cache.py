@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
 
+from api_factories import record_statements
 from fastapi.testclient import TestClient
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from api.db.models import ApiToken, User, utcnow
@@ -29,17 +29,6 @@ class FakeClock:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _count_statements(app: Any) -> list[str]:
-    """Every statement the app's asyncio engine (authentication, hot routes) sends from now."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(app.state.async_engine.sync_engine, "before_cursor_execute", record)
-    return statements
 
 
 def test_revoked_and_expired_tokens_are_401(
@@ -84,7 +73,7 @@ def test_a_verified_token_is_not_looked_up_again_within_the_ttl(
     app = create_app(api_settings)
     clock = FakeClock()
     app.state.token_cache = TokenCache(api_settings.auth_cache_ttl_s, clock=clock)
-    statements = _count_statements(app)
+    statements = record_statements(app)
     with TestClient(app) as client:
         assert client.get("/api/v1/me", headers=_bearer(user_token[0])).status_code == 200
         looked_up = len(statements)
