@@ -10,18 +10,18 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import crud
-from api.db.models import User, utcnow
-from api.queue import TaskProducer
 from api.ratelimit import SlidingWindowLimiter
 from api.schemas.common import CleanText
-from api.security import hash_token, hashes_match, looks_like_token
-from api.settings import Settings
-from api.storage import ArtifactStore
 from api.token_cache import TokenCache, VerifiedToken
+from infra.broker import TaskProducer
+from infra.db import crud
+from infra.db.models import User, utcnow
+from infra.security import hash_token, hashes_match, looks_like_token
+from infra.settings import Settings
+from infra.storage import ArtifactStore
 
 _TOUCH_EVERY = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token `synib_...`")
@@ -45,28 +45,6 @@ def session_factory_of(request: Request) -> sessionmaker[Session]:
 def read_session_factory_of(request: Request) -> async_sessionmaker[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.read_session_factory
     return factory
-
-
-def write_connection(request: Request) -> AsyncConnection:
-    """An asyncio connection for ``POST /jobs`` (``api.db.hot``), to be used as ``async with
-    write_connection(request) as conn`` and committed with ``await conn.commit()`` before the
-    answer goes out. On PostgreSQL it is in autocommit mode: the job and its first event are
-    written in one statement, which needs no BEGIN and COMMIT round trips. On SQLite it is not:
-    the two statements there commit together.
-
-    The hot routes open their connection themselves rather than through a ``yield``
-    dependency: FastAPI's exit stack around such a dependency cost about 0.15 ms of CPU per
-    request, more than taking the connection from the pool."""
-    engine: AsyncEngine = request.app.state.write_engine
-    return engine.connect()
-
-
-def read_connection(request: Request) -> AsyncConnection:
-    """Like :func:`write_connection`, in autocommit mode, for a hot route that only reads: each
-    query runs on its own, without the BEGIN and ROLLBACK round trips of a transaction (under
-    READ COMMITTED each statement sees its own snapshot either way)."""
-    engine: AsyncEngine = request.app.state.read_engine
-    return engine.connect()
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.schemas.common import Message, ValidationProblem
+from synib_spec import SpecError
 
 log = logging.getLogger("api.errors")
 
@@ -53,6 +54,12 @@ def unprocessable(
     loc = [*loc_prefix, *field.split(".")]
     item = {"loc": loc, "msg": f"{field}: {reason}", "type": "value_error", "field": field}
     return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[item])
+
+
+def spec_unprocessable(error: SpecError) -> HTTPException:
+    """A 422 listing every problem of a ``SpecError`` (each naming its field)."""
+    items = [unprocessable(e.field, e.reason).detail[0] for e in error.all()]
+    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=items)
 
 
 def not_found(what: str) -> HTTPException:

@@ -7,7 +7,6 @@ Run with ``uvicorn api.main:app`` (or ``synib api``). Routes live under /api/v1;
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,17 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api.db.hot import AnyRow, writes_in_one_statement
-from api.db.session import (
-    autocommit_engine,
-    make_async_engine,
-    make_async_session_factory,
-    make_engine,
-    make_session_factory,
-)
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
-from api.queue import TaskProducer
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
     artifacts,
@@ -39,30 +29,20 @@ from api.routes import (
     reports,
     trials,
 )
-from api.settings import Settings, get_settings
 from api.static import DashboardFiles
-from api.storage import ArtifactStore
 from api.token_cache import TokenCache
-from api.ttl_cache import TTLCache
+from infra.broker import TaskProducer
+from infra.db.session import (
+    make_async_engine,
+    make_async_session_factory,
+    make_engine,
+    make_session_factory,
+)
+from infra.settings import Settings, get_settings
+from infra.storage import ArtifactStore
 
 API_PREFIX = "/api/v1"
-READY_DATASET_TTL_S = 60.0
 log = logging.getLogger(__name__)
-
-
-_heap_frozen = False
-
-
-def freeze_startup_heap() -> None:
-    """Once per process: collect, then move every object alive now (modules, the app, its
-    schemas and mappers: hundreds of thousands of objects) out of the cyclic collector's
-    reach. A full collection then scans only objects made since; measured while paging
-    through 10,000 jobs 200 at a time, its pauses fell from 70-90 ms to 3-6 ms."""
-    global _heap_frozen
-    if not _heap_frozen:
-        gc.collect()
-        gc.freeze()
-        _heap_frozen = True
 
 
 def _version() -> str:
@@ -99,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        freeze_startup_heap()
         yield
         await run_in_threadpool(producer.close)  # sends what the sender thread still holds
         await async_engine.dispose()
@@ -118,13 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.async_engine = async_engine
-    app.state.read_engine = autocommit_engine(async_engine)
-    # POST /jobs: autocommit where it writes in one statement (api.db.hot.insert_job).
-    one_statement = writes_in_one_statement(async_engine.dialect)
-    app.state.write_engine = app.state.read_engine if one_statement else async_engine
-    app.state.read_session_factory = make_async_session_factory(app.state.read_engine)
+    app.state.read_session_factory = make_async_session_factory(async_engine)
     app.state.token_cache = TokenCache(settings.auth_cache_ttl_s)
-    app.state.ready_datasets = TTLCache[AnyRow](READY_DATASET_TTL_S)  # POST /jobs (routes/jobs.py)
     app.state.store = ArtifactStore(settings.artifact_root)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)

@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.db.models import JOB_STATUSES
+from infra.db.models import JOB_STATUSES
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from api.db.models import User
 from api.ttl_cache import TTLCache
+from infra.db.models import User
 
 
 @dataclass(frozen=True)

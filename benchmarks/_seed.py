@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
-from api.auth_admin import issue_token
-from api.db import crud
-from api.db.models import EpochMetric, Job, Trial, new_id, utcnow
+from infra.db import crud
+from infra.db.models import EpochMetric, Job, Trial, new_id, utcnow
+from infra.tokens import issue_token
 
 # Status mix of the seeded job list (weights sum to 1).
 STATUS_MIX = {"succeeded": 0.6, "failed": 0.1, "cancelled": 0.1, "queued": 0.15, "running": 0.05}

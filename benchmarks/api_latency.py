@@ -50,7 +50,7 @@ from _service import (
     verdict,
 )
 
-from api.db.session import make_engine, make_session_factory
+from infra.db.session import make_engine, make_session_factory
 
 TARGET_A_MS = 50.0
 TARGET_BC_MS = 150.0

@@ -22,7 +22,7 @@ from _seed import analyze, make_user, ready_dataset, seed_jobs
 from _service import bench_database, markdown_table, run_api
 from playwright.sync_api import Page, sync_playwright
 
-from api.db.session import make_engine, make_session_factory
+from infra.db.session import make_engine, make_session_factory
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -117,9 +117,9 @@ def throwaway_database(database_url: str | None, admin_url: str = PG_ADMIN_URL) 
 
 def seed_clients(database_url: str, clients: int) -> list[tuple[str, str]]:
     """One user per client with a token and a ready dataset: [(token, dataset id)]."""
-    from api.auth_admin import issue_token
-    from api.db import crud
-    from api.db.session import make_engine, make_session_factory
+    from infra.db import crud
+    from infra.db.session import make_engine, make_session_factory
+    from infra.tokens import issue_token
 
     engine = make_engine(database_url)
     out = []
@@ -241,8 +241,8 @@ async def drive(base_url: str, seeds: list[tuple[str, str]], duration_s: float) 
 def count_jobs(database_url: str) -> set[str]:
     from sqlalchemy import select
 
-    from api.db.models import Job
-    from api.db.session import make_engine, make_session_factory
+    from infra.db.models import Job
+    from infra.db.session import make_engine, make_session_factory
 
     engine = make_engine(database_url)
     try:

@@ -48,7 +48,7 @@ from typing import Any
 from _cpu import COMPONENTS, OTHER, TRIALS, CpuMeter
 from _service import Service, exit_on_sigterm, markdown_table, run_serve
 
-from api.client import Client
+from synib_client.client import Client
 
 # The model of examples/xor_pid_sweep.yaml (the documented laptop-sized sweep).
 KNOBS: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Alembic environment: URL from api.settings (or the ``sqlalchemy.url`` option), batch mode
+"""Alembic environment: URL from infra.settings (or the ``sqlalchemy.url`` option), batch mode
 for SQLite (ALTER TABLE is limited there)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from api.db.models import Base
-from api.db.session import make_engine, normalize_url
-from api.settings import get_settings
+from infra.db.models import Base
+from infra.db.session import make_engine, normalize_url
+from infra.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -66,7 +66,7 @@ def _truncate(engine: object) -> None:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def db_url(request: pytest.FixtureRequest, _engines: dict[str, object]) -> str:
     """URL of an empty, migrated database; parametrised over PostgreSQL and SQLite."""
-    from api.db.session import make_engine
+    from infra.db.session import make_engine
 
     fixture = "pg_database_url" if request.param == "postgresql" else "sqlite_database_url"
     url: str = request.getfixturevalue(fixture)
@@ -79,7 +79,7 @@ def db_url(request: pytest.FixtureRequest, _engines: dict[str, object]) -> str:
 @pytest.fixture
 def db_session(db_url: str, _engines: dict[str, object]) -> Iterator[object]:
     """A Session (sqlalchemy.orm.Session) on the test database."""
-    from api.db.session import make_session_factory
+    from infra.db.session import make_session_factory
 
     factory = make_session_factory(_engines[db_url])  # type: ignore[arg-type]
     with factory() as session:
@@ -90,7 +90,7 @@ def db_session(db_url: str, _engines: dict[str, object]) -> Iterator[object]:
 def api_settings(db_url: str, tmp_path: Path) -> object:
     """Settings for an isolated service: the test database, a filesystem broker and an
     artifact store under tmp_path, no dashboard."""
-    from api.settings import Settings
+    from infra.settings import Settings
 
     return Settings(
         state_dir=tmp_path / "state",
@@ -123,7 +123,7 @@ def client(app: object) -> Iterator[object]:
 @pytest.fixture
 def make_token(db_session: object):  # -> Callable[[str], tuple[str, str]]
     """Factory: ``make_token("alice", ttl_days=None) -> (plain token, user id)``."""
-    from api.auth_admin import issue_token
+    from infra.tokens import issue_token
 
     def make(user_name: str, ttl_days: int | None = None) -> tuple[str, str]:
         issued = issue_token(db_session, user_name=user_name, ttl_days=ttl_days)  # type: ignore[arg-type]

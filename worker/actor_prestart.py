@@ -36,7 +36,7 @@ from worker.ray_envs import (
 )
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

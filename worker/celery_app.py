@@ -1,4 +1,4 @@
-"""The Celery app ``synib``: broker from ``api.settings``, one job at a time per pool child.
+"""The Celery app ``synib``: broker from ``infra.settings``, one job at a time per pool child.
 
 Start a worker with ``celery -A worker.celery_app worker -Q synib`` (or ``synib worker``).
 Full mode uses Redis; embedded mode uses kombu's ``filesystem://`` transport with its folders
@@ -11,8 +11,8 @@ from typing import Any
 
 from celery import Celery, signals
 
-from api.queue import transport_options
-from api.settings import Settings, get_settings
+from infra.broker import transport_options
+from infra.settings import Settings, get_settings
 
 QUEUE = "synib"
 TASK_NAMES = ("synib.run_job", "synib.make_dataset")

@@ -1,6 +1,6 @@
 """The ``synib`` console script: one argparse parser composed from three packages.
 
-``synib_core.cli.register`` adds train, compare, data; ``api.cli.register`` adds token, datasets,
+``synib_core.cli.register`` adds train, compare, data; ``synib_client.cli.register`` adds token, datasets,
 submit, jobs, watch, report, download; ``worker.serve.register`` adds serve, api, worker,
 migrate, reconcile. Each is imported lazily (``synib --version`` imports none of them), and a
 package that cannot be imported (an extra not installed) leaves its commands in place with a
@@ -22,7 +22,10 @@ USER_ERROR = 2
 # module -> (the extra that provides it, the commands it registers)
 COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "synib_core.cli": ("core", ("train", "compare", "data")),
-    "api.cli": ("api", ("token", "datasets", "submit", "jobs", "watch", "report", "download")),
+    "synib_client.cli": (
+        "api",
+        ("token", "datasets", "submit", "jobs", "watch", "report", "download"),
+    ),
     "worker.serve": ("worker", ("serve", "api", "worker", "migrate", "reconcile")),
 }
 

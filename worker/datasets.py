@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.datasets.validation import validate_npz
-from api.db import crud
-from api.db.models import Dataset
-from api.storage import ArtifactStore, sha256_file
+from infra.db import crud
+from infra.db.models import Dataset
+from infra.storage import ArtifactStore, sha256_file
+from synib_spec.datasets import validate_npz
 from worker.db_ops import SessionFactory
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int,
     target = store.put(tmp, relative)
     sha, size = sha256_file(target)
     # The API's own validation gives the summary, so uploads and built-ins read the same.
-    return relative, sha, size, validate_npz(target)
+    return relative, sha, size, validate_npz(str(target))
 
 
 # Module -> (the distribution that provides it, the synib extra that installs it).

@@ -1,4 +1,4 @@
-"""Database writes the worker needs that ``api.db.crud`` does not offer (built on its models)."""
+"""Database writes the worker needs that ``infra.db.crud`` does not offer (built on its models)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from functools import lru_cache
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import crud
-from api.db.models import Artifact, Job, Trial, utcnow
-from api.db.session import make_engine, make_session_factory
+from infra.db import crud
+from infra.db.models import Artifact, Job, Trial, utcnow
+from infra.db.session import make_engine, make_session_factory
 
 SessionFactory = Callable[[], Session]
 """A zero-argument callable returning a new session (a ``sessionmaker``)."""

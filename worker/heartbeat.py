@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.db.models import Job, utcnow
+from infra.db.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from api.db import crud
-from api.db.models import Job, Trial
-from api.storage import ArtifactStore, sha256_file
+from infra.db import crud
+from infra.db.models import Job, Trial
+from infra.storage import ArtifactStore, sha256_file
 from worker import db_ops
 from worker.db_ops import SessionFactory
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.trial_plan import sweep_label
+from synib_spec.jobs import sweep_label
 
 SELECTION = "val_acc"
 CURVE_METRICS = ("val_acc", "test_acc", "synergy_acc")

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Trial
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.db.models import Trial
+from infra.storage import ArtifactStore
 from worker.db_ops import SessionFactory
 from worker.db_retry import write_with_retry
 from worker.job_artifacts import MODEL_ZIP, PREDICTIONS, trial_relpath

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
-from api.db import crud
-from api.db.models import Job
-from api.settings import Settings
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.db.models import Job
+from infra.settings import Settings
+from infra.storage import ArtifactStore
+from synib_spec.jobs import JobSpec, parse_job_spec
 from worker import db_ops
 from worker.datasets import load_job_dataset
 from worker.db_ops import SessionFactory
@@ -109,17 +110,6 @@ def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> s
     return status
 
 
-def check_configs(plan: list[TrialSpec]) -> None:
-    """Validate every trial's knobs up front (KnobError names the trial and the knob)."""
-    from synib_core.config import config_from_knobs
-
-    for trial in plan:
-        try:
-            config_from_knobs(trial.config)
-        except ValueError as exc:
-            raise ValueError(f"config of trial {trial.key}: {exc}") from exc
-
-
 def register_trials(ctx: JobContext, plan: list[TrialSpec]) -> dict[str, Any]:
     """Create (or find) the trial rows; returns trial_key -> row."""
     return dict(ctx.write(lambda session: _register_trials(ctx, session, plan), "trial rows"))
@@ -164,7 +154,9 @@ def payloads_for(
     ]
 
 
-def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> tuple[bool, Any]:
+def train_job(
+    ctx: JobContext, data: MultimodalData, job_spec: JobSpec, plan: list[TrialSpec]
+) -> tuple[bool, Any]:
     """The trials under Ray, the references beside them; returns (cancelled, references per
     seed). The references' accuracies are stored on the job once they are in."""
     spec = ctx.job.spec
@@ -182,7 +174,7 @@ def train_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec]) -> t
         if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
             resources.check_fits(ray.cluster_resources())
         data_ref = ray.put(data)  # one copy in Ray's object store for references and trials
-        pending = start_references(base_config(spec), data_ref, seeds, resources)
+        pending = start_references(base_config(job_spec), data_ref, seeds, resources)
         try:
             if not resources.references_beside_trials:  # GPU or multi-thread trials
                 wait_for_references(pending, watch)
@@ -296,9 +288,9 @@ def execute(ctx: JobContext) -> str:
     t0 = time.perf_counter()
     data = load_job_dataset(ctx.sessions, ctx.store, ctx.job.dataset_id)
     log.info("job %s: dataset loaded in %.2f s", ctx.job.id, time.perf_counter() - t0)
-    plan = plan_trials(ctx.job.spec)
-    check_configs(plan)
-    cancelled, refs = train_job(ctx, data, plan)
+    job_spec = parse_job_spec(ctx.job.spec)
+    plan = plan_trials(job_spec, ctx.job.id)
+    cancelled, refs = train_job(ctx, data, job_spec, plan)
     if cancelled:
         return finish(ctx, "cancelled")
     return complete_job(ctx, data, plan, refs)

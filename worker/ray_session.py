@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from api.settings import Settings
+from infra.settings import Settings
 from worker import actor_prestart, ray_owners
 from worker.ray_envs import task_pool_env, tune_actor_env
 

@@ -34,11 +34,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from api.db import crud
-from api.db.models import Dataset, Job, Trial, utcnow
-from api.db.session import make_engine, make_session_factory
-from api.queue import MAKE_DATASET, QUEUE, RUN_JOB, TaskProducer, filesystem_folders
-from api.settings import Settings
+from infra.broker import MAKE_DATASET, QUEUE, RUN_JOB, TaskProducer, filesystem_folders
+from infra.db import crud
+from infra.db.models import Dataset, Job, Trial, utcnow
+from infra.db.session import make_engine, make_session_factory
+from infra.settings import Settings
 from worker import ray_owners
 from worker.db_retry import is_connection_error
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api.settings import Settings, get_settings, log_level_name
+from infra.settings import Settings, get_settings, log_level_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
@@ -48,10 +48,10 @@ def server_url(settings: Settings) -> str:
 
 def _token_is_active(settings: Settings, token: str) -> bool:
     """Known, not revoked and not expired (an expired saved token is replaced at start)."""
-    from api.auth_admin import admin_session
-    from api.db import crud
-    from api.db.models import utcnow
-    from api.security import hash_token
+    from infra.db import crud
+    from infra.db.models import utcnow
+    from infra.security import hash_token
+    from infra.tokens import admin_session
 
     with admin_session(settings) as session:
         row = crud.get_token_by_hash(session, token_hash=hash_token(token))
@@ -62,7 +62,7 @@ def _token_is_active(settings: Settings, token: str) -> bool:
 
 def ensure_credentials(settings: Settings) -> tuple[dict[str, str], bool]:
     """({"url", "token"}, created): reuse a valid credentials.json, else issue an admin token."""
-    from api.auth_admin import admin_session, issue_token
+    from infra.tokens import admin_session, issue_token
 
     path = settings.config_dir / "credentials.json"
     url = server_url(settings)
@@ -177,7 +177,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.http_protocol import PROTOCOL
     from api.observability import MULTIPROCESS_ENV
 
     settings = get_settings()
@@ -196,7 +195,6 @@ def cmd_api(args: argparse.Namespace) -> int:
             log_level=args.log_level or settings.log_level,
             proxy_headers=True,
             workers=workers,
-            http=PROTOCOL,  # connections spread evenly over the processes
         )
     finally:
         if metrics_dir is not None:

@@ -11,9 +11,9 @@ import os
 import socket
 from typing import Any
 
-from api.db import crud
-from api.settings import get_settings
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.settings import get_settings
+from infra.storage import ArtifactStore
 from worker import db_ops, job_runner, ray_session
 from worker.celery_app import app
 from worker.datasets import materialise_dataset

@@ -16,8 +16,8 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Job
+from infra.db import crud
+from infra.db.models import Job
 from worker.db_ops import unfinished_reason
 from worker.db_retry import DEFAULT_MAX_WAIT_S, is_connection_error, write_with_retry
 from worker.heartbeat import LEASE_STATUSES, beat

@@ -6,13 +6,13 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from api.db import crud
 from api.deps import CurrentUser, PathId, SessionDep, StoreDep
 from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.ranged_file import ranged_file_response
 from api.routes.jobs import owned_job
 from api.schemas.trials import ArtifactPublic, ArtifactsPublic
-from api.storage import UnsafePathError
+from infra.db import crud
+from infra.storage import UnsafePathError
 
 router = APIRouter(tags=["artifacts"], responses=AUTH_ERRORS)
 log = logging.getLogger(__name__)

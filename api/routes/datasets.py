@@ -9,9 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.datasets.validation import UploadError, validate_npz
-from api.db import crud
-from api.db.models import Dataset, new_id
 from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, SettingsDep, StoreDep
 from api.errors import (
     AUTH_ERRORS,
@@ -22,11 +19,15 @@ from api.errors import (
     not_found,
     unprocessable,
 )
-from api.queue import MAKE_DATASET
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import BuiltinDatasetCreate, DatasetPublic, DatasetsPublic
-from api.storage import ArtifactStore
 from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
+from infra.broker import MAKE_DATASET
+from infra.db import crud
+from infra.db.models import Dataset, new_id
+from infra.storage import ArtifactStore
+from synib_spec.builtin import resolve_params
+from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ def _store_upload(
 ) -> Dataset:
     """Validate the received file, move it into the store and insert the row (ready)."""
     try:
-        summary = validate_npz(tmp)
-    except UploadError as exc:
+        summary = validate_npz(str(tmp))
+    except DatasetError as exc:
         prefix = ("body",) if exc.field == "file" else ("body", "file")
         raise unprocessable(exc.field, exc.reason, loc_prefix=prefix) from None
     given = upload.fields.get("name", "").strip()
@@ -133,6 +134,10 @@ def create_builtin_dataset(
 
     ``params`` stored on the row are the generator's parameters plus ``seed``.
     """
+    try:
+        resolve_params(body.generator, body.params)
+    except GeneratorParamError as exc:
+        raise unprocessable(f"params.{exc.field}", exc.reason) from None
     params = {**body.params, "seed": body.seed}
     row = crud.create_dataset(
         session,

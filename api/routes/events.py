@@ -13,11 +13,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.db import crud
-from api.db.models import JOB_TERMINAL
 from api.deps import CurrentUser, PathId, session_factory_of
 from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.schemas.common import MAX_SQL_INT
+from infra.db import crud
+from infra.db.models import JOB_TERMINAL
 
 router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.queue import TaskProducer
-from api.storage import ArtifactStore
+from infra.broker import TaskProducer
+from infra.storage import ArtifactStore
 
 router = APIRouter(tags=["health"])
 

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
-from api.db import crud, hot
-from api.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
-from api.deps import (
-    CurrentUser,
-    PathId,
-    ProducerDep,
-    SessionDep,
-    StoreDep,
-    read_connection,
-    write_connection,
-)
+from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
 from api.errors import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -28,12 +15,16 @@ from api.errors import (
     conflict,
     error_responses,
     not_found,
+    spec_unprocessable,
     unprocessable,
 )
-from api.queue import RUN_JOB, TaskProducer
 from api.schemas.common import MAX_SQL_INT
-from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public
-from api.ttl_cache import TTLCache
+from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public, dataset_problem
+from infra.broker import RUN_JOB, TaskProducer
+from infra.db import crud
+from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
+from synib_spec import SpecError
+from synib_spec.jobs import count_trials
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
@@ -52,15 +43,8 @@ def job_public(session: Session, job: Job) -> JobPublic:
     return build_job_public(job, crud.list_trials(session, job_id=job.id, status="succeeded"))
 
 
-def json_response(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
-    """``model`` as JSON, serialised by pydantic in one step. The hot routes return this instead
-    of the model itself, which FastAPI would validate again against ``response_model`` first
-    (the declared ``response_model`` still documents the answer in OpenAPI)."""
-    return Response(model.model_dump_json(), status_code, media_type="application/json")
-
-
 def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
-    """Send run_job; on failure the job stays queued for the reconciler to resend."""
+    """Send run_job; on failure the job stays queued for the housekeeping to resend."""
     task_id = producer.send(RUN_JOB, job_id)
     if task_id is not None:
         crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
@@ -72,59 +56,32 @@ def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
     response_model=JobPublic,
     responses=error_responses(400),
 )
-async def create_job(body: JobCreate, user: CurrentUser, request: Request) -> Response:
+def create_job(
+    body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+) -> JobPublic:
     """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
-    problem = body.knob_problem()
-    if problem is not None:
-        raise unprocessable(*problem)
-    # A ready dataset never changes (only its deletion, refused while a job uses it): this
-    # process keeps it for a while, and the job's insert is then the request's one statement
-    # (each job's spec is still checked against it). If it was deleted since, the insert
-    # breaks its foreign key: the same 422 as a lookup would give.
-    ready: TTLCache[hot.AnyRow] = request.app.state.ready_datasets
-    key = f"{user.id}/{body.dataset_id}"
-    async with write_connection(request) as conn:
-        found = ready.get(key)
-        if found is None:
-            found = await hot.owned_dataset(conn, dataset_id=body.dataset_id, owner_id=user.id)
-        dataset = _check_dataset(found, body)
-        if dataset.status == "ready":
-            ready.put(key, dataset)
-        # The task id is stored with the job (one commit, not two).
-        job = crud.new_job(
-            owner_id=user.id,
-            dataset_id=dataset.id,
-            name=body.name or f"{'+'.join(body.method_names())} on {dataset.name}",
-            spec=body.spec_json(),
-            trials_total=body.trials_total(),
-            task_id=str(uuid.uuid4()),
-        )
-        try:
-            await hot.insert_job(conn, job)
-            await conn.commit()
-        except IntegrityError as exc:
-            if not hot.is_missing_reference(exc):
-                raise
-            ready.drop(key)
-            raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}") from exc
-    # Committed. The message goes out from the producer's sender thread: the answer waits
-    # neither on the broker nor on a thread hop. If the send fails, the job stays queued and
-    # the reconciler resends it under a new id.
-    producer: TaskProducer = request.app.state.producer
-    producer.submit(RUN_JOB, job.id, job.task_id)
-    return json_response(build_job_public(job, []), status.HTTP_202_ACCEPTED)
-
-
-def _check_dataset(dataset: hot.AnyRow | None, body: JobCreate) -> hot.AnyRow:
-    """422 naming why the job cannot run on ``dataset`` (the user's, or None)."""
+    try:
+        spec = body.to_spec()
+    except SpecError as exc:
+        raise spec_unprocessable(exc) from None
+    dataset = crud.get_dataset(session, dataset_id=spec.dataset_id, owner_id=user.id)
     if dataset is None:
-        raise unprocessable("dataset_id", f"no dataset {body.dataset_id!r}")
+        raise unprocessable("dataset_id", f"no dataset {spec.dataset_id!r}")
     if dataset.status == "failed":
         raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
-    problem = body.dataset_problem(dataset.summary)
+    problem = dataset_problem(spec, dataset.summary)
     if problem is not None:
         raise unprocessable(*problem)
-    return dataset
+    job = crud.create_job(
+        session,
+        owner_id=user.id,
+        dataset_id=dataset.id,
+        name=spec.name or f"{'+'.join(spec.method_names())} on {dataset.name}",
+        spec=spec.to_json(),
+        trials_total=count_trials(spec),
+    )
+    _enqueue(session, producer, job.id)
+    return build_job_public(job, [])
 
 
 @router.get("", response_model=JobsPublic)
@@ -146,12 +103,8 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-async def read_job(job_id: PathId, user: CurrentUser, request: Request) -> Response:
-    async with read_connection(request) as conn:
-        found = await hot.owned_job(conn, job_id=job_id, owner_id=user.id)
-    if found is None:
-        raise not_found("job")
-    return json_response(build_job_public(*found))
+def read_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobPublic:
+    return job_public(session, owned_job(session, job_id, user.id))
 
 
 @router.post(

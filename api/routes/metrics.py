@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.db import crud
 from api.deps import CurrentUser, ProducerDep, SessionDep
 from api.errors import AUTH_ERRORS
 from api.observability import ApiMetrics
+from infra.db import crud
 
 router = APIRouter(tags=["metrics"], responses=AUTH_ERRORS)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from api.db import crud
 from api.deps import CurrentUser, PathId, SessionDep
 from api.errors import AUTH_ERRORS, NOT_FOUND, not_found
 from api.routes.jobs import owned_job
 from api.schemas.trials import EpochMetricsPublic, TrialMetricsPublic, TrialPublic, TrialsPublic
+from infra.db import crud
 
 router = APIRouter(tags=["trials"], responses=AUTH_ERRORS)
 

@@ -9,8 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.common import MAX_SQL_INT, CleanText
-
-BUILTIN_GENERATORS = ("xor_spurious", "xor_pid", "digits_pairs")
+from synib_spec.builtin import GENERATORS
 
 
 class ModalitySummary(BaseModel):
@@ -55,14 +54,22 @@ class DatasetsPublic(BaseModel):
 
 
 class BuiltinDatasetCreate(BaseModel):
-    """A generated dataset: ``generator`` one of xor_spurious, xor_pid, digits_pairs."""
+    """A generated dataset: ``generator`` names a built-in generator (``synib_spec.builtin``);
+    ``params`` are checked against its parameters."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: CleanText | None = Field(default=None, min_length=1, max_length=200)
-    generator: Literal["xor_spurious", "xor_pid", "digits_pairs"]
+    generator: str = Field(json_schema_extra={"enum": list(GENERATORS)})
     params: dict[str, Any] = Field(default={}, max_length=64)
     seed: int = Field(default=0, ge=0, le=MAX_SQL_INT)
+
+    @field_validator("generator")
+    @classmethod
+    def _generator(cls, generator: str) -> str:
+        if generator not in GENERATORS:
+            raise ValueError(f"unknown generator {generator!r}; allowed: {', '.join(GENERATORS)}")
+        return generator
 
     @field_validator("params")
     @classmethod

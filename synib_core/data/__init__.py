@@ -1,9 +1,9 @@
 """Datasets: the in-memory `MultimodalData`, the `.npz` file contract, and built-in generators."""
 
-from synib_core.data.contract import stratified_split
 from synib_core.data.dataset import DatasetError, DataSpec, GeneratorParamError, MultimodalData
 from synib_core.data.generators import GENERATOR_PARAMS, GENERATORS, make_dataset
 from synib_core.data.npz import fingerprint, load_npz, read_arrays, save_npz
+from synib_spec.datasets import stratified_split
 
 __all__ = [
     "GENERATORS",

@@ -6,29 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from synib_spec.datasets import DatasetError, GeneratorParamError
+
+__all__ = ["DataSpec", "DatasetError", "GeneratorParamError", "MultimodalData"]
+
 SPLIT_NAMES = {0: "train", 1: "val", 2: "test"}
 SPLIT_IDS = {name: sid for sid, name in SPLIT_NAMES.items()}
-
-
-class DatasetError(ValueError):
-    """A dataset file or generator parameter is invalid; `field` names the array or parameter.
-
-    Example: ``DatasetError("y", "labels must be >= 0, found -1")`` prints as
-    ``dataset field 'y': labels must be >= 0, found -1``.
-    """
-
-    label = "dataset field"
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{self.label} {field!r}: {reason}")
-
-
-class GeneratorParamError(DatasetError):
-    """A built-in generator's parameter (or seed) is invalid; `field` names the parameter."""
-
-    label = "generator parameter"
 
 
 @dataclass(frozen=True)

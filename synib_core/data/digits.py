@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synib_core.data.contract import stratified_split
 from synib_core.data.dataset import MultimodalData
+from synib_spec.datasets import stratified_split
 
 SYNERGY_CLASS = 10
 

@@ -1,7 +1,8 @@
 """Registry of built-in dataset generators: name -> fn(seed=0, **params) -> MultimodalData.
 
-Parameters are checked (and parsed from strings, for the CLI) against `GENERATOR_PARAMS`; a bad
-one raises `GeneratorParamError(param, reason)` (a DatasetError) naming the allowed values.
+Parameters are checked (and parsed from strings, for the CLI) against
+``synib_spec.builtin.GENERATOR_PARAMS``; a bad one raises `GeneratorParamError(param, reason)`
+(a DatasetError) naming the allowed values.
 """
 
 from __future__ import annotations
@@ -11,51 +12,11 @@ from typing import Any
 
 from synib_core.data.dataset import GeneratorParamError, MultimodalData
 from synib_core.data.digits import make_digits_pairs
-from synib_core.data.params import (
-    Param,
-    choice_param,
-    float_param,
-    generated_fingerprint,
-    int_param,
-    parse_floats,
-    resolve_params,
-)
 from synib_core.data.synthetic import make_xor_pid, make_xor_spurious
+from synib_spec.builtin import GENERATOR_PARAMS, generated_fingerprint, resolve_params
 
+__all__ = ["GENERATORS", "GENERATOR_PARAMS", "make_dataset"]
 
-def _check_probs(p: tuple[float, ...]) -> bool:
-    return len(p) == 4 and min(p) >= 0 and abs(sum(p) - 1.0) < 1e-6
-
-
-GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
-    "xor_spurious": {
-        "alpha": float_param(0.8, 0.0, 10.0),
-        "n_train": int_param(300, 2),
-        "n_val": int_param(300, 1),
-        "n_test": int_param(30000, 1),
-        "dim": int_param(64, 10, 100_000),
-    },
-    "xor_pid": {
-        "p": Param(
-            (0.45, 0.0, 0.45, 0.10),
-            parse_floats,
-            _check_probs,
-            "four numbers >= 0 summing to 1 (pU_a,pU_b,pR,pS)",
-        ),
-        "n_train": int_param(1800, 2),
-        "n_val": int_param(200, 1),
-        "n_test": int_param(4000, 1),
-        "signal": float_param(3.0, 0.0, 100.0),
-        "projection_seed": int_param(0, 0, 2**31 - 1),
-    },
-    "digits_pairs": {
-        "n_train": int_param(2000, 2),
-        "n_val": int_param(400, 1),
-        "n_test": int_param(1000, 1),
-        "synergy_rate": float_param(0.2, 0.0, 1.0, open_high=True),
-        "layout": choice_param("flat", ("flat", "image")),
-    },
-}
 
 _BUILDERS: dict[str, Callable[..., MultimodalData]] = {
     "xor_spurious": make_xor_spurious,
@@ -72,7 +33,7 @@ def _registered(name: str) -> Callable[..., MultimodalData]:
             raise GeneratorParamError("seed", f"must be an integer, got {seed!r}") from exc
         if seed < 0:
             raise GeneratorParamError("seed", f"must be >= 0, got {seed}")
-        resolved = resolve_params(name, GENERATOR_PARAMS[name], params)
+        resolved = resolve_params(name, params)
         fp = generated_fingerprint(name, seed, resolved)
         return _BUILDERS[name](seed, fingerprint=fp, **resolved)
 

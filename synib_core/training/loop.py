@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from synib_core.config import METHODS, KnobError, TrainConfig
+from synib_core.config import METHODS, KnobError, TrainConfig, check_method_rules
 from synib_core.data import MultimodalData
 from synib_core.objectives import build_objective
 from synib_core.objectives.base import Objective
@@ -59,6 +59,7 @@ def fit(
     """
     if method not in METHODS:
         raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    check_method_rules(config, method)
     objective = build_objective(method, config, data.spec())
     return run_training(
         config,

@@ -10,8 +10,8 @@ import numpy as np
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Dataset, Job
+from infra.db import crud
+from infra.db.models import Dataset, Job
 
 N = 40
 

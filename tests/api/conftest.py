@@ -6,7 +6,7 @@ import pytest
 from api_factories import add_ready_dataset
 from sqlalchemy.orm import Session
 
-from api.db.models import Dataset
+from infra.db.models import Dataset
 
 
 @pytest.fixture

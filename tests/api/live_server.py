@@ -22,8 +22,8 @@ from typing import Any
 import uvicorn
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Job
+from infra.db import crud
+from infra.db.models import Job
 
 
 @contextmanager

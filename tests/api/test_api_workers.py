@@ -1,6 +1,5 @@
 """``synib api --workers N`` (SYNIB_API_WORKERS): N uvicorn processes on one port, whose
-request metrics ``/metrics`` sums whichever process answers the scrape, and whose keep-alive
-connections are spread evenly over them. A real server."""
+request metrics ``/metrics`` sums whichever process answers the scrape. A real server."""
 
 from __future__ import annotations
 
@@ -88,55 +87,3 @@ def test_two_api_processes_share_the_port_and_their_metrics(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     assert not metrics_dir.exists()  # the shared files are removed with the processes
-
-
-def _connections_by_process(pids: list[int], port: int) -> dict[int, int]:
-    """Established connections on ``port`` each process holds: its sockets (``/proc/PID/fd``)
-    matched by inode to the server ends in ``/proc/net/tcp``."""
-    established = set()
-    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        for line in table.read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "01" and fields[1].endswith(f":{port:04X}"):
-                established.add(fields[9])
-    counts = {}
-    for pid in pids:
-        inodes = set()
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-        counts[pid] = len(inodes & established)
-    return counts
-
-
-def test_keep_alive_connections_are_spread_evenly_over_the_processes(
-    two_workers: tuple[str, subprocess.Popen[bytes]],
-) -> None:
-    """20 keep-alive clients, connected one after the other (the kernel often gives one process
-    most of them). Requests on all of them until each process holds 10: a process over its
-    share answers some requests with ``Connection: close`` and those clients reconnect."""
-    url, proc = two_workers
-    port = int(url.rsplit(":", 1)[1])
-    workers = children_of(proc.pid)
-    clients = [
-        httpx.Client(base_url=url, limits=httpx.Limits(max_connections=1)) for _ in range(20)
-    ]
-    try:
-        for client in clients:
-            assert client.get("/health").status_code == 200
-        deadline = time.monotonic() + 30
-        while True:
-            for _ in range(10):
-                for client in clients:
-                    assert client.get("/health").status_code == 200
-            counts = _connections_by_process(workers, port)
-            if sorted(n for n in counts.values() if n) == [10, 10]:
-                break
-            assert time.monotonic() < deadline, f"connections per process: {counts}"
-    finally:
-        for client in clients:
-            client.close()

@@ -1,4 +1,4 @@
-"""The service commands of the ``synib`` CLI (api/cli.py) against the real API app.
+"""The service commands of the ``synib`` CLI (synib_client/cli.py) against the real API app.
 
 Exit codes: 0 on success, 1 when a watched job failed or was cancelled, 2 (one line on stderr)
 for any user error. Rows a worker would write are inserted through crud.
@@ -22,13 +22,13 @@ from api_factories import add_job, npz_bytes
 from live_server import add_model_artifact, run_trial, sample_report, serve_app
 from sqlalchemy.orm import Session
 
-from api.cli import register
-from api.cli_format import format_job, format_report
-from api.client import Client
-from api.client_errors import ApiError
-from api.db import crud
-from api.db.models import Dataset, utcnow
-from api.settings import Settings
+from infra.db import crud
+from infra.db.models import Dataset, utcnow
+from infra.settings import Settings
+from synib_client.cli import register
+from synib_client.cli_format import format_job, format_report
+from synib_client.client import Client
+from synib_client.errors import ApiError
 
 Run = Any  # Callable[..., tuple[int, str, str]]
 
@@ -130,10 +130,10 @@ def test_datasets_and_submit_and_jobs(
     spec = tmp_path / "job.yaml"
     spec.write_text(f"dataset_id: {dataset.id}\nmethods: [vanilla, synib]\nseeds: [0, 1]\n")
     code, out, _ = cli("submit", str(spec))
-    assert code == 0 and "queued" in out and "4 trials" in out
+    assert code == 0 and "queued" in out and "10 trials" in out  # the default lambda sweep
     job_id = out.split()[2]
     code, out, _ = cli("jobs", "list", "--status", "queued")
-    assert code == 0 and job_id in out and "0/4" in out
+    assert code == 0 and job_id in out and "0/10" in out
     code, out, _ = cli("jobs", "show", job_id)
     assert code == 0 and "status         queued" in out
     code, out, _ = cli("jobs", "cancel", job_id)
@@ -357,7 +357,7 @@ def test_token_create_defaults_to_synib_token_ttl_days(
 def test_console_script_exit_codes(
     live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
 ) -> None:
-    """The installed ``synib`` script (worker/cli.py composing api.cli) in a subprocess."""
+    """The installed ``synib`` script (worker/cli.py composing synib_client.cli) in a subprocess."""
     synib = str(Path(sys.executable).parent / "synib")
     failed = add_job(db_session, user_token[1], dataset.id, status="running")
     crud.set_job_status(db_session, job_id=failed.id, status="cancelled")
@@ -382,7 +382,7 @@ def test_a_new_user_is_committed_only_with_its_token(
 ) -> None:
     """The token's write fails (a database error the user cannot cause; simulated): the user
     made for it is rolled back with it, not left behind without a token."""
-    from api.auth_admin import admin_session, issue_token
+    from infra.tokens import admin_session, issue_token
 
     def failing_create_token(session: Session, **_: object) -> None:
         raise RuntimeError("the database went away")

@@ -21,12 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from tcp_proxy import TcpProxy
 
-from api.client import Client
-from api.client_errors import ApiError, ChecksumMismatch, ClientError, ConnectionFailed
-from api.db import crud
-from api.db.models import Dataset
 from api.main import create_app
-from api.settings import Settings
+from infra.db import crud
+from infra.db.models import Dataset
+from infra.settings import Settings
+from synib_client.client import Client
+from synib_client.errors import ApiError, ChecksumMismatch, ClientError, ConnectionFailed
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_upload_of_a_bad_file_names_the_problem(api: Client, tmp_path: Path) -> 
 
 def test_submit_appears_queued_and_lists(api: Client, dataset: Dataset) -> None:
     job = api.submit({"dataset_id": dataset.id, "methods": ["vanilla", "synib"], "seeds": [0, 1]})
-    assert job["status"] == "queued" and job["trials_total"] == 4
+    assert job["status"] == "queued" and job["trials_total"] == 10  # the default lambda sweep
     assert api.jobs(status="queued")["count"] == 1
     assert api.jobs(status="running")["count"] == 0
     shown = api.job(job["id"])
@@ -283,7 +283,7 @@ def test_wait_outlasts_a_database_outage_and_loses_no_event(
     assert kinds == ["status", "status", "trial", "trial", "epoch", "epoch", "trial", "status"]
     ids = [int(i) for i, _, _ in seen if i is not None]
     assert len(ids) == len(seen) and ids == sorted(set(ids))  # each event once, in order
-    lines = [r.getMessage() for r in caplog.records if r.name == "api.client"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "synib_client.client"]
     assert len(lines) == 2, lines  # one when the waiting starts, one when the API is back
     assert lines[0] == (
         f"the API at {url} is unavailable (event stream error: database unavailable); "
@@ -301,7 +301,7 @@ def test_a_job_deleted_while_followed_fails_at_once_with_404(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """404 (like 401, 403, 422) is an answer, not an outage: no retry, no waiting."""
-    caplog.set_level(logging.WARNING, logger="api.client")
+    caplog.set_level(logging.WARNING, logger="synib_client.client")
     job = add_job(db_session, user_token[1], dataset.id, status="running")
     seen: list[tuple[str | None, str, Any]] = []
     thread, running, outcome = _follow_in_thread(api, job.id, seen)
@@ -313,4 +313,4 @@ def test_a_job_deleted_while_followed_fails_at_once_with_404(
     error = outcome.get("error")
     assert isinstance(error, ApiError) and (error.status, error.detail) == (404, "job not found")
     assert outcome["at"] - deleted_at < 1.0  # the first backoff alone would be 0.5 s
-    assert [r.getMessage() for r in caplog.records if r.name == "api.client"] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "synib_client.client"] == []

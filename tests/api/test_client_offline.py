@@ -15,17 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from api.client import Client
-from api.client_config import resolve_credentials
-from api.client_errors import (
+from synib_client.client import Client
+from synib_client.config import resolve_credentials
+from synib_client.errors import (
     ApiError,
     ChecksumMismatch,
     ClientError,
     ConnectionFailed,
     flatten_detail,
 )
-from api.client_spec import SpecError, load_spec
-from api.client_sse import (
+from synib_client.spec import SpecError, load_spec
+from synib_client.sse import (
     Reconnector,
     SseEvent,
     Unavailable,

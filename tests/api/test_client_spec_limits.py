@@ -1,4 +1,4 @@
-"""A job spec's size as sent, YAML aliases expanded (api.client_spec.MAX_SPEC_VALUES)."""
+"""A job spec's size as sent, YAML aliases expanded (synib_client.spec.MAX_SPEC_VALUES)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.client_spec import MAX_SPEC_VALUES, SpecError, load_spec
+from synib_client.spec import MAX_SPEC_VALUES, SpecError, load_spec
 
 
 def test_nested_yaml_aliases_are_refused_quickly(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from api_factories import add_job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import crud
-from api.db.models import Dataset, EpochMetric, JobEvent, utcnow
+from infra.db import crud
+from infra.db.models import Dataset, EpochMetric, JobEvent, utcnow
 
 
 def _event_types(session: Session, job_id: str) -> list[str]:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from api.main import create_app
-from api.settings import Settings
+from infra.settings import Settings
 
 URL = "/api/v1/datasets"
 
@@ -141,7 +141,7 @@ def test_delete_dataset(
     uploaded = client.post(URL, headers=auth, files={"file": ("d.npz", npz_bytes())}).json()
     job = add_job(db_session, user_token[1], uploaded["id"], status="running")
     assert client.delete(f"{URL}/{uploaded['id']}", headers=auth).status_code == 409
-    from api.db import crud
+    from infra.db import crud
 
     crud.set_job_status(db_session, job_id=job.id, status="succeeded")
     assert client.delete(f"{URL}/{uploaded['id']}", headers=auth).status_code == 204

@@ -11,8 +11,8 @@ from api_factories import add_job
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import crud
-from api.db.models import Dataset
+from infra.db import crud
+from infra.db.models import Dataset
 
 
 def parse_sse(text: str) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-import api.queue  # noqa: F401  (registers the transport, as the API and the worker do)
-from api.fs_broker import PARTIAL_SUFFIX, Transport
+import infra.broker  # noqa: F401  (registers the transport, as the API and the worker do)
+from infra.fs_broker import PARTIAL_SUFFIX, Transport
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_an_unreadable_message_is_skipped_and_the_next_delivered(
     (tmp_path / f"1_empty.{queue}.msg").write_bytes(b"")
     with connection(tmp_path) as conn, conn.SimpleQueue(queue) as q:
         q.put({"job": 2})
-    with caplog.at_level(logging.ERROR, logger="api.fs_broker"), connection(tmp_path) as conn:
+    with caplog.at_level(logging.ERROR, logger="infra.fs_broker"), connection(tmp_path) as conn:
         assert drain(conn, queue) == [{"job": 2}]
     assert f"skipped an unreadable message of queue {queue}" in caplog.text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.security import generate_token, hash_token, looks_like_token
-from api.settings import Settings
+from infra.security import generate_token, hash_token, looks_like_token
+from infra.settings import Settings
 
 
 def test_health_needs_no_auth_and_no_db(api_settings: Settings) -> None:

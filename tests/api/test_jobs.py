@@ -12,10 +12,10 @@ from api_factories import add_job, add_ready_dataset
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Dataset
 from api.main import create_app
-from api.settings import Settings
+from infra.db import crud
+from infra.db.models import Dataset
+from infra.settings import Settings
 
 URL = "/api/v1/jobs"
 
@@ -35,7 +35,7 @@ def test_create_job_counts_trials_and_enqueues(
     spec = {
         "dataset_id": dataset.id,
         "methods": ["vanilla", {"name": "synib", "config": {"mask": "full"}}],
-        "config": {"hidden": 16, "lr": "1e-3"},
+        "config": {"hidden": 16, "lr": 1e-3},
         "sweep": {
             "lambda": {"type": "grid", "values": [0.1, 1, 10]},
             "dropout": {"type": "choice", "values": [0.0, 0.2]},
@@ -104,7 +104,7 @@ BAD_SPECS = [
     # Rules between knobs (api.knobs.check_cross_fields, the library's): refused at submission,
     # not by the worker once the job runs.
     ({"methods": ["synib"], "config": {"penalty": "anchor"}}, "config.w_uni", "unimodal heads"),
-    ({"config": {"feature_norm": "none"}}, "config.feature_norm", "method 'vanilla'"),
+    ({"config": {"feature_norm": "none"}}, "config.feature_norm", "method 'synib'"),
     (
         {"sweep": {"mask": {"type": "grid", "values": ["random", "learned"]}}},
         "config.w_uni",
@@ -334,7 +334,7 @@ def test_non_finite_resources_and_scheduler_are_422(
     for part, loc in (
         ('"resources": {"cpus_per_trial": Infinity}', "resources.cpus_per_trial"),
         ('"resources": {"gpus_per_trial": NaN}', "resources.gpus_per_trial"),
-        ('"config": {"lr": NaN}', "config"),  # the 422 echoes the input: it must stay JSON
+        ('"config": {"lr": NaN}', "config.lr"),  # the 422 echoes the input: it must stay JSON
         (
             '"scheduler": {"type": "asha", "reduction_factor": Infinity}',
             "scheduler.reduction_factor",

@@ -12,9 +12,9 @@ from api_factories import add_job
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import Dataset, Job
-from api.settings import Settings
+from infra.db import crud
+from infra.db.models import Dataset, Job
+from infra.settings import Settings
 
 URL = "/api/v1"
 

@@ -9,9 +9,9 @@ import redis
 from db_testing import redis_url
 from fastapi.testclient import TestClient
 
-from api.db.models import Dataset
 from api.main import create_app
-from api.settings import Settings
+from infra.db.models import Dataset
+from infra.settings import Settings
 
 REDIS_URL = redis_url(13)  # the test Redis (SYNIB_TEST_REDIS_URL)
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from api.db.models import ApiToken, User, utcnow
 from api.main import create_app
-from api.security import hash_token
-from api.settings import Settings
 from api.token_cache import TokenCache, VerifiedToken
+from infra.db.models import ApiToken, User, utcnow
+from infra.security import hash_token
+from infra.settings import Settings
 
 
 class FakeClock:

@@ -10,76 +10,25 @@ import pytest
 
 from synib_core.config import (
     KNOBS,
-    METHOD_KNOBS,
     METHODS,
-    SHARED_KNOBS,
     ConfigFileError,
     KnobError,
     TrainConfig,
+    check_method_rules,
     config_from_knobs,
     load_config_file,
     parse_modality_weights,
 )
-
-# The table of docs/INTERNALS.md, copied by hand: knob -> (type, default).
-INTERNALS_TABLE = {
-    "encoder": ("str", "mlp"),
-    "hidden": ("int", 128),
-    "encoder_layers": ("int", 2),
-    "fusion": ("str", "concat_mlp"),
-    "fusion_hidden": ("int", 128),
-    "fusion_layers": ("int", 1),
-    "feature_norm": ("str", "layernorm"),
-    "epochs": ("int", 30),
-    "batch_size": ("int", 64),
-    "lr": ("float", 3e-4),
-    "weight_decay": ("float", 1e-5),
-    "optimizer": ("str", "adam"),
-    "lr_schedule": ("str", "constant"),
-    "dropout": ("float", 0.0),
-    "patience": ("int", 0),
-    "lambda": ("float", 1.0),
-    "penalty": ("str", "kl_uniform"),
-    "mask": ("str", "random"),
-    "mask_prob": ("float", 0.5),
-    "mask_level": ("str", "feature"),
-    "fill": ("str", "swap"),
-    "noise_std": ("float", 1.0),
-    "mask_steps": ("int", 20),
-    "mask_lr": ("float", 0.1),
-    "mask_sparsity": ("float", 0.1),
-    "mask_tau": ("float", 1.0),
-    "mask_hard": ("bool", False),
-    "learned_direction": ("str", "keep_unimodal"),
-    "w_uni": ("float", 0.0),
-    "uni_detach": ("bool", False),
-    "warmup_epochs": ("int", 0),
-    "modality_weights": ("str", ""),
-    "modality_dropout_prob": ("float", 0.3),
-    "ogm_alpha": ("float", 0.5),
-    "amp": ("bool", False),
-    "device": ("str", "auto"),
-}
+from synib_spec.knobs import KNOBS_LIST
 
 
-def test_knobs_match_the_internals_table_and_the_dataclass() -> None:
-    assert {k: (s.type, s.default) for k, s in KNOBS.items()} == INTERNALS_TABLE
-    assert TrainConfig().to_knobs() == {k: d for k, (_, d) in INTERNALS_TABLE.items()}
+def test_train_config_has_one_field_per_knob_of_the_table() -> None:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
-    assert fields == [("lam" if k == "lambda" else k) for k in INTERNALS_TABLE]
-    assert KNOBS["encoder"].choices == ("mlp", "gru", "transformer", "cnn", "identity")
-    json.dumps({k: s.to_dict() for k, s in KNOBS.items()})  # plain JSON for api/knobs.py
-
-
-def test_method_knobs() -> None:
-    assert set(METHOD_KNOBS) == set(METHODS)
+    assert fields == [k.attribute for k in KNOBS_LIST]
+    assert TrainConfig().to_knobs() == {k.name: k.default for k in KNOBS_LIST}
+    assert "lam" in fields and "lambda" in TrainConfig().to_knobs()
     assert METHODS[:2] == ("vanilla", "synib")
-    for method, knobs in METHOD_KNOBS.items():
-        assert set(knobs) <= set(KNOBS), method
-        assert not set(knobs) & set(SHARED_KNOBS), method
-    assert "lambda" not in METHOD_KNOBS["vanilla"]
-    assert "penalty" not in METHOD_KNOBS["masking_only"]
-    assert {"lambda", "penalty", "mask", "fill", "mask_prob"} <= set(METHOD_KNOBS["synib"])
+    assert set(KNOBS) == set(TrainConfig().to_knobs())
 
 
 def test_strings_are_parsed() -> None:
@@ -108,8 +57,6 @@ def test_strings_are_parsed() -> None:
         ({"lam": 1.0}, "lam", "unknown knob"),
         ({"modality_weights": "a=1,b"}, "modality_weights", "name=w"),
         ({"modality_weights": "a=-1"}, "modality_weights", ">= 0"),
-        ({"mask": "learned"}, "w_uni", "w_uni > 0"),
-        ({"penalty": "anchor"}, "w_uni", "w_uni > 0"),
     ],
 )
 def test_bad_values_name_the_key(knobs: dict, key: str, fragment: str) -> None:
@@ -120,9 +67,29 @@ def test_bad_values_name_the_key(knobs: dict, key: str, fragment: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("knobs", "key", "fragment"),
+    [
+        ({"mask": "learned"}, "w_uni", "w_uni > 0"),
+        ({"penalty": "anchor"}, "w_uni", "w_uni > 0"),
+        ({"feature_norm": "none"}, "feature_norm", "mask_level"),
+    ],
+)
+def test_rules_between_knobs_apply_to_methods_that_read_them(
+    knobs: dict, key: str, fragment: str
+) -> None:
+    cfg = config_from_knobs(knobs)  # each knob is valid on its own
+    with pytest.raises(KnobError) as info:
+        check_method_rules(cfg, "synib")
+    assert info.value.key == key and fragment in info.value.reason
+    check_method_rules(cfg, "vanilla")  # vanilla never masks: no mask rule applies to it
+
+
 def test_cross_field_checks_pass_with_unimodal_heads() -> None:
     cfg = config_from_knobs({"mask": "learned", "penalty": "anchor", "w_uni": "0.5"})
     assert (cfg.mask, cfg.penalty, cfg.w_uni) == ("learned", "anchor", 0.5)
+    check_method_rules(cfg, "synib")
+    check_method_rules(config_from_knobs({"feature_norm": "none", "mask_level": "input"}), "synib")
 
 
 def test_direct_construction_is_validated_too() -> None:
@@ -165,14 +132,3 @@ def test_load_config_file(tmp_path: Path) -> None:
     (tmp_path / "unknown.yaml").write_text("lamda: 1\n")
     with pytest.raises(KnobError, match="lamda"):
         load_config_file(tmp_path / "unknown.yaml")
-
-
-def test_feature_norm_none_needs_input_level_masks() -> None:
-    import pytest
-
-    from synib_core.config import KnobError, config_from_knobs
-
-    with pytest.raises(KnobError) as err:
-        config_from_knobs({"feature_norm": "none"})
-    assert err.value.key == "feature_norm" and "mask_level" in err.value.reason
-    assert config_from_knobs({"feature_norm": "none", "mask_level": "input"}).feature_norm == "none"

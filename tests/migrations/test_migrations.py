@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from db_testing import alembic_config, create_pg_database, drop_pg_database, pg_url_for
 from sqlalchemy import inspect
 
-from api.db.models import Base
-from api.db.session import make_engine
+from infra.db.models import Base
+from infra.db.session import make_engine
 
 TABLES = {
     "users",

@@ -36,7 +36,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def sandbox(pg_database_url: str, tmp_path: Path) -> Iterator[Sandbox]:
-    from api.db import crud
+    from infra.db import crud
     from worker.db_ops import session_factory
 
     sessions = session_factory(pg_database_url)

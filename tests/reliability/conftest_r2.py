@@ -19,10 +19,10 @@ from urllib.parse import unquote
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.auth_admin import issue_token
-from api.db import crud
-from api.db.models import Artifact, Dataset, Job, JobEvent, Trial
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.db.models import Artifact, Dataset, Job, JobEvent, Trial
+from infra.storage import ArtifactStore
+from infra.tokens import issue_token
 
 
 @dataclass(frozen=True)

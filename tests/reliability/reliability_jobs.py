@@ -15,6 +15,7 @@ def tiny_spec(methods: list[Any], epochs: int, n_train: int = 200) -> dict[str, 
         "methods": methods,
         "config": {"hidden": 8, "encoder_layers": 1, "fusion_hidden": 8, "batch_size": 64},
         "epochs": epochs,
+        "sweep": {},
         "seeds": [0],
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},
         "baseline": "vanilla",
@@ -24,7 +25,7 @@ def tiny_spec(methods: list[Any], epochs: int, n_train: int = 200) -> dict[str, 
 
 def create_job(sessions: Any, owner_id: str, spec: dict[str, Any]) -> str:
     """A pending built-in xor_pid dataset and a queued job on it; the job id."""
-    from api.db import crud
+    from infra.db import crud
 
     n_train = int(spec.pop("_n_train", 200))
     with sessions() as session:
@@ -38,13 +39,18 @@ def create_job(sessions: Any, owner_id: str, spec: dict[str, Any]) -> str:
             status="pending",
         )
         job = crud.create_job(
-            session, owner_id=owner_id, dataset_id=dataset.id, name="r", spec=spec, trials_total=0
+            session,
+            owner_id=owner_id,
+            dataset_id=dataset.id,
+            name="r",
+            spec={**spec, "dataset_id": dataset.id},
+            trials_total=0,
         )
         return str(job.id)
 
 
 def send(settings: Any, task: str, object_id: str) -> str | None:
-    from api.queue import TaskProducer
+    from infra.broker import TaskProducer
 
     producer = TaskProducer(settings)
     try:
@@ -54,7 +60,7 @@ def send(settings: Any, task: str, object_id: str) -> str | None:
 
 
 def job_of(sessions: Any, job_id: str) -> Any:
-    from api.db import crud
+    from infra.db import crud
 
     with sessions() as session:
         job = crud.get_job(session, job_id=job_id)
@@ -66,7 +72,7 @@ def epochs_by_trial(sessions: Any, job_id: str) -> dict[str, list[int]]:
     """trial_key -> the epochs that have a row, in order."""
     from sqlalchemy import select
 
-    from api.db.models import EpochMetric, Trial
+    from infra.db.models import EpochMetric, Trial
 
     with sessions() as session:
         stmt_keys = select(Trial.id, Trial.trial_key).where(Trial.job_id == job_id)
@@ -87,7 +93,7 @@ def epoch_event_counts(sessions: Any, job_id: str) -> dict[tuple[str, int], int]
     """(trial_key, epoch) -> how many ``epoch`` events were written (1 unless replayed)."""
     from sqlalchemy import select
 
-    from api.db.models import JobEvent
+    from infra.db.models import JobEvent
 
     counts: dict[tuple[str, int], int] = {}
     with sessions() as session:
@@ -102,7 +108,7 @@ def status_history(sessions: Any, job_id: str) -> list[str]:
     """The job's statuses in the order its status events were written."""
     from sqlalchemy import select
 
-    from api.db.models import JobEvent
+    from infra.db.models import JobEvent
 
     with sessions() as session:
         stmt = (

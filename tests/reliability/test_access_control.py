@@ -23,14 +23,14 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
 import api.deps
-import api.security
-from api.auth_admin import issue_token, revoke
-from api.db import crud
-from api.db.models import ApiToken, utcnow
+import infra.security
 from api.main import create_app
-from api.security import generate_token, hash_token
-from api.settings import Settings
-from api.storage import ArtifactStore, UnsafePathError
+from infra.db import crud
+from infra.db.models import ApiToken, utcnow
+from infra.security import generate_token, hash_token
+from infra.settings import Settings
+from infra.storage import ArtifactStore, UnsafePathError
+from infra.tokens import issue_token, revoke
 
 URL = "/api/v1"
 REPO = Path(__file__).resolve().parents[2]
@@ -306,24 +306,24 @@ def test_token_comparison_goes_through_hmac_compare_digest(
     client: TestClient, alice: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[bytes, bytes]] = []
-    real = api.security.hmac.compare_digest
+    real = infra.security.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(api.security.hmac, "compare_digest", spy)
+    monkeypatch.setattr(infra.security.hmac, "compare_digest", spy)
     assert client.get(f"{URL}/me", headers=alice.auth).status_code == 200
     expected = hash_token(alice.token).encode()
     assert calls == [(expected, expected)]
     # The comparison's answer is what decides: a "no" from it rejects a valid token (once the
     # token cache, which holds only tokens the comparison accepted, has forgotten it).
-    monkeypatch.setattr(api.security.hmac, "compare_digest", lambda a, b: False)
+    monkeypatch.setattr(infra.security.hmac, "compare_digest", lambda a, b: False)
     client.app.state.token_cache.drop(expected.decode())  # type: ignore[attr-defined]
     assert client.get(f"{URL}/me", headers=alice.auth).status_code == 401
     source = inspect.getsource(api.deps.verify_token)
     assert "hashes_match(" in source and "token_hash ==" not in source
-    assert "hmac.compare_digest(" in inspect.getsource(api.security.hashes_match)
+    assert "hmac.compare_digest(" in inspect.getsource(infra.security.hashes_match)
 
 
 class _InlineFinder(HTMLParser):

@@ -282,7 +282,7 @@ SPECS: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown dataset": ({"dataset_id": "no-such-dataset"}, "dataset_id", "no dataset"),
     "empty seeds": ({"seeds": []}, "seeds", "at least 1"),
     "duplicated seeds": ({"seeds": [1, 1]}, "seeds", "unique"),
-    "negative seed": ({"seeds": [-1]}, "seeds", ">= 0"),
+    "negative seed": ({"seeds": [-1]}, "seeds[0]", "must be in 0..2147483647"),
     "huge trial count": (
         {
             "sweep": {"lambda": {"type": "uniform", "low": 0.0, "high": 9.0}},

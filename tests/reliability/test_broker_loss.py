@@ -28,7 +28,7 @@ from reliability_jobs import (
     wait_final,
 )
 
-from api.db import crud
+from infra.db import crud
 
 LONG_EPOCHS = 30
 SHORT_EPOCHS = 3
@@ -53,7 +53,7 @@ def queued_task_ids(redis_url: str) -> list[str]:
 def test_broker_restart_with_data_loss_loses_no_job(
     sandbox: Sandbox, private_redis: RedisServer
 ) -> None:
-    from api.settings import Settings
+    from infra.settings import Settings
 
     settings = Settings(
         state_dir=sandbox.state_dir, database_url=sandbox.database_url, broker_url=private_redis.url
@@ -158,7 +158,7 @@ def test_two_deliveries_at_once_run_the_job_once(
 def _age(session: Any, job_id: str, **columns: Any) -> None:
     from sqlalchemy import update
 
-    from api.db.models import Job
+    from infra.db.models import Job
 
     session.execute(update(Job).where(Job.id == job_id).values(**columns))
     session.commit()
@@ -170,8 +170,8 @@ def test_reconciler_resumes_dead_jobs_and_resends_only_missing_messages(
     """One pass on a filesystem broker: what it resumes, resends, cancels and leaves alone."""
     from datetime import timedelta
 
-    from api.db.models import utcnow
-    from api.queue import TaskProducer
+    from infra.broker import TaskProducer
+    from infra.db.models import utcnow
     from worker.db_ops import session_factory
     from worker.reconciler import Reconciler, waiting_tasks
 

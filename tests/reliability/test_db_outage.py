@@ -53,9 +53,9 @@ def test_database_outage_answers_503_then_recovers_and_loses_no_epoch(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from api.auth_admin import issue_token
     from api.main import create_app
-    from api.settings import Settings
+    from infra.settings import Settings
+    from infra.tokens import issue_token
 
     proxied = make_url(sandbox.database_url).set(port=proxy.port).render_as_string(False)
     settings = Settings(

@@ -21,7 +21,7 @@ from db_testing import redis_url
 from worker_process import create_job, create_owner, running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
-from api.settings import Settings
+from infra.settings import Settings
 from worker import faults
 
 MIB = 1024 * 1024
@@ -111,7 +111,7 @@ def test_settings_and_job_schema_fields(monkeypatch: pytest.MonkeyPatch) -> None
     assert (settings.fault_injection, settings.trial_memory_mb) == ("raise_at_epoch:x:1", 2048)
 
     job = JobCreate(dataset_id="d", methods=["vanilla"], resources={"memory_mb_per_trial": 1024})
-    assert job.spec_json()["resources"]["memory_mb_per_trial"] == 1024
+    assert job.to_spec().to_json()["resources"]["memory_mb_per_trial"] == 1024
     assert JobCreate(dataset_id="d", methods=["vanilla"]).resources.memory_mb_per_trial is None
     with pytest.raises(ValidationError) as info:
         JobCreate(dataset_id="d", methods=["vanilla"], resources={"memory_mb_per_trial": 10})
@@ -213,7 +213,7 @@ def faulty_job(faulty_worker: WorkerHarness) -> dict[str, Any]:
     job_id = create_job(faulty_worker, owner, spec, {**tiny_pid_params(), "seed": 0})
     faulty_worker.send("synib.run_job", job_id)
     status = wait_final(faulty_worker, job_id)
-    from api.db import crud
+    from infra.db import crud
 
     with faulty_worker.sessions() as session:
         job = crud.get_job(session, job_id=job_id)
@@ -301,7 +301,7 @@ def test_report_counts_failed_trials_per_method(faulty_job: dict[str, Any]) -> N
 def test_worker_survives_and_takes_the_next_job(
     faulty_worker: WorkerHarness, faulty_job: dict[str, Any]
 ) -> None:
-    from api.db import crud
+    from infra.db import crud
 
     assert faulty_worker.process.poll() is None, "the Celery worker process died"
     spec = {"methods": ["vanilla"], "config": tiny_config(), "epochs": 1, "seeds": [0]}

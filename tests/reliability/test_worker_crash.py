@@ -49,7 +49,7 @@ def ray_owner_tokens(state_dir: Path) -> set[str]:
 def test_killed_worker_job_resumes_from_checkpoints(
     sandbox: Sandbox, private_redis: RedisServer
 ) -> None:
-    from api.settings import Settings
+    from infra.settings import Settings
 
     env = worker_env(
         state_dir=sandbox.state_dir,
@@ -93,7 +93,7 @@ def test_killed_worker_job_resumes_from_checkpoints(
     assert wait_final(sandbox.sessions, job_id, 240, second.log) == "succeeded"
 
     # Every trial exactly once, succeeded; every epoch exactly once (rows and events).
-    from api.db import crud
+    from infra.db import crud
 
     with sandbox.sessions() as session:
         trials = crud.list_trials(session, job_id=job_id)
@@ -164,8 +164,8 @@ def test_resume_adopts_finished_trials_and_backfills_missing_epochs(
 
     import torch
 
-    from api.db import crud
-    from api.storage import ArtifactStore
+    from infra.db import crud
+    from infra.storage import ArtifactStore
     from worker.db_ops import session_factory
     from worker.job_resume import adopt_finished_trials, backfill_epochs, trial_dir
 

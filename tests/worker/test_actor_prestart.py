@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.settings import Settings
+from infra.settings import Settings
 from worker import actor_prestart, ray_envs, ray_owners
 
 

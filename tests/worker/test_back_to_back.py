@@ -12,8 +12,8 @@ import pytest
 from worker_process import create_job, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
-from api.db import crud
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.storage import ArtifactStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -22,7 +22,13 @@ JOBS = 3
 
 def tiny_spec() -> dict:
     """Two 1-epoch trials (vanilla, synib) of a tiny model on one seed."""
-    return {"methods": ["vanilla", "synib"], "config": tiny_config(), "epochs": 1, "seeds": [0]}
+    return {
+        "methods": ["vanilla", "synib"],
+        "config": tiny_config(),
+        "epochs": 1,
+        "sweep": {},
+        "seeds": [0],
+    }
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from api.settings import Settings
+from infra.settings import Settings
 from worker import serve
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from api.db import crud
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.storage import ArtifactStore
 from worker.datasets import DatasetUnavailable, load_job_dataset, materialise_dataset
 from worker.db_ops import session_factory
 

@@ -16,8 +16,8 @@ import pytest
 from worker_process import create_job, create_owner, running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
-from api.db import crud
-from api.storage import ArtifactStore
+from infra.db import crud
+from infra.storage import ArtifactStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -36,6 +36,7 @@ def spec(gpus_per_trial: float, seeds: tuple[int, ...] = (0,)) -> dict[str, Any]
         "methods": ["vanilla", "synib"],
         "config": tiny_config(),
         "epochs": 1,
+        "sweep": {},
         "seeds": list(seeds),
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": gpus_per_trial},
         "max_concurrent_trials": 2,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import Settings
+from infra.settings import Settings
 from worker import ray_session
 from worker.ray_envs import READY_TITLE
 

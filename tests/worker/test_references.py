@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.settings import Settings
+from infra.settings import Settings
 from synib_core.data import MultimodalData, make_dataset
 from worker import ray_session
 from worker.trainable import ReferencesFailed, reference_predictions, seed_references

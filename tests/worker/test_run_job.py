@@ -18,9 +18,9 @@ from worker_testing import (
     wait_for,
 )
 
-from api.db import crud
-from api.db.models import JobEvent
-from api.storage import ArtifactStore, sha256_file
+from infra.db import crud
+from infra.db.models import JobEvent
+from infra.storage import ArtifactStore, sha256_file
 from worker import job_runner
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -176,6 +176,7 @@ def test_diverging_trial_fails_with_reason_and_job_succeeds(
         "methods": ["vanilla", {"name": "synib", "config": {"lr": 1e30}}],
         "config": tiny_config(),
         "epochs": 2,
+        "sweep": {},
         "seeds": [0],
     }
     job_id = create_job(worker_harness, owner_id, spec)
@@ -198,6 +199,7 @@ def test_cancel_stops_the_trials_processes(worker_harness: WorkerHarness, owner_
         "methods": [{"name": "vanilla", "config": long}, {"name": "synib", "config": long}],
         "config": tiny_config(),
         "epochs": 2,
+        "sweep": {},
         "seeds": [0],
     }
     job_id = create_job(worker_harness, owner_id, spec)

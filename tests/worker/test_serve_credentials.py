@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from api.db import crud
-from api.db.models import utcnow
-from api.security import hash_token
-from api.settings import Settings
+from infra.db import crud
+from infra.db.models import utcnow
+from infra.security import hash_token
+from infra.settings import Settings
 from worker.serve import ensure_credentials
 
 

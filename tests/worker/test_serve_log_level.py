@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from api.settings import Settings, get_settings
+from infra.settings import Settings, get_settings
 from worker import cli, serve
 
 

@@ -23,7 +23,7 @@ import pytest
 from worker_process import create_job, create_owner, running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params, wait_for
 
-from api.db import crud
+from infra.db import crud
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -46,7 +46,13 @@ def harness(
 
 
 def spec(epochs: int, methods: list[str]) -> dict:
-    return {"methods": methods, "config": tiny_config(), "epochs": epochs, "seeds": [0]}
+    return {
+        "methods": methods,
+        "config": tiny_config(),
+        "epochs": epochs,
+        "sweep": {},
+        "seeds": [0],
+    }
 
 
 def pool_child(harness: WorkerHarness) -> int:

@@ -48,7 +48,7 @@ def running_worker(
 ) -> Iterator[WorkerHarness]:
     """A Celery worker subprocess (concurrency 1, queue ``synib``, 2 Ray CPUs) until the block
     ends; ``extra_env`` adds or overrides environment variables (e.g. ``SYNIB_*`` settings)."""
-    from api.settings import Settings
+    from infra.settings import Settings
     from worker.db_ops import session_factory
 
     ray_tmp = Path(f"/tmp/srw_{secrets.token_hex(3)}")
@@ -93,7 +93,7 @@ def running_worker(
 
 def create_owner(harness: WorkerHarness) -> str:
     """A fresh user; returns its id."""
-    from api.db import crud
+    from infra.db import crud
 
     with harness.sessions() as session:
         return str(crud.create_user(session, name=f"worker-{secrets.token_hex(3)}").id)
@@ -103,7 +103,7 @@ def create_job(
     harness: WorkerHarness, owner_id: str, spec: dict[str, Any], dataset_params: dict[str, Any]
 ) -> str:
     """A pending built-in xor_pid dataset and a queued job on it (the job materialises it)."""
-    from api.db import crud
+    from infra.db import crud
 
     with harness.sessions() as session:
         dataset = crud.create_dataset(
@@ -116,13 +116,18 @@ def create_job(
             status="pending",
         )
         job = crud.create_job(
-            session, owner_id=owner_id, dataset_id=dataset.id, name="t", spec=spec, trials_total=0
+            session,
+            owner_id=owner_id,
+            dataset_id=dataset.id,
+            name="t",
+            spec={**spec, "dataset_id": dataset.id},
+            trials_total=0,
         )
         return str(job.id)
 
 
 def job_status(harness: WorkerHarness, job_id: str) -> str:
-    from api.db import crud
+    from infra.db import crud
 
     with harness.sessions() as session:
         job = crud.get_job(session, job_id=job_id)

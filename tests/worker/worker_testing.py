@@ -74,7 +74,7 @@ class WorkerHarness:
     process: subprocess.Popen[bytes]
 
     def send(self, task: str, object_id: str) -> None:
-        from api.queue import TaskProducer
+        from infra.broker import TaskProducer
 
         producer = TaskProducer(self.settings)
         try:

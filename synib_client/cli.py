@@ -1,0 +1,286 @@
+"""The service half of the ``synib`` CLI: token, datasets, submit, jobs, watch, report, download.
+
+``register(subparsers)`` adds the commands to the parser built in ``worker/cli.py``. Each command
+sets ``func``: a handler taking the parsed args and returning the exit code. A user error (bad
+file, unknown job, API 4xx, unreachable server) prints ONE line on stderr and returns 2.
+Nothing heavy is imported here: no torch, no ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synib_client.errors import ClientError
+from synib_client.spec import check_json_data
+from synib_client.sse import RETRY_FOR_S
+
+Handler = Callable[[argparse.Namespace], int]
+USER_ERROR = 2
+
+
+def _guarded(name: str, handler: Handler) -> Handler:
+    """Turn the errors a user can cause into one line on stderr and exit code 2."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ValueError, OSError) as exc:  # ClientError, ApiError, SpecError are ValueErrors
+            lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+            message = "; ".join(line for line in lines if line) or type(exc).__name__
+            print(f"synib {name}: error: {message}", file=sys.stderr)
+            return USER_ERROR
+        except KeyboardInterrupt:
+            print(f"synib {name}: interrupted", file=sys.stderr)
+            return 130
+
+    return run
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from synib_client.client import Client
+
+    return Client(url=args.url, token=args.token)
+
+
+# -- datasets ---------------------------------------------------------------------------------
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``["n_train=100", "p=[0.4,0,0.5,0.1]"]`` -> ``{"n_train": 100, "p": [0.4, 0, 0.5, 0.1]}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ClientError(f"--set: expected KEY=VALUE, got {pair!r}")
+        try:
+            params[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ClientError(f"--set {key}: cannot parse {raw!r}") from exc
+        check_json_data(params[key.strip()], f"--set {key.strip()}")
+    return params
+
+
+def _upload_progress() -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from synib_client.cli_format import format_datasets
+
+    client = _client(args)
+    if args.action == "upload":
+        ds = client.upload_dataset(args.file, name=args.name, progress=_upload_progress())
+        print(f"uploaded dataset {ds['id']} ({ds.get('name')}, {ds.get('status')})")
+    elif args.action == "builtin":
+        params = _parse_sets(args.set or [])
+        ds = client.register_builtin(args.generator, params, seed=args.seed, name=args.name)
+        print(f"registered dataset {ds['id']} ({args.generator}, {ds.get('status')})")
+    elif args.action == "list":
+        page = client.datasets(limit=args.limit, offset=args.offset)
+        print(json.dumps(page, indent=2) if args.json else format_datasets(page["data"]))
+    elif args.action == "show":
+        print(json.dumps(client.dataset(args.id), indent=2))
+    elif args.action == "delete":
+        client.delete_dataset(args.id)
+        print(f"deleted dataset {args.id}")
+    return 0
+
+
+# -- jobs -------------------------------------------------------------------------------------
+def _retry_for(args: argparse.Namespace) -> float:
+    """``--retry-for SECONDS`` checked before anything is sent (a number >= 0, finite)."""
+    if args.retry_for is None:
+        return RETRY_FOR_S
+    try:
+        seconds = float(args.retry_for)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ClientError(f"--retry-for: expected a number of seconds >= 0, got {args.retry_for}")
+    return seconds
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    retry_for = _retry_for(args)
+    client = _client(args)
+    job = client.submit(Path(args.spec))
+    print(f"submitted job {job['id']} ({job.get('status')}, {job.get('trials_total', '?')} trials)")
+    if args.watch:
+        from synib_client.cli_watch import watch_job
+
+        return watch_job(client, job["id"], retry_for=retry_for, command="submit")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from synib_client.cli_format import format_job, format_jobs
+
+    client = _client(args)
+    if args.action == "list":
+        page = client.jobs(status=args.status, limit=args.limit, offset=args.offset)
+        print(json.dumps(page, indent=2) if args.json else format_jobs(page["data"]))
+    elif args.action == "show":
+        job = client.job(args.id)
+        print(json.dumps(job, indent=2) if args.json else format_job(job))
+    elif args.action == "cancel":
+        client.cancel(args.id)
+        print(f"cancel requested for job {args.id}")
+    elif args.action == "rerun-failed":
+        client.rerun_failed(args.id)
+        print(f"failed trials of job {args.id} queued again")
+    elif args.action == "delete":
+        client.delete_job(args.id)
+        print(f"deleted job {args.id}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from synib_client.cli_watch import watch_job
+
+    retry_for = _retry_for(args)
+    return watch_job(_client(args), args.job_id, retry_for=retry_for)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from synib_client.cli_format import format_report
+
+    report = _client(args).report(args.job_id)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    out = _client(args).download_best(args.job_id, args.best, args.out)
+    print(f"wrote the best {args.best} model of job {args.job_id} to {out} (sha256 verified)")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from worker.cli_token import run_token_command
+
+    return run_token_command(args)
+
+
+# -- parser -----------------------------------------------------------------------------------
+def _connection_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="server root (default: SYNIB_URL or credentials.json)")
+    common.add_argument("--token", help="API token (default: SYNIB_TOKEN or credentials.json)")
+    return common
+
+
+def _add_retry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry-for",
+        metavar="SECONDS",
+        help="while watching, wait this long for an unavailable API (restart, database "
+        f"outage) before giving up (default: {RETRY_FOR_S:g})",
+    )
+
+
+def _add_page_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("datasets", help="upload, register and list datasets")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upload = actions.add_parser("upload", parents=[common], help="upload an .npz file")
+    upload.add_argument("file", help="dataset file (.npz, see ARCHITECTURE.md)")
+    upload.add_argument("--name")
+    builtin = actions.add_parser("builtin", parents=[common], help="register a built-in dataset")
+    builtin.add_argument("generator", help="xor_spurious, xor_pid or digits_pairs")
+    builtin.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator param")
+    builtin.add_argument("--seed", type=int, default=0)
+    builtin.add_argument("--name")
+    _add_page_options(actions.add_parser("list", parents=[common], help="list your datasets"))
+    for action in ("show", "delete"):
+        actions.add_parser(action, parents=[common], help=f"{action} a dataset").add_argument("id")
+    parser.set_defaults(func=_guarded("datasets", cmd_datasets))
+
+
+def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    submit = subparsers.add_parser("submit", parents=[common], help="submit a job spec (YAML/JSON)")
+    submit.add_argument("spec", help="job spec file, e.g. examples/xor_pid_sweep.yaml")
+    submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    _add_retry_option(submit)
+    submit.set_defaults(func=_guarded("submit", cmd_submit))
+    parser = subparsers.add_parser("jobs", help="list, show and cancel jobs")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="list your jobs")
+    listing.add_argument("--status", help="queued, running, succeeded, failed, cancelled, ...")
+    _add_page_options(listing)
+    show = actions.add_parser("show", parents=[common], help="a job and its best trials")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    for action in ("cancel", "rerun-failed", "delete"):
+        actions.add_parser(action, parents=[common], help=f"{action} a job").add_argument("id")
+    parser.set_defaults(func=_guarded("jobs", cmd_jobs))
+
+
+def _register_results(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    watch = subparsers.add_parser("watch", parents=[common], help="progress bars until a job ends")
+    watch.add_argument("job_id")
+    _add_retry_option(watch)
+    watch.set_defaults(func=_guarded("watch", cmd_watch))
+    report = subparsers.add_parser("report", parents=[common], help="a job's comparison table")
+    report.add_argument("job_id")
+    report.add_argument("--json", action="store_true", help="print the report JSON")
+    report.set_defaults(func=_guarded("report", cmd_report))
+    download = subparsers.add_parser("download", parents=[common], help="download the best model")
+    download.add_argument("job_id")
+    download.add_argument("--best", required=True, metavar="METHOD", help="e.g. synib")
+    download.add_argument("--out", required=True, metavar="DIR", help="folder to unpack into")
+    download.set_defaults(func=_guarded("download", cmd_download))
+
+
+def _register_token(subparsers: Any) -> None:
+    parser = subparsers.add_parser("token", help="create, list, revoke API tokens (server side)")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True, help="a label for the token")
+    create.add_argument("--user", default="admin", help="user name (created if missing)")
+    create.add_argument("--admin", action="store_true", help="a new user is an admin")
+    create.add_argument(
+        "--expires-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lifetime in days, 1 to 36500 (default: SYNIB_TOKEN_TTL_DAYS, else never expires)",
+    )
+    listing = actions.add_parser("list", help="list tokens (never their secret)")
+    listing.add_argument("--user", default=None, help="only this user's tokens")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    parser.set_defaults(func=_guarded("token", cmd_token))
+
+
+def register(subparsers: Any) -> None:
+    """Add token, datasets, submit, jobs, watch, report, download to ``subparsers``
+    (the result of ``parser.add_subparsers(dest="command")``)."""
+    common = _connection_options()
+    _register_token(subparsers)
+    _register_datasets(subparsers, common)
+    _register_jobs(subparsers, common)
+    _register_results(subparsers, common)

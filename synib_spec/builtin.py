@@ -1,0 +1,141 @@
+"""Built-in dataset generators: their names and typed, checked parameters.
+
+The library's generators (``synib_core.data.generators``) build the data; this table says which
+exist and what each takes, so the API can refuse a bad request without importing the library,
+and the docs and the dashboard list the same parameters. Values may arrive as strings (CLI).
+
+Example:
+    >>> resolve_params("xor_spurious", {"alpha": "0.5"})["alpha"]
+    0.5
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synib_spec.datasets import GeneratorParamError
+
+__all__ = [
+    "GENERATORS",
+    "GENERATOR_PARAMS",
+    "Param",
+    "generated_fingerprint",
+    "resolve_params",
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One generator parameter: ``parse`` turns a value (or its text) into the typed value,
+    ``check`` accepts or rejects it, ``allowed`` says in words what is accepted."""
+
+    default: Any
+    parse: Callable[[Any], Any]
+    check: Callable[[Any], bool]
+    allowed: str
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
+def parse_floats(value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.strip("()[] ").split(",") if v.strip()]
+    return tuple(float(v) for v in value)
+
+
+def int_param(default: int, low: int, high: int = 10_000_000) -> Param:
+    return Param(default, parse_int, lambda v: low <= v <= high, f"an integer in {low}..{high}")
+
+
+def float_param(default: float, low: float, high: float, *, open_high: bool = False) -> Param:
+    bound = ")" if open_high else "]"
+
+    def check(v: float) -> bool:
+        return low <= v < high if open_high else low <= v <= high
+
+    return Param(default, float, check, f"a number in [{low}, {high}{bound}")
+
+
+def choice_param(default: str, choices: tuple[str, ...]) -> Param:
+    return Param(default, str, lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def _probabilities(p: tuple[float, ...]) -> bool:
+    return len(p) == 4 and min(p) >= 0 and abs(sum(p) - 1.0) < 1e-6
+
+
+GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
+    "xor_spurious": {
+        "alpha": float_param(0.8, 0.0, 10.0),
+        "n_train": int_param(300, 2),
+        "n_val": int_param(300, 1),
+        "n_test": int_param(30000, 1),
+        "dim": int_param(64, 10, 100_000),
+    },
+    "xor_pid": {
+        "p": Param(
+            (0.45, 0.0, 0.45, 0.10),
+            parse_floats,
+            _probabilities,
+            "four numbers >= 0 summing to 1 (pU_a,pU_b,pR,pS)",
+        ),
+        "n_train": int_param(1800, 2),
+        "n_val": int_param(200, 1),
+        "n_test": int_param(4000, 1),
+        "signal": float_param(3.0, 0.0, 100.0),
+        "projection_seed": int_param(0, 0, 2**31 - 1),
+    },
+    "digits_pairs": {
+        "n_train": int_param(2000, 2),
+        "n_val": int_param(400, 1),
+        "n_test": int_param(1000, 1),
+        "synergy_rate": float_param(0.2, 0.0, 1.0, open_high=True),
+        "layout": choice_param("flat", ("flat", "image")),
+    },
+}
+
+GENERATORS: tuple[str, ...] = tuple(GENERATOR_PARAMS)
+
+
+def resolve_params(generator: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of ``generator`` overlaid with ``params``, parsed and checked;
+    GeneratorParamError names the bad parameter (or ``generator`` when it is unknown)."""
+    schema = GENERATOR_PARAMS.get(generator)
+    if schema is None:
+        raise GeneratorParamError(
+            "generator", f"unknown generator {generator!r}; allowed: {', '.join(GENERATORS)}"
+        )
+    unknown = sorted(set(params) - set(schema))
+    if unknown:
+        allowed = ", ".join(sorted(schema)) or "none"
+        raise GeneratorParamError(
+            unknown[0], f"unknown parameter of {generator}; allowed: {allowed}"
+        )
+    resolved = {}
+    for name, spec in schema.items():
+        raw = params.get(name, spec.default)
+        try:
+            value = spec.parse(raw)
+            ok = spec.check(value)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise GeneratorParamError(
+                name, f"invalid value {raw!r} for {generator}; allowed: {spec.allowed}"
+            )
+        resolved[name] = value
+    return resolved
+
+
+def generated_fingerprint(generator: str, seed: int, params: Mapping[str, Any]) -> str:
+    """sha256 of the generator name, seed and resolved parameters (stable JSON)."""
+    blob = json.dumps({"generator": generator, "seed": seed, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
