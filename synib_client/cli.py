@@ -36,6 +36,8 @@ def guarded(name: str, handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except BrokenPipeError:
+            raise  # no user error: the reader of the output went away (synib_client.main)
         except (ValueError, OSError) as exc:  # ClientError, ApiError, SpecError are ValueErrors
             lines = [" ".join(line.split()) for line in str(exc).splitlines()]
             message = "; ".join(line for line in lines if line) or type(exc).__name__

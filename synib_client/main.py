@@ -9,12 +9,14 @@ Each part adds its commands through an entry point of pyproject.toml, found with
 A part that cannot be imported (its extra is not installed) leaves its commands in place, and
 each answers with one line naming the extra to install; so does a command that imports more
 when it runs (``synib train`` needs torch). ``synib --version`` imports none of the parts.
-Handlers return the exit code; a user error is one line on stderr and exit code 2.
+Handlers return the exit code; a user error is one line on stderr and exit code 2; output cut
+off by a closed pipe ends the command quietly with exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -129,11 +131,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return USER_ERROR
+    return _dispatch(func, args)
+
+
+def _dispatch(func: Any, args: argparse.Namespace) -> int:
     try:
-        return int(func(args))
+        code = int(func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except ImportError as exc:  # a command that imports more when it runs
         extra = getattr(args, "synib_extra", None)
         if not extra:
             raise
         print(needs_extra(args.command, extra, exc), file=sys.stderr)
         return USER_ERROR
+    except BrokenPipeError:
+        # The reader went away (`synib jobs list | head -1`): stop quietly, as Python's docs
+        # advise, with the rest of the output sent nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -35,6 +35,8 @@ def _guarded(name: str, handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except BrokenPipeError:
+            raise  # the reader of the output went away: the `synib` script ends quietly
         except (ValueError, OSError) as exc:
             lines = [" ".join(line.split()) for line in str(exc).splitlines()]
             message = "; ".join(line for line in lines if line) or type(exc).__name__

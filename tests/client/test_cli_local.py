@@ -4,6 +4,9 @@ and ``synib token show`` (where the client finds its server and token)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,21 @@ def test_token_show_refuses_the_saved_token_for_another_url(
         "http://127.0.0.1:8000, not http://localhost:8000; give --token or set SYNIB_TOKEN for "
         "that server\n"
     )
+
+
+@pytest.mark.parametrize("argv", [["knobs"], ["token", "show"]])
+def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """``synib knobs | head -1``: the reader is gone before the output is written. Output is
+    block-buffered as in a shell pipe (no PYTHONUNBUFFERED), so the write may fail only when
+    the buffer is flushed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    synib = str(Path(sys.executable).parent / "synib")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    try:
+        done = subprocess.run(
+            [synib, *argv], stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
