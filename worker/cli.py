@@ -10,6 +10,7 @@ through which the ``synib`` console script (``synib_client.main``) gets the toke
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -36,7 +37,7 @@ def _guarded(name: str, handler: Handler) -> Handler:
         try:
             return handler(args)
         except BrokenPipeError:
-            raise  # the reader of the output went away: the `synib` script ends quietly
+            raise  # the reader of the output went away: main ends quietly
         except (ValueError, OSError) as exc:
             lines = [" ".join(line.split()) for line in str(exc).splitlines()]
             message = "; ".join(line for line in lines if line) or type(exc).__name__
@@ -83,7 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code or 0)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `python -m worker.cli token create | head -1`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

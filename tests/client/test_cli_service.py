@@ -352,6 +352,30 @@ def test_token_create_defaults_to_synib_token_ttl_days(
     assert crud.get_user_by_name(db_session, name="frank") is None
 
 
+def test_token_create_into_a_closed_pipe_ends_quietly(token_env: str, db_session: Session) -> None:
+    """``synib token create --name ci | head -1`` where the reader is already gone: the token is
+    made, the script ends with exit code 1 and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    synib = str(Path(sys.executable).parent / "synib")
+    try:
+        done = subprocess.run(
+            [synib, "token", "create", "--name", "ci", "--user", "gina"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+    user = crud.get_user_by_name(db_session, name="gina")
+    assert user is not None
+    assert [t.name for t in crud.list_tokens(db_session, user_id=user.id)] == ["ci"]
+
+
 def test_console_script_exit_codes(
     live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
 ) -> None:
