@@ -1,9 +1,10 @@
-"""The service half of the ``synib`` CLI: token, datasets, submit, jobs, watch, report, download.
+"""The client's commands of the ``synib`` CLI: datasets, submit, jobs, watch, report, download,
+knobs (``synib token show`` is in ``cli_token``).
 
-``register(subparsers)`` adds the commands to the parser built in ``worker/cli.py``. Each command
-sets ``func``: a handler taking the parsed args and returning the exit code. A user error (bad
-file, unknown job, API 4xx, unreachable server) prints ONE line on stderr and returns 2.
-Nothing heavy is imported here: no torch, no ray.
+``register(subparsers)`` adds them to the parser ``synib_client.main`` builds (the entry point
+``client`` of the group ``synib.commands``). Each command sets ``func``: a handler taking the
+parsed args and returning the exit code. A user error (bad file, unknown job, API 4xx,
+unreachable server) prints ONE line on stderr and returns 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from synib_client.errors import ClientError
+from synib_client.progress import upload_progress
 from synib_client.spec import check_json_data
 from synib_client.sse import RETRY_FOR_S
 
@@ -27,13 +29,15 @@ Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
 
 
-def _guarded(name: str, handler: Handler) -> Handler:
+def guarded(name: str, handler: Handler) -> Handler:
     """Turn the errors a user can cause into one line on stderr and exit code 2."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except BrokenPipeError:
+            raise  # no user error: the reader of the output went away (synib_client.main)
         except (ValueError, OSError) as exc:  # ClientError, ApiError, SpecError are ValueErrors
             lines = [" ".join(line.split()) for line in str(exc).splitlines()]
             message = "; ".join(line for line in lines if line) or type(exc).__name__
@@ -68,27 +72,13 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _upload_progress() -> Callable[[int, int], None]:
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
-        bar["bar"].update(done - bar["bar"].n)
-        if done >= total:
-            bar["bar"].close()
-
-    return update
-
-
 def cmd_datasets(args: argparse.Namespace) -> int:
     from synib_client.cli_format import format_datasets
 
     client = _client(args)
     if args.action == "upload":
-        ds = client.upload_dataset(args.file, name=args.name, progress=_upload_progress())
+        progress = upload_progress(sys.stderr, f"upload {Path(args.file).name}")
+        ds = client.upload_dataset(args.file, name=args.name, progress=progress)
         print(f"uploaded dataset {ds['id']} ({ds.get('name')}, {ds.get('status')})")
     elif args.action == "builtin":
         params = _parse_sets(args.set or [])
@@ -174,16 +164,27 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_token(args: argparse.Namespace) -> int:
-    from worker.cli_token import run_token_command
+def cmd_knobs(args: argparse.Namespace) -> int:
+    from synib_client.cli_format import format_knobs
+    from synib_spec.knobs import knob_table, markdown_table
 
-    return run_token_command(args)
+    if args.json:
+        print(json.dumps(knob_table(), indent=2))
+    elif args.markdown:
+        print(markdown_table(), end="")
+    else:
+        print(format_knobs(knob_table()))
+    return 0
 
 
 # -- parser -----------------------------------------------------------------------------------
-def _connection_options() -> argparse.ArgumentParser:
+def connection_options() -> argparse.ArgumentParser:
+    """``--url`` and ``--token``, as a parent parser of each command that talks to a server."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="server root (default: SYNIB_URL or credentials.json)")
+    common.add_argument(
+        "--url",
+        help="server root (default: SYNIB_URL, else credentials.json, else http://127.0.0.1:8000)",
+    )
     common.add_argument("--token", help="API token (default: SYNIB_TOKEN or credentials.json)")
     return common
 
@@ -217,7 +218,7 @@ def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None
     _add_page_options(actions.add_parser("list", parents=[common], help="list your datasets"))
     for action in ("show", "delete"):
         actions.add_parser(action, parents=[common], help=f"{action} a dataset").add_argument("id")
-    parser.set_defaults(func=_guarded("datasets", cmd_datasets))
+    parser.set_defaults(func=guarded("datasets", cmd_datasets))
 
 
 def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -225,7 +226,7 @@ def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
     submit.add_argument("spec", help="job spec file, e.g. examples/xor_pid_sweep.yaml")
     submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
     _add_retry_option(submit)
-    submit.set_defaults(func=_guarded("submit", cmd_submit))
+    submit.set_defaults(func=guarded("submit", cmd_submit))
     parser = subparsers.add_parser("jobs", help="list, show and cancel jobs")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", parents=[common], help="list your jobs")
@@ -236,51 +237,38 @@ def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("--json", action="store_true")
     for action in ("cancel", "rerun-failed", "delete"):
         actions.add_parser(action, parents=[common], help=f"{action} a job").add_argument("id")
-    parser.set_defaults(func=_guarded("jobs", cmd_jobs))
+    parser.set_defaults(func=guarded("jobs", cmd_jobs))
 
 
 def _register_results(subparsers: Any, common: argparse.ArgumentParser) -> None:
     watch = subparsers.add_parser("watch", parents=[common], help="progress bars until a job ends")
     watch.add_argument("job_id")
     _add_retry_option(watch)
-    watch.set_defaults(func=_guarded("watch", cmd_watch))
+    watch.set_defaults(func=guarded("watch", cmd_watch))
     report = subparsers.add_parser("report", parents=[common], help="a job's comparison table")
     report.add_argument("job_id")
     report.add_argument("--json", action="store_true", help="print the report JSON")
-    report.set_defaults(func=_guarded("report", cmd_report))
+    report.set_defaults(func=guarded("report", cmd_report))
     download = subparsers.add_parser("download", parents=[common], help="download the best model")
     download.add_argument("job_id")
     download.add_argument("--best", required=True, metavar="METHOD", help="e.g. synib")
     download.add_argument("--out", required=True, metavar="DIR", help="folder to unpack into")
-    download.set_defaults(func=_guarded("download", cmd_download))
+    download.set_defaults(func=guarded("download", cmd_download))
 
 
-def _register_token(subparsers: Any) -> None:
-    parser = subparsers.add_parser("token", help="create, list, revoke API tokens (server side)")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="create a token and print it once")
-    create.add_argument("--name", required=True, help="a label for the token")
-    create.add_argument("--user", default="admin", help="user name (created if missing)")
-    create.add_argument("--admin", action="store_true", help="a new user is an admin")
-    create.add_argument(
-        "--expires-days",
-        type=int,
-        default=None,
-        metavar="N",
-        help="lifetime in days, 1 to 36500 (default: SYNIB_TOKEN_TTL_DAYS, else never expires)",
-    )
-    listing = actions.add_parser("list", help="list tokens (never their secret)")
-    listing.add_argument("--user", default=None, help="only this user's tokens")
-    revoke = actions.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("id")
-    parser.set_defaults(func=_guarded("token", cmd_token))
+def _register_knobs(subparsers: Any) -> None:
+    knobs = subparsers.add_parser("knobs", help="the knobs a job spec may set (no server needed)")
+    output = knobs.add_mutually_exclusive_group()
+    output.add_argument("--markdown", action="store_true", help="the docs' Markdown table")
+    output.add_argument("--json", action="store_true", help="the JSON of GET /api/v1/knobs")
+    knobs.set_defaults(func=guarded("knobs", cmd_knobs))
 
 
 def register(subparsers: Any) -> None:
-    """Add token, datasets, submit, jobs, watch, report, download to ``subparsers``
+    """Add datasets, submit, jobs, watch, report, download, knobs to ``subparsers``
     (the result of ``parser.add_subparsers(dest="command")``)."""
-    common = _connection_options()
-    _register_token(subparsers)
+    common = connection_options()
     _register_datasets(subparsers, common)
     _register_jobs(subparsers, common)
     _register_results(subparsers, common)
+    _register_knobs(subparsers)

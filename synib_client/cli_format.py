@@ -139,3 +139,34 @@ def format_job(job: dict[str, Any]) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def format_knobs(table: dict[str, Any]) -> str:
+    """``GET /api/v1/knobs`` as text: one row per knob (allowed values in words), then the
+    methods."""
+    knob_rows = [
+        [
+            k["name"],
+            k["type"],
+            _default_text(k["default"]),
+            k["allowed"] if k["type"] != "str" or k["choices"] else "text",
+            "all" if k["methods"] is None else ",".join(k["methods"]),
+            k["help"],
+        ]
+        for k in table["knobs"]
+    ]
+    method_rows = [[m["name"], m["help"]] for m in table["methods"]]
+    return "\n\n".join(
+        [
+            format_table(
+                ["knob", "type", "default", "allowed", "methods", "what it does"], knob_rows
+            ),
+            format_table(["method", "what it does"], method_rows),
+        ]
+    )
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "''" if value == "" else str(value)

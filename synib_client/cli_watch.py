@@ -1,4 +1,4 @@
-"""``synib watch``: one tqdm progress bar per trial, driven by the job's event stream.
+"""``synib watch``: one progress bar per trial, driven by the job's event stream.
 
 Event data (infra/db/crud_jobs.py): ``status`` {status, failure_reason, progress, trials_done,
 trials_total}; ``trial`` {id, trial_key, status, epochs_done, metrics, ...}; ``epoch``
@@ -10,73 +10,56 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 from synib_client.client import Client
+from synib_client.progress import BarBoard
 from synib_client.sse import RETRY_FOR_S
+from synib_spec.knobs import defaults
 
-DEFAULT_EPOCHS = 30
 TRIAL_DONE = frozenset({"succeeded", "failed", "cancelled", "stopped"})
 
 
 def planned_epochs(spec: dict[str, Any]) -> int:
-    """Epochs per trial from a job spec (``epochs``, else ``config.epochs``, else the default)."""
+    """Epochs per trial from a job spec (``epochs``, else ``config.epochs``, else the knob's
+    default)."""
     config = spec.get("config") or {}
-    epochs = spec.get("epochs") or config.get("epochs") or DEFAULT_EPOCHS
+    epochs = spec.get("epochs") or config.get("epochs") or defaults()["epochs"]
     return int(epochs)
 
 
+def _rounded(metrics: dict[str, Any], name: str) -> dict[str, float]:
+    value = metrics.get(name)
+    return {name: round(float(value), 4)} if isinstance(value, int | float) else {}
+
+
 class TrialBars:
-    """Keeps a bar per trial id; each epoch moves its bar, the postfix shows epoch and val_acc."""
+    """A bar per trial id; each epoch moves its bar, the postfix shows epoch and val_acc, and
+    once the trial ends its status and test_acc."""
 
     def __init__(self, epochs: int, stream: TextIO) -> None:
-        self._epochs, self._stream = epochs, stream
-        self._bars: dict[str, tqdm[Any]] = {}
-
-    def _bar(self, trial_id: str, label: str) -> tqdm[Any]:
-        if trial_id not in self._bars:
-            self._bars[trial_id] = tqdm(
-                total=self._epochs,
-                desc=label,
-                unit="ep",
-                file=self._stream,
-                position=len(self._bars),
-                leave=True,
-                dynamic_ncols=True,
-            )
-        return self._bars[trial_id]
+        self._epochs = epochs
+        self._board = BarBoard(stream)
 
     def on_epoch(self, data: dict[str, Any]) -> None:
-        bar = self._bar(str(data["trial_id"]), str(data.get("trial_key", data["trial_id"])))
-        epoch = int(data.get("epoch", bar.n + 1))
-        if epoch > bar.total:
-            bar.total = epoch
-        bar.update(max(0, epoch - bar.n))
-        metrics = data.get("metrics") or {}
-        postfix: dict[str, Any] = {"epoch": epoch}
-        if isinstance(metrics.get("val_acc"), int | float):
-            postfix["val_acc"] = round(float(metrics["val_acc"]), 4)
-        bar.set_postfix(postfix)
+        key = str(data["trial_id"])
+        bar = self._board.bar(key, str(data.get("trial_key", key)), self._epochs)
+        epoch = int(data.get("epoch", bar.done + 1))
+        bar.total = max(bar.total, epoch)
+        bar.done = max(bar.done, epoch)
+        bar.postfix = {"epoch": epoch, **_rounded(data.get("metrics") or {}, "val_acc")}
+        self._board.show(key)
 
     def on_trial(self, data: dict[str, Any]) -> None:
-        bar = self._bar(str(data["id"]), str(data.get("trial_key", data["id"])))
+        key = str(data["id"])
+        bar = self._board.bar(key, str(data.get("trial_key", key)), self._epochs)
         status = data.get("status")
         if status in TRIAL_DONE:
             if status == "succeeded":
-                bar.total = bar.n  # early stopping (patience) can finish a trial before `epochs`
-            metrics = data.get("metrics") or {}
-            postfix: dict[str, Any] = {"status": status}
-            if isinstance(metrics.get("test_acc"), int | float):
-                postfix["test_acc"] = round(float(metrics["test_acc"]), 4)
-            bar.set_postfix(postfix)
-            bar.refresh()
+                bar.total = bar.done  # early stopping (patience) can end a trial before `epochs`
+            bar.postfix = {"status": status, **_rounded(data.get("metrics") or {}, "test_acc")}
+            self._board.show(key)
 
     def write(self, text: str) -> None:
-        tqdm.write(text, file=self._stream)
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
+        self._board.write(text)
 
 
 def watch_job(
@@ -107,15 +90,12 @@ def watch_job(
             done, total = data.get("trials_done", 0), data.get("trials_total", 0)
             bars.write(f"job {job_id}: {data.get('status')} ({done}/{total} trials)")
 
-    try:
-        final = client.wait(
-            job_id,
-            on_event,
-            retry_for=retry_for,
-            on_reconnect=lambda line: bars.write(f"synib {command}: {line}"),
-        )
-    finally:
-        bars.close()
+    final = client.wait(
+        job_id,
+        on_event,
+        retry_for=retry_for,
+        on_reconnect=lambda line: bars.write(f"synib {command}: {line}"),
+    )
     status = final.get("status")
     if status == "succeeded":
         print(f"job {job_id} succeeded; see `synib report {job_id}`")

@@ -21,7 +21,13 @@ from synib_client.config import resolve_credentials
 from synib_client.download import download_artifact
 from synib_client.errors import ApiError, ClientError, ConnectionFailed, raise_for_response
 from synib_client.events import TERMINAL_STATUSES, JobEvents, path_segment
-from synib_client.spec import check_json_data, load_spec, resolve_dataset
+from synib_client.spec import (
+    DatasetShorthand,
+    check_json_data,
+    is_same_builtin,
+    load_spec,
+    split_dataset,
+)
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "Client", "ClientError", "ConnectionFailed"]
 
@@ -59,7 +65,7 @@ class Client(JobEvents):
 
     Args:
         url: server root, e.g. ``http://127.0.0.1:8000`` (else SYNIB_URL, else credentials.json,
-            else the settings' host and port).
+            else ``http://127.0.0.1:8000``).
         token: API token (else SYNIB_TOKEN, else credentials.json).
         timeout: seconds for ordinary requests; uploads, downloads and event streams have no
             read timeout.
@@ -167,9 +173,36 @@ class Client(JobEvents):
         a relative path is relative to the spec file).
         """
         body, base_dir = load_spec(spec)
-        body = resolve_dataset(self, body, base_dir)
+        body, shorthand = split_dataset(body, base_dir)
+        if shorthand is not None:
+            body["dataset_id"] = self._dataset_for(shorthand)["id"]
         result: dict[str, Any] = self._json("POST", "/jobs", json=body)
         return result
+
+    def _dataset_for(self, shorthand: DatasetShorthand) -> dict[str, Any]:
+        if shorthand.file is not None:
+            return self.upload_dataset(shorthand.file, name=shorthand.name)
+        assert shorthand.builtin is not None
+        existing = self.find_builtin(shorthand.builtin, shorthand.params, shorthand.seed)
+        if existing is not None:
+            return existing
+        return self.register_builtin(
+            shorthand.builtin, shorthand.params, seed=shorthand.seed, name=shorthand.name
+        )
+
+    def find_builtin(
+        self, generator: str, params: dict[str, Any], seed: int
+    ) -> dict[str, Any] | None:
+        """The newest usable (not failed) built-in dataset with these generator, params and seed."""
+        offset = 0
+        while True:
+            page = self.datasets(limit=100, offset=offset)
+            for dataset in page["data"]:
+                if is_same_builtin(dataset, generator, params, seed):
+                    return dataset
+            offset += len(page["data"])
+            if not page["data"] or offset >= page["count"]:
+                return None
 
     def jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """One page of jobs, newest first: ``{"data": [JobPublic], "count": total}``."""

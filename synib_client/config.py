@@ -1,45 +1,64 @@
-"""Where the client finds its server and token.
+"""The client's settings and where it finds its server and token.
 
-Order: explicit arguments, then ``SYNIB_URL`` / ``SYNIB_TOKEN``, then
-``$SYNIB_CONFIG_DIR/credentials.json`` (default ``~/.config/synib/credentials.json``,
-``{"url": ..., "token": ...}``, written by ``synib serve`` on first start), then for the url the
-settings' ``host:port``. The saved token goes only to the saved URL: for another server the
-token must be given (``--token`` / ``SYNIB_TOKEN``). Environment variables are read through
-pydantic-settings only.
+The client reads three environment variables, here and nowhere else: ``SYNIB_URL``,
+``SYNIB_TOKEN`` and ``SYNIB_CONFIG_DIR`` (default ``~/.config/synib``), the folder of
+``credentials.json`` (``{"url": ..., "token": ...}``, written by ``synib serve`` on first start).
+None of the server's settings apply to it.
+
+Order: explicit arguments (``--url`` / ``--token``), then the environment, then
+``credentials.json``, then for the URL ``http://127.0.0.1:8000``. The saved token goes only to
+the saved URL: for another server the token must be given (``--token`` / ``SYNIB_TOKEN``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
-from infra.settings import Settings
 from synib_client.errors import ClientError
 
-
-class ClientSettings(Settings):
-    """The service settings plus the two the client reads (``SYNIB_URL``, ``SYNIB_TOKEN``)."""
-
-    url: str | None = None
-    token: str | None = None
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_CONFIG_DIR = "~/.config/synib"
 
 
-def client_settings() -> ClientSettings:
-    """Fresh settings from the environment (not cached: the CLI and tests change it)."""
-    try:
-        return ClientSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ClientError(f"settings: SYNIB_{field.upper()}: {first['msg']}") from exc
+@dataclass(frozen=True)
+class ClientSettings:
+    """``SYNIB_URL``, ``SYNIB_TOKEN``, ``SYNIB_CONFIG_DIR``; an empty variable counts as unset."""
+
+    url: str | None
+    token: str | None
+    config_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
+        """Fresh settings (not cached: the CLI and tests change the environment)."""
+        env = os.environ if environ is None else environ
+        config_dir = env.get("SYNIB_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+        return cls(
+            url=env.get("SYNIB_URL") or None,
+            token=env.get("SYNIB_TOKEN") or None,
+            config_dir=Path(config_dir).expanduser(),
+        )
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.config_dir / "credentials.json"
 
 
-def credentials_path(settings: Settings | None = None) -> Path:
-    """``<config_dir>/credentials.json``."""
-    return (settings or client_settings()).config_dir / "credentials.json"
+@dataclass(frozen=True)
+class Credentials:
+    """The server and token a client uses, and where each came from (for ``synib token show``):
+    ``url_from`` is ``--url``, ``SYNIB_URL``, the credentials file or ``default``;
+    ``token_from`` the same without a default (None when there is no token)."""
+
+    url: str
+    token: str | None
+    url_from: str
+    token_from: str | None
 
 
 def read_credentials(path: Path) -> dict[str, str]:
@@ -76,20 +95,24 @@ def server_key(url: str) -> tuple[str, str, int, str]:
     return scheme, parts.hostname.lower(), port or default_port, parts.path.rstrip("/")
 
 
-def resolve_credentials(url: str | None, token: str | None) -> tuple[str, str | None]:
-    """Return ``(url without trailing slash, token or None)``.
+def find_credentials(url: str | None, token: str | None) -> Credentials:
+    """The URL (without trailing slash) and token to use, given ``--url`` / ``--token``.
 
     The saved token is used only for the saved URL (``server_key``): sending it to the server
     that ``--url`` / ``SYNIB_URL`` name instead would hand it to whoever runs that server.
     """
-    settings = client_settings()
-    path = credentials_path(settings)
+    settings = ClientSettings.from_env()
+    path = settings.credentials_path
     saved = read_credentials(path) if url is None or token is None else {}
-    url = url or settings.url or saved.get("url") or f"http://{settings.host}:{settings.port}"
+    url_from, url = _first(
+        ("--url", url), ("SYNIB_URL", settings.url), (str(path), saved.get("url"))
+    )
+    if url is None:
+        url_from, url = "default", DEFAULT_URL
     if not url.startswith(("http://", "https://")):
         raise ClientError(f"url: must start with http:// or https://, got {url!r}")
     target = server_key(url)
-    token = token or settings.token or None
+    token_from, token = _first(("--token", token), ("SYNIB_TOKEN", settings.token))
     if token is None and saved.get("token"):
         if "url" not in saved:
             raise ClientError(
@@ -101,8 +124,19 @@ def resolve_credentials(url: str | None, token: str | None) -> tuple[str, str | 
                 f"token: the token saved in {path} is for {saved['url']}, not "
                 f"{url.rstrip('/')}; give --token or set SYNIB_TOKEN for that server"
             )
-        token = saved["token"]
-    return url.rstrip("/"), token
+        token_from, token = str(path), saved["token"]
+    return Credentials(url.rstrip("/"), token, url_from, token_from if token else None)
+
+
+def resolve_credentials(url: str | None, token: str | None) -> tuple[str, str | None]:
+    """``(url without trailing slash, token or None)``: ``find_credentials`` without sources."""
+    found = find_credentials(url, token)
+    return found.url, found.token
+
+
+def _first(*candidates: tuple[str, str | None]) -> tuple[str, str | None]:
+    """The first (source, value) with a value, else ("", None)."""
+    return next(((source, value) for source, value in candidates if value), ("", None))
 
 
 def _key_or_none(url: str) -> tuple[str, str, int, str] | None:

@@ -1,4 +1,5 @@
-"""Job spec files for the client: load YAML/JSON and resolve the ``dataset`` shorthand.
+"""Job spec files for the client: load YAML/JSON, refuse what JSON cannot carry, and split off
+the ``dataset`` shorthand (``Client.submit`` then uploads or registers the dataset it names).
 
 A spec names its data in one of three ways:
 - ``dataset_id: <id>`` (an existing dataset),
@@ -13,15 +14,13 @@ import datetime
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from synib_client.errors import ClientError
-
-if TYPE_CHECKING:
-    from synib_client.client import Client
 
 
 class SpecError(ClientError):
@@ -129,14 +128,29 @@ def _check_json_value(value: Any, field: str, parents: set[int], budget: list[in
     parents.discard(id(value))
 
 
-def resolve_dataset(client: Client, body: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Replace a ``dataset`` entry by ``dataset_id`` (registering/uploading as needed)."""
+@dataclass(frozen=True)
+class DatasetShorthand:
+    """A spec's ``dataset`` entry: a built-in dataset (``builtin``, ``params``, ``seed``) or a
+    file to upload (``file``, already resolved against the spec's folder)."""
+
+    builtin: str | None = None
+    file: Path | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    name: str | None = None
+
+
+def split_dataset(
+    body: dict[str, Any], base_dir: Path
+) -> tuple[dict[str, Any], DatasetShorthand | None]:
+    """``(spec without its dataset entry, the entry)``; the entry is None when the spec names a
+    ``dataset_id``. SpecError when it names neither or both, or the entry is malformed."""
     body = dict(body)
     shorthand = body.pop("dataset", None)
     if shorthand is None:
         if not body.get("dataset_id"):
             raise SpecError("dataset_id: missing (or give dataset: {builtin: ...} or {file: ...})")
-        return body
+        return body, None
     if body.get("dataset_id"):
         raise SpecError("dataset: give either dataset_id or dataset, not both")
     if not isinstance(shorthand, dict) or len({"builtin", "file"} & set(shorthand)) != 1:
@@ -144,47 +158,26 @@ def resolve_dataset(client: Client, body: dict[str, Any], base_dir: Path) -> dic
     unknown = set(shorthand) - {"builtin", "file", "params", "seed", "name"}
     if unknown:
         raise SpecError(f"dataset: unknown keys {sorted(unknown)}")
+    name = shorthand.get("name")
     if "file" in shorthand:
-        path = Path(str(shorthand["file"])).expanduser()
-        dataset = client.upload_dataset(base_dir / path, name=shorthand.get("name"))
-    else:
-        dataset = _builtin_dataset(client, shorthand)
-    body["dataset_id"] = dataset["id"]
-    return body
-
-
-def _builtin_dataset(client: Client, shorthand: dict[str, Any]) -> dict[str, Any]:
+        path = base_dir / Path(str(shorthand["file"])).expanduser()
+        return body, DatasetShorthand(file=path, name=name)
     params = shorthand.get("params") or {}
     seed = shorthand.get("seed", 0)
     if not isinstance(params, dict):
         raise SpecError("dataset.params: must be a mapping of generator parameters")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SpecError(f"dataset.seed: must be an integer, got {seed!r}")
-    generator = str(shorthand["builtin"])
-    existing = find_builtin(client, generator, params, seed)
-    if existing is not None:
-        return existing
-    return client.register_builtin(generator, params, seed=seed, name=shorthand.get("name"))
+    return body, DatasetShorthand(
+        builtin=str(shorthand["builtin"]), params=params, seed=seed, name=name
+    )
 
 
-def find_builtin(
-    client: Client, generator: str, params: dict[str, Any], seed: int
-) -> dict[str, Any] | None:
-    """The newest usable (not failed) built-in dataset with these generator, params and seed."""
-    offset = 0
-    while True:
-        page = client.datasets(limit=100, offset=offset)
-        for dataset in page["data"]:
-            if _same_builtin(dataset, generator, params, seed):
-                return dataset
-        offset += len(page["data"])
-        if not page["data"] or offset >= page["count"]:
-            return None
-
-
-def _same_builtin(
+def is_same_builtin(
     dataset: dict[str, Any], generator: str, params: dict[str, Any], seed: int
 ) -> bool:
+    """Whether a DatasetPublic is a usable (not failed) built-in dataset with these generator,
+    params and seed (older rows kept the seed inside ``params``)."""
     if dataset.get("source") != "builtin" or dataset.get("builtin_name") != generator:
         return False
     if dataset.get("status") == "failed":

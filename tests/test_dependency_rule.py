@@ -1,8 +1,10 @@
 """The one dependency rule of ARCHITECTURE.md, checked in fresh interpreters.
 
 api never loads torch or ray (it starts fast on a machine without a GPU); synib_core never loads the
-service stack. Each check imports the package AND its submodules, so a violation deep inside a module
-is caught, not just one in __init__.py.
+service stack; the vocabulary (synib_spec) loads neither; the client (synib_client) loads nothing
+beyond httpx, PyYAML and synib_spec.knobs, so it installs without the server (tests/client's
+test_standalone_install.py installs it alone). Each check imports the package AND its submodules,
+so a violation deep inside a module is caught, not just one in __init__.py.
 """
 
 from __future__ import annotations
@@ -53,11 +55,27 @@ def test_synib_core_loads_no_service_stack() -> None:
     assert "torch" in loaded  # sanity: the probe really imported the library's modules
 
 
+def test_synib_spec_loads_neither_the_service_stack_nor_torch() -> None:
+    loaded = loaded_top_level_modules("synib_spec", "")
+    forbidden = {"torch", "ray", "fastapi", "starlette", "sqlalchemy", "pydantic", "celery"}
+    assert not loaded & forbidden, f"synib_spec pulled in {sorted(loaded & forbidden)}"
+    assert "numpy" in loaded  # sanity: the dataset contract was imported
+
+
+def test_synib_client_loads_only_what_the_client_extra_installs() -> None:
+    loaded = loaded_top_level_modules("synib_client", "")
+    forbidden = {"fastapi", "starlette", "sqlalchemy", "pydantic", "pydantic_settings", "torch"}
+    forbidden |= {"ray", "celery", "kombu", "numpy", "tqdm", "infra", "api", "worker", "synib_core"}
+    assert not loaded & forbidden, f"synib_client pulled in {sorted(loaded & forbidden)}"
+    assert {"httpx", "yaml", "synib_spec"} <= loaded  # sanity: the client's modules were imported
+
+
 def test_synib_version_is_instant_and_light() -> None:
     probe = (
-        "import sys; from worker.cli import main\n"
+        "import sys; from synib_client.main import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('torch','ray','fastapi','sqlalchemy') if m in sys.modules))"
+        "print(sorted(m for m in ('torch','ray','fastapi','sqlalchemy','pydantic','httpx',"
+        "'synib_core','worker') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=60

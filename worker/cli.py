@@ -1,96 +1,96 @@
-"""The ``synib`` console script: one argparse parser composed from three packages.
+"""The server's own command line: ``python -m worker.cli COMMAND`` runs serve, api, worker,
+migrate, reconcile and ``token create|list|revoke`` without the client package. ``synib serve``
+starts its api and worker children this way.
 
-``synib_core.cli.register`` adds train, compare, data; ``synib_client.cli.register`` adds token, datasets,
-submit, jobs, watch, report, download; ``worker.serve.register`` adds serve, api, worker,
-migrate, reconcile. Each is imported lazily (``synib --version`` imports none of them), and a
-package that cannot be imported (an extra not installed) leaves its commands in place with a
-clear error. Handlers return the exit code; a user error is one line on stderr and exit code 2.
+``register_token(actions)`` is the entry point ``server`` of the group ``synib.token_commands``,
+through which the ``synib`` console script (``synib_client.main``) gets the token actions;
+``worker.serve.register`` is the entry point ``server`` of ``synib.commands``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from synib_core import __version__
+# Imported here, not inside the handlers: without the [worker] extra this module cannot be
+# imported, and the `synib` script then answers `synib token create` with the extra to install.
+from worker import serve
+from worker.cli_token import run_token_command
 
 USER_ERROR = 2
-
-# module -> (the extra that provides it, the commands it registers)
-COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "synib_core.cli": ("core", ("train", "compare", "data")),
-    "synib_client.cli": (
-        "api",
-        ("token", "datasets", "submit", "jobs", "watch", "report", "download"),
-    ),
-    "worker.serve": ("worker", ("serve", "api", "worker", "migrate", "reconcile")),
-}
+Handler = Callable[[argparse.Namespace], int]
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr (``synib <command>: error: ...``), exit code 2."""
-
+class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _missing_handler(command: str, extra: str, error: Exception) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        print(
-            f"synib {command}: error: this command needs the [{extra}] extra "
-            f"(pip install 'synib[{extra}]'): {error}",
-            file=sys.stderr,
-        )
-        return USER_ERROR
+def _guarded(name: str, handler: Handler) -> Handler:
+    """Errors a user can cause (a bad flag, an unknown user, a database that is not there) as
+    one line on stderr and exit code 2."""
 
-    return handler
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except BrokenPipeError:
+            raise  # the reader of the output went away: main ends quietly
+        except (ValueError, OSError) as exc:
+            lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+            message = "; ".join(line for line in lines if line) or type(exc).__name__
+            print(f"synib {name}: error: {message}", file=sys.stderr)
+            return USER_ERROR
+
+    return run
 
 
-def _add_placeholders(subparsers: Any, module: str, error: Exception) -> None:
-    """Commands of a package that cannot be imported: they answer with the reason."""
-    extra, commands = COMMAND_MODULES[module]
-    for command in commands:
-        parser = subparsers.add_parser(command, help=f"(unavailable: needs the [{extra}] extra)")
-        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        parser.set_defaults(func=_missing_handler(command, extra, error))
+def register_token(actions: Any) -> None:
+    """Add ``create``, ``list`` and ``revoke`` to the ``synib token`` actions (an argparse
+    ``add_subparsers()`` object)."""
+    create = actions.add_parser("create", help="create a token and print it once (server side)")
+    create.add_argument("--name", required=True, help="a label for the token")
+    create.add_argument("--user", default="admin", help="user name (created if missing)")
+    create.add_argument("--admin", action="store_true", help="a new user is an admin")
+    create.add_argument(
+        "--expires-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lifetime in days, 1 to 36500 (default: SYNIB_TOKEN_TTL_DAYS, else never expires)",
+    )
+    listing = actions.add_parser("list", help="list tokens, never their secret (server side)")
+    listing.add_argument("--user", default=None, help="only this user's tokens")
+    revoke = actions.add_parser("revoke", help="revoke a token by id (server side)")
+    revoke.add_argument("id")
+    for parser in (create, listing, revoke):
+        parser.set_defaults(func=_guarded("token", run_token_command))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser (imports the three command modules, not torch or ray)."""
-    parser = OneLineParser(
-        prog="synib", description="SynIB as a service: train, compare, serve, submit."
-    )
-    parser.add_argument("--version", action="version", version=f"synib {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        try:
-            register = importlib.import_module(module).register
-        except ImportError as exc:
-            _add_placeholders(subparsers, module, exc)
-            continue
-        register(subparsers)
+    parser = _OneLineParser(prog="synib", description="The synib server's commands.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve.register(commands)
+    token = commands.add_parser("token", help="create, list, revoke API tokens")
+    register_token(token.add_subparsers(dest="action", required=True, metavar="ACTION"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``synib`` console script; returns the exit code."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list in (["--version"], ["-V"]):
-        print(f"synib {__version__}")  # instant: nothing else is imported
-        return 0
-    parser = build_parser()
+    """``python -m worker.cli``; returns the exit code."""
     try:
-        args = parser.parse_args(args_list)
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code or 0)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return USER_ERROR
-    return int(func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `python -m worker.cli token create | head -1`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""synib_core.cli through a tiny argparse parser built from `register` (as worker/cli.py does)."""
+"""synib_core.cli through a tiny argparse parser built from `register` (as the `synib` script, synib_client/main.py, composes it)."""
 
 from __future__ import annotations
 

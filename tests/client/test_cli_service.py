@@ -1,4 +1,5 @@
-"""The service commands of the ``synib`` CLI (synib_client/cli.py) against the real API app.
+"""The ``synib`` CLI's service commands (synib_client/cli.py, and the server's token actions it
+composes) against the real API app.
 
 Exit codes: 0 on success, 1 when a watched job failed or was cancelled, 2 (one line on stderr)
 for any user error. Rows a worker would write are inserted through crud.
@@ -6,7 +7,6 @@ for any user error. Rows a worker would write are inserted through crud.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import re
@@ -25,24 +25,22 @@ from sqlalchemy.orm import Session
 from infra.db import crud
 from infra.db.models import Dataset, utcnow
 from infra.settings import Settings
-from synib_client.cli import register
 from synib_client.cli_format import format_job, format_report
 from synib_client.client import Client
 from synib_client.errors import ApiError
+from synib_client.main import main
 
 Run = Any  # Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``cli("jobs", "list") -> (exit code, stdout, stderr)`` through a parser from register()."""
-    parser = argparse.ArgumentParser(prog="synib")
-    register(parser.add_subparsers(dest="command", required=True))
+    """``cli("jobs", "list") -> (exit code, stdout, stderr)`` through the ``synib`` script's
+    ``main`` (every installed part's commands, in this process)."""
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        args = parser.parse_args(list(argv))
-        code = args.func(args)
+        code = main(list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -354,10 +352,34 @@ def test_token_create_defaults_to_synib_token_ttl_days(
     assert crud.get_user_by_name(db_session, name="frank") is None
 
 
+def test_token_create_into_a_closed_pipe_ends_quietly(token_env: str, db_session: Session) -> None:
+    """``synib token create --name ci | head -1`` where the reader is already gone: the token is
+    made, the script ends with exit code 1 and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    synib = str(Path(sys.executable).parent / "synib")
+    try:
+        done = subprocess.run(
+            [synib, "token", "create", "--name", "ci", "--user", "gina"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+    user = crud.get_user_by_name(db_session, name="gina")
+    assert user is not None
+    assert [t.name for t in crud.list_tokens(db_session, user_id=user.id)] == ["ci"]
+
+
 def test_console_script_exit_codes(
     live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
 ) -> None:
-    """The installed ``synib`` script (worker/cli.py composing synib_client.cli) in a subprocess."""
+    """The installed ``synib`` script (synib_client.main composing the parts) in a subprocess."""
     synib = str(Path(sys.executable).parent / "synib")
     failed = add_job(db_session, user_token[1], dataset.id, status="running")
     crud.set_job_status(db_session, job_id=failed.id, status="cancelled")

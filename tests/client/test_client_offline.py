@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from synib_client.client import Client
-from synib_client.config import resolve_credentials
+from synib_client.config import ClientSettings, Credentials, find_credentials, resolve_credentials
 from synib_client.errors import (
     ApiError,
     ChecksumMismatch,
@@ -102,9 +102,46 @@ def test_credentials_order_argument_env_file(
         resolve_credentials("ftp://x", None)
 
 
-def test_default_url_comes_from_settings_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SYNIB_PORT", "8123")
-    assert resolve_credentials(None, None) == ("http://127.0.0.1:8123", None)
+def test_without_url_or_saved_credentials_the_default_is_the_local_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server's own settings are not the client's: a bad SYNIB_PORT or SYNIB_DATABASE_URL
+    neither moves nor breaks it (``synib serve`` saves its URL in credentials.json instead)."""
+    monkeypatch.setenv("SYNIB_PORT", "not-a-port")
+    monkeypatch.setenv("SYNIB_HOST", "0.0.0.0")
+    monkeypatch.setenv("SYNIB_TOKEN_TTL_DAYS", "-1")
+    assert resolve_credentials(None, None) == ("http://127.0.0.1:8000", None)
+
+
+def test_settings_are_the_three_variables_an_empty_one_unset(tmp_path: Path) -> None:
+    settings = ClientSettings.from_env(
+        {"SYNIB_URL": "http://h:1", "SYNIB_TOKEN": "synib_t", "SYNIB_CONFIG_DIR": "~/cfg"}
+    )
+    assert settings == ClientSettings("http://h:1", "synib_t", Path.home() / "cfg")
+    assert settings.credentials_path == Path.home() / "cfg" / "credentials.json"
+    empty = ClientSettings.from_env({"SYNIB_URL": "", "SYNIB_TOKEN": "", "SYNIB_CONFIG_DIR": ""})
+    assert empty == ClientSettings(None, None, Path.home() / ".config" / "synib")
+
+
+def test_credentials_say_where_they_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _save_credentials(tmp_path, "http://127.0.0.1:8000")
+    assert find_credentials(None, None) == Credentials(
+        "http://127.0.0.1:8000", "synib_saved", str(path), str(path)
+    )
+    monkeypatch.setenv("SYNIB_TOKEN", "synib_env")
+    found = find_credentials("http://other:1", None)
+    assert (found.url_from, found.token_from) == ("--url", "SYNIB_TOKEN")
+    monkeypatch.setenv("SYNIB_URL", "http://env:2")
+    found = find_credentials(None, "synib_arg")
+    assert (found.url, found.url_from, found.token_from) == ("http://env:2", "SYNIB_URL", "--token")
+    path.unlink()
+    monkeypatch.delenv("SYNIB_URL")
+    monkeypatch.delenv("SYNIB_TOKEN")
+    assert find_credentials(None, None) == Credentials(
+        "http://127.0.0.1:8000", None, "default", None
+    )
 
 
 def _save_credentials(tmp_path: Path, url: str) -> Path:
