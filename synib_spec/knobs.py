@@ -119,8 +119,6 @@ class Knob:
             parts.append(("> " if self.min_exclusive else ">= ") + f"{self.min:g}")
         if self.max is not None:
             parts.append(("< " if self.max_exclusive else "<= ") + f"{self.max:g}")
-        elif self.type == "int":
-            parts.append(f"<= {INT_MAX}")
         kind = "an integer" if self.type == "int" else "a number"
         return f"{kind} " + " and ".join(parts)
 
@@ -321,7 +319,7 @@ def parse_knob(name: str, value: Any, *, strict: bool = False) -> Any:
     if knob.max is not None and (typed > knob.max or (knob.max_exclusive and typed == knob.max)):
         raise bad
     if knob.type == "int" and typed > INT_MAX:
-        raise bad
+        raise KnobError(knob.name, f"expected an integer <= {INT_MAX}, got {value!r}")
     problem = knob.check(typed) if knob.check is not None else None
     if problem is not None:
         raise KnobError(knob.name, problem)

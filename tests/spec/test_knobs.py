@@ -116,6 +116,6 @@ def test_the_table_as_json_and_markdown() -> None:
     assert lam["methods"] == ["synib", "masking_only"] and lam["min"] == 0.0
     assert [m["name"] for m in table["methods"]] == list(METHODS)
     hidden = next(k for k in table["knobs"] if k["name"] == "hidden")
-    assert hidden["max"] == INT_MAX and hidden["allowed"] == f"an integer >= 1 and <= {INT_MAX}"
+    assert hidden["max"] == INT_MAX and hidden["allowed"] == "an integer >= 1"
     markdown = markdown_table()
     assert markdown.count("\n") == len(KNOBS_LIST) + 2 and "| `lambda` | float | 1.0 |" in markdown
