@@ -71,7 +71,7 @@ def discretise(x: np.ndarray, clusters: int, *, seed: int = 0, name: str = "x") 
     become 0) and clustered with scikit-learn's KMeans (``clusters`` centres, seed ``seed``,
     ``KMEANS_RESTARTS`` restarts); rows with at most ``clusters`` distinct values keep them.
     """
-    if not MIN_CLUSTERS <= clusters:
+    if not clusters >= MIN_CLUSTERS:
         raise ValueError(f"clusters: must be >= {MIN_CLUSTERS}, got {clusters}")
     flat = _rows(name, x)
     distinct, states = np.unique(flat, axis=0, return_inverse=True)

@@ -5,7 +5,7 @@ each modality and synergy S, in bits, with R + U_1 + U_2 + S = I(Y; X_1, X_2).
 Definitions of Bertschinger et al. (2014), estimated as the convex program of Liang et al. (2023,
 "Quantifying & modeling multimodal interactions", the CVX / BATCH estimator on discrete data):
 
-    q* = argmin_{q in D_p} I_q(Y; X_1, X_2),   D_p = {q : q(x_1, y) = p(x_1, y), q(x_2, y) = p(x_2, y)}
+    q* = argmin_{q in D_p} I_q(Y; X_1, X_2),  D_p = {q: q(x_i, y) = p(x_i, y) for i = 1, 2}
     R = I(Y; X_1) + I(Y; X_2) - I_q*(Y; X_1, X_2)     U_1 = I_q* - I(Y; X_2)
     S = I_p(Y; X_1, X_2) - I_q*                       U_2 = I_q* - I(Y; X_1)
 

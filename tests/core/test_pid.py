@@ -181,7 +181,9 @@ def test_joint_distribution_by_hand() -> None:
         ({"a": np.zeros((4, 2)), "b": np.zeros((4, 2))}, np.zeros(4), "integer class ids"),
     ],
 )
-def test_bad_input_names_the_argument(x: dict[str, np.ndarray], y: np.ndarray, message: str) -> None:
+def test_bad_input_names_the_argument(
+    x: dict[str, np.ndarray], y: np.ndarray, message: str
+) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         dataset_pid(x, y)
 
