@@ -5,7 +5,7 @@ from synib_core.metrics.bootstrap import paired_bootstrap_ci, paired_bootstrap_c
 from synib_core.metrics.classification import accuracy, expected_calibration_error, macro_f1
 from synib_core.metrics.discretise import default_clusters, discretise, discretise_modalities
 from synib_core.metrics.pid import PID, PIDUnavailable, dataset_pid, prediction_pid
-from synib_core.metrics.pid_verdict import pid_verdict
+from synib_core.metrics.pid_verdict import describe_pid, pid_verdict
 from synib_core.metrics.power import seeds_needed
 from synib_core.metrics.summary import summarize
 from synib_core.metrics.synergy import (
@@ -22,6 +22,7 @@ __all__ = [
     "counterfactual_confidence",
     "dataset_pid",
     "default_clusters",
+    "describe_pid",
     "discretise",
     "discretise_modalities",
     "expected_calibration_error",

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from synib_core.metrics.pid import PID
 
-__all__ = ["LITTLE_INFORMATION", "LITTLE_SYNERGY", "MUCH_SYNERGY", "pid_verdict"]
+__all__ = ["LITTLE_INFORMATION", "LITTLE_SYNERGY", "MUCH_SYNERGY", "describe_pid", "pid_verdict"]
 
 LITTLE_INFORMATION = 0.05
 LITTLE_SYNERGY = 0.05
@@ -45,3 +45,14 @@ def pid_verdict(pids: Sequence[PID]) -> str:
     if best.synergy >= MUCH_SYNERGY:
         return f"much synergy ({amount}): SynIB is likely to help"
     return f"some synergy ({amount}): SynIB may help; compare it with vanilla"
+
+
+def describe_pid(pid: PID) -> str:
+    """One line: "a + b: redundancy 0.450, unique a 0.450, unique b 0.000, synergy 0.100 bits
+    (I(label; a, b) = 1.000)"."""
+    m1, m2 = pid.modalities
+    return (
+        f"{m1} + {m2}: redundancy {pid.redundancy:.3f}, unique {m1} {pid.unique[m1]:.3f}, "
+        f"unique {m2} {pid.unique[m2]:.3f}, synergy {pid.synergy:.3f} bits "
+        f"(I({pid.target}; {m1}, {m2}) = {pid.total:.3f})"
+    )
