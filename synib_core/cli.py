@@ -168,6 +168,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     data = load_npz(args.data)
     y_test = data.y[data.split == 2]
+    states, data_pid = _test_split_pid(data, y_test)
     knobs = parse_sets(args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training
@@ -199,15 +200,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     y_test,
                     ref_preds=refs,
                     config=knobs,
+                    prediction_pid=_prediction_pid(states, result.test_pred),
                 )
             )
     report = compare_report(
-        records, baseline=args.baseline, references=references, n_boot=args.n_boot
+        records,
+        baseline=args.baseline,
+        references=references,
+        n_boot=args.n_boot,
+        data_pid=data_pid,
     )
     report["dataset_fingerprint"] = data.fingerprint
     _write_json(out / "report.json", report)
     print(format_table(report))
     return 0
+
+
+def _test_split_pid(data: Any, y_test: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The test inputs' k-means states (reused for every run's prediction PID) and the PID of
+    the test labels with its verdict; (None, None) without the pid extra (cvxpy)."""
+    from synib_core.metrics import PIDUnavailable, discretise_modalities, pid_verdict
+    from synib_core.metrics.pid import pairwise_pid
+
+    x_test = {m: a[data.split == 2] for m, a in data.x.items()}
+    try:
+        states = discretise_modalities(x_test, data.num_classes)
+        labels = pairwise_pid(states, y_test)
+    except PIDUnavailable as exc:
+        print(f"note: the report has no PID lines: {exc}", file=sys.stderr)
+        return None, None
+    return states, {"pairs": [p.to_json() for p in labels], "verdict": pid_verdict(labels)}
+
+
+def _prediction_pid(states: dict[str, Any] | None, test_pred: Any) -> list[dict[str, Any]] | None:
+    from synib_core.metrics import prediction_pid
+
+    return None if states is None else [p.to_json() for p in prediction_pid(states, test_pred)]
 
 
 def cmd_data_make(args: argparse.Namespace) -> int:

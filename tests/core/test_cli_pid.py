@@ -72,3 +72,29 @@ def test_missing_file_and_missing_solver(
     assert run_cli(["data", "pid", str(xor_pid_npz)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "synib data pid: error: PID estimates need cvxpy: pip install 'synib[pid]'"
+
+
+def test_compare_runs_the_new_baselines_with_pid_and_seed_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "xor.npz"
+    params = ["--set", "n_train=64", "--set", "n_val=32", "--set", "n_test=64", "--set", "dim=12"]
+    assert run_cli(["data", "make", "xor_spurious", *params, "--out", str(data)]) == 0
+    methods = "vanilla,reconboost,dnr,mcr,agm,mla,pmr"
+    tiny = ["--set", "epochs=2", "--set", "hidden=8", "--set", "fusion_hidden=8"]
+    out = tmp_path / "cmp"
+    argv = ["compare", str(data), "--methods", methods, "--seeds", "0,1", *tiny, "--n-boot", "50"]
+    assert run_cli([*argv, "--no-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["methods"]) == methods.split(",")
+    assert report["data_pid"]["pairs"][0]["modalities"] == ["a", "b"]
+    for method in methods.split(",")[1:]:
+        entry = report["methods"][method]
+        assert len(entry["metrics"]["test_acc"]["values"]) == 2, method
+        assert entry["seeds_needed"]["test_acc"] >= 2, method
+        pid = entry["prediction_pid"]["a+b"]
+        assert len(pid["synergy"]["values"]) == 2 and pid["total"]["mean"] >= 0, method
+    table = capsys.readouterr().out
+    assert "PID of the test labels (bits): a+b:" in table
+    assert "PID of mla's predictions (bits): a+b:" in table
+    assert "seeds needed (pmr vs vanilla, to detect +5 points with 80% power" in table
