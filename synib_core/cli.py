@@ -1,4 +1,4 @@
-"""The library half of the ``synib`` CLI: ``train``, ``compare`` and ``data make``.
+"""The library half of the ``synib`` CLI: ``train``, ``compare``, ``data make`` and ``data pid``.
 
 ``register(subparsers)`` adds the commands to the parser built in ``worker/cli.py``; each sets
 ``func``, a handler taking the parsed args and returning the exit code. A user error (unknown
@@ -9,6 +9,7 @@ handlers only, so building the parser is instant.
     synib data make xor_spurious --set alpha=0.9 --out xor.npz
     synib train xor.npz --method synib --set lambda=10 --set epochs=5 --out runs/synib
     synib compare xor.npz --methods vanilla,synib --seeds 0,1 --set epochs=5 --out runs/cmp
+    synib data pid xor.npz --clusters 10 --json
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
 MAX_SEED = 2**31 - 1  # the job API's limit too (seeds are stored as SQL integers)
 MAX_N_BOOT = 1_000_000
+MAX_PID_CLUSTERS = 100  # the joint table has clusters^2 * K cells for the solver
 
 
 class CliError(ValueError):
@@ -166,6 +168,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     data = load_npz(args.data)
     y_test = data.y[data.split == 2]
+    states, data_pid = _test_split_pid(data, y_test)
     knobs = parse_sets(args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training
@@ -197,15 +200,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     y_test,
                     ref_preds=refs,
                     config=knobs,
+                    prediction_pid=_prediction_pid(states, result.test_pred),
                 )
             )
     report = compare_report(
-        records, baseline=args.baseline, references=references, n_boot=args.n_boot
+        records,
+        baseline=args.baseline,
+        references=references,
+        n_boot=args.n_boot,
+        data_pid=data_pid,
     )
     report["dataset_fingerprint"] = data.fingerprint
     _write_json(out / "report.json", report)
     print(format_table(report))
     return 0
+
+
+def _test_split_pid(data: Any, y_test: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The test inputs' k-means states (reused for every run's prediction PID) and the PID of
+    the test labels with its verdict; (None, None) without the pid extra (cvxpy)."""
+    from synib_core.metrics import PIDUnavailable, discretise_modalities, pid_verdict
+    from synib_core.metrics.pid import pairwise_pid
+
+    x_test = {m: a[data.split == 2] for m, a in data.x.items()}
+    try:
+        states = discretise_modalities(x_test, data.num_classes)
+        labels = pairwise_pid(states, y_test)
+    except PIDUnavailable as exc:
+        print(f"note: the report has no PID lines: {exc}", file=sys.stderr)
+        return None, None
+    return states, {"pairs": [p.to_json() for p in labels], "verdict": pid_verdict(labels)}
+
+
+def _prediction_pid(states: dict[str, Any] | None, test_pred: Any) -> list[dict[str, Any]] | None:
+    from synib_core.metrics import prediction_pid
+
+    return None if states is None else [p.to_json() for p in prediction_pid(states, test_pred)]
 
 
 def cmd_data_make(args: argparse.Namespace) -> int:
@@ -223,6 +253,37 @@ def cmd_data_make(args: argparse.Namespace) -> int:
         f"{out}: {args.generator} seed {args.seed}, train {sizes['train']} / val "
         f"{sizes['val']} / test {sizes['test']}, {data.num_classes} classes, sha256 {digest}"
     )
+    return 0
+
+
+def cmd_data_pid(args: argparse.Namespace) -> int:
+    """PID of a dataset file (all rows): redundancy, unique information and synergy about the
+    label in bits, for every pair of modalities, and a verdict in words."""
+    if args.clusters is not None:
+        check_int_range("--clusters", args.clusters, 2, MAX_PID_CLUSTERS)
+    check_int_range("--seed", args.seed, 0, MAX_SEED)
+    from synib_core.data import load_npz
+    from synib_core.metrics import PIDUnavailable, dataset_pid, describe_pid, pid_verdict
+
+    data = load_npz(args.data)
+    try:
+        pids = dataset_pid(data.x, data.y, clusters=args.clusters, seed=args.seed)
+    except PIDUnavailable as exc:
+        raise CliError(str(exc)) from None
+    verdict = pid_verdict(pids)
+    if args.json:
+        payload = {
+            "file": str(args.data), "n": int(data.y.shape[0]), "num_classes": data.num_classes,
+            "clusters": args.clusters, "seed": args.seed, "unit": "bits",
+            "pairs": [p.to_json() for p in pids], "verdict": verdict,
+        }  # fmt: skip
+        print(json.dumps(payload, indent=2))
+        return 0
+    states = ", ".join(f"{m} {k}" for m, k in pids[0].states.items())
+    print(f"{args.data}: {data.y.shape[0]} samples, {data.num_classes} classes; states {states}")
+    for pid in pids:
+        print(describe_pid(pid))
+    print(f"verdict: {verdict}")
     return 0
 
 
@@ -269,3 +330,13 @@ def register(subparsers: Any) -> None:
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--out", required=True, help="output .npz file")
     make.set_defaults(func=_guarded("data make", cmd_data_make))
+    pid = data_sub.add_parser(
+        "pid", help="partial information decomposition of a dataset (bits; needs synib[pid])"
+    )
+    pid.add_argument("data", help="dataset .npz file")
+    pid.add_argument(
+        "--clusters", type=int, help="k-means states per modality (default: a rule of N and K)"
+    )
+    pid.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
+    pid.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pid.set_defaults(func=_guarded("data pid", cmd_data_pid))

@@ -1,6 +1,12 @@
 """Compare methods over seeds: the report dict (docs/INTERNALS.md "Job report", without the
 service fields) and a plain-text table. numpy only; the worker reuses both.
 
+Beyond the metrics, the report says how many seeds would detect a +5-point gain with 80% power
+(``seeds_needed``, from the spread of each method's per-seed delta against the baseline) and,
+when given, the PID of the test labels and of each method's predictions (``data_pid``,
+``RunRecord.prediction_pid``: PID.to_json() dicts), so it shows a method moving the synergy of
+what the model predicts and not only its accuracy.
+
 Example:
     >>> runs = [run_record("vanilla", 0, metrics, pred, y_test, ref_preds=refs), ...]  # doctest: +SKIP
     >>> print(format_table(compare_report(runs)))                                       # doctest: +SKIP
@@ -14,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from synib_core.metrics import paired_bootstrap_ci, unimodal_groups
+from synib_core.metrics import paired_bootstrap_ci, seeds_needed, unimodal_groups
+from synib_core.metrics.power import DEFAULT_GAIN
 
 DELTA_METRICS = ("test_acc", "synergy_acc")
 TABLE_METRICS = ("val_acc", "test_acc", "test_macro_f1", "test_ece", "synergy_acc")
@@ -26,7 +33,8 @@ class RunRecord:
 
     metrics: vocabulary name -> value at the selected epoch; test_correct: (N_test,) bool, the
     fused prediction was right; synergy_mask: (N_test,) bool synergy subset of this seed's
-    unimodal references (None without references); config: the knobs that differ from defaults.
+    unimodal references (None without references); config: the knobs that differ from defaults;
+    prediction_pid: the PID of the model's test predictions, one ``PID.to_json()`` per pair.
     """
 
     method: str
@@ -35,6 +43,7 @@ class RunRecord:
     test_correct: np.ndarray
     synergy_mask: np.ndarray | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    prediction_pid: list[dict[str, Any]] | None = None
 
 
 def run_record(
@@ -46,14 +55,18 @@ def run_record(
     *,
     ref_preds: Mapping[str, np.ndarray] | None = None,
     config: Mapping[str, Any] | None = None,
+    prediction_pid: Sequence[Mapping[str, Any]] | None = None,
 ) -> RunRecord:
-    """Build a RunRecord from test predictions (N_test,), labels (N_test,) and optional unimodal
-    reference predictions (modality -> (N_test,))."""
+    """Build a RunRecord from test predictions (N_test,), labels (N_test,), optional unimodal
+    reference predictions (modality -> (N_test,)) and the PID of the predictions."""
     test_pred, y_test = np.asarray(test_pred), np.asarray(y_test)
     if test_pred.shape != y_test.shape or test_pred.ndim != 1:
         raise ValueError(f"test_pred: shape {test_pred.shape} does not match y_test {y_test.shape}")
     mask = None if ref_preds is None else unimodal_groups(ref_preds, y_test)["synergy"]
-    return RunRecord(method, seed, dict(metrics), test_pred == y_test, mask, dict(config or {}))
+    pid = None if prediction_pid is None else [dict(p) for p in prediction_pid]
+    return RunRecord(
+        method, seed, dict(metrics), test_pred == y_test, mask, dict(config or {}), pid
+    )
 
 
 def _stats(values: list[float | None]) -> dict[str, Any]:
@@ -86,18 +99,48 @@ def _delta(
     return {"delta": delta, "lo": lo, "hi": hi}
 
 
+def _seeds_needed(
+    runs: Mapping[int, RunRecord], base: Mapping[int, RunRecord], metric: str
+) -> int | None:
+    """Seeds to detect +DEFAULT_GAIN in `metric` from its per-seed deltas against the baseline."""
+    seeds = [s for s in sorted(set(runs) & set(base))
+             if metric in runs[s].metrics and metric in base[s].metrics]  # fmt: skip
+    deltas = [runs[s].metrics[metric] - base[s].metrics[metric] for s in seeds]
+    return seeds_needed(deltas, DEFAULT_GAIN)
+
+
+def _pid_stats(runs: Mapping[int, RunRecord]) -> dict[str, Any] | None:
+    """pair "a+b" -> redundancy / unique (per modality) / synergy / total, each mean/std/values
+    over the seeds that have a prediction PID."""
+    by_pair: dict[str, list[Mapping[str, Any]]] = {}
+    for s in sorted(runs):
+        for pid in runs[s].prediction_pid or []:
+            by_pair.setdefault("+".join(pid["modalities"]), []).append(pid)
+    if not by_pair:
+        return None
+    out: dict[str, Any] = {}
+    for pair, pids in by_pair.items():
+        entry = {k: _stats([p[k] for p in pids]) for k in ("redundancy", "synergy", "total")}
+        entry["unique"] = {m: _stats([p["unique"][m] for p in pids]) for m in pids[0]["unique"]}
+        out[pair] = entry
+    return out
+
+
 def compare_report(
     records: Sequence[RunRecord],
     *,
     baseline: str = "vanilla",
     references: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None,
     n_boot: int = 2000,
+    data_pid: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The comparison report: per method, each metric's mean/std/values over seeds (values in
     seed order, None where a seed lacks the metric) and, against `baseline`, the paired
-    bootstrap delta with a 95% CI for test_acc and synergy_acc.
+    bootstrap delta with a 95% CI for test_acc and synergy_acc and the seeds needed to detect a
+    +5-point gain in each with 80% power; the PID of the predictions when the records have it.
 
-    records: one RunRecord per (method, seed); references: seed -> modality -> {"test_acc": ..}.
+    records: one RunRecord per (method, seed); references: seed -> modality -> {"test_acc": ..};
+    data_pid: the PID of the test labels ({"pairs": [PID.to_json()...], "verdict": str}).
     """
     if not records:
         raise ValueError("records: needs at least one run")
@@ -118,15 +161,24 @@ def compare_report(
         if method != baseline and baseline in by_method:
             deltas = {k: _delta(runs, by_method[baseline], k, n_boot) for k in DELTA_METRICS}
             entry["delta_vs_baseline"] = {k: v for k, v in deltas.items() if v is not None}
+            needed = {k: _seeds_needed(runs, by_method[baseline], k) for k in DELTA_METRICS}
+            entry["seeds_needed"] = {k: n for k, n in needed.items() if n is not None}
+        pid = _pid_stats(runs)
+        if pid is not None:
+            entry["prediction_pid"] = pid
         methods[method] = entry
     refs = {str(s): {m: dict(v) for m, v in r.items()} for s, r in (references or {}).items()}
-    return {
+    report = {
         "baseline": baseline,
         "selection": "val_acc",
         "seeds": seeds,
         "methods": methods,
         "references": refs,
+        "seeds_needed_for": {"gain": DEFAULT_GAIN, "power": 0.8, "alpha": 0.05},
     }
+    if data_pid is not None:
+        report["data_pid"] = dict(data_pid)
+    return report
 
 
 def _cell(stat: Mapping[str, Any] | None) -> str:
@@ -159,4 +211,39 @@ def format_table(report: Mapping[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     seeds = ", ".join(str(s) for s in report.get("seeds", []))
     lines.append(f"baseline: {report.get('baseline')}; seeds: {seeds}; selection: val_acc")
+    lines += pid_and_power_lines(report)
     return "\n".join(lines)
+
+
+def _pid_cell(pair: str, r: float, unique: Mapping[str, float], s: float) -> str:
+    uniques = ", ".join(f"U {m} {u:.3f}" for m, u in unique.items())
+    return f"{pair}: R {r:.3f}, {uniques}, S {s:.3f}"
+
+
+def pid_and_power_lines(report: Mapping[str, Any]) -> list[str]:
+    """The PID lines (bits: the test labels, then each method's predictions, mean over seeds)
+    and one "seeds needed" line per method compared with the baseline."""
+    lines = []
+    data = report.get("data_pid")
+    if data:
+        cells = [_pid_cell("+".join(p["modalities"]), p["redundancy"], p["unique"], p["synergy"])
+                 for p in data["pairs"]]  # fmt: skip
+        lines.append(f"PID of the test labels (bits): {'; '.join(cells)} ({data['verdict']})")
+    for method, entry in report["methods"].items():
+        cells = []
+        for pair, v in (entry.get("prediction_pid") or {}).items():
+            unique = {m: u["mean"] for m, u in v["unique"].items()}
+            cells.append(_pid_cell(pair, v["redundancy"]["mean"], unique, v["synergy"]["mean"]))
+        if cells:
+            lines.append(f"PID of {method}'s predictions (bits): {'; '.join(cells)}")
+    power = report.get("seeds_needed_for", {})
+    for method, entry in report["methods"].items():
+        needed = entry.get("seeds_needed")
+        if needed:
+            counts = ", ".join(f"{k} {n}" for k, n in needed.items())
+            lines.append(
+                f"seeds needed ({method} vs {report.get('baseline')}, to detect "
+                f"+{100 * power.get('gain', DEFAULT_GAIN):.0f} points with 80% power, paired "
+                f"normal approximation): {counts}"
+            )
+    return lines

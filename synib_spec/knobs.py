@@ -74,11 +74,44 @@ METHODS_LIST: tuple[Method, ...] = (
     Method("ensemble", "one unimodal model per modality; fused logits = their sum"),
     Method("ogm_ge", "on-the-fly gradient modulation with generalisation enhancement"),
     Method("mmpareto", "Pareto-weighted multimodal and unimodal gradients per encoder"),
+    Method(
+        "reconboost",
+        "modalities take turns: each learner fits what the others miss "
+        "(boosting), then a joint rectification of their sum",
+    ),
+    Method(
+        "dnr",
+        "diagnosing & re-learning: encoders whose features over-fit (train vs "
+        "validation cluster purity) are softly re-initialised",
+    ),
+    Method(
+        "mcr",
+        "multimodal competition regulariser: each encoder maximises how much "
+        "shuffling its own features changes the prediction",
+    ),
+    Method("agm", "adaptive gradient modulation of each modality's Shapley response"),
+    Method(
+        "mla",
+        "alternating unimodal updates of a shared head (orthogonal projection), "
+        "entropy-weighted fusion",
+    ),
+    Method(
+        "pmr", "prototypical modal rebalance: prototype cross-entropy speeds up the slower modality"
+    ),
 )
 METHODS: tuple[str, ...] = tuple(m.name for m in METHODS_LIST)
 
 _MASKED = ("synib", "masking_only")
-_HEADS = ("vanilla", "synib", "masking_only", "modality_dropout", "ogm_ge", "mmpareto")
+_HEADS = (
+    "vanilla",
+    "synib",
+    "masking_only",
+    "modality_dropout",
+    "ogm_ge",
+    "mmpareto",
+    "dnr",
+    "mcr",
+)
 
 
 @dataclass(frozen=True)
@@ -234,11 +267,36 @@ KNOBS_LIST: tuple[Knob, ...] = (
        methods=_HEADS),
     _k("uni_detach", "bool", False,
        "unimodal heads train on detached features (they then never shape the encoders)",
-       "baselines", methods=("vanilla", "synib", "masking_only", "modality_dropout", "ogm_ge")),
+       "baselines",
+       methods=("vanilla", "synib", "masking_only", "modality_dropout", "ogm_ge", "dnr", "mcr")),
     _k("modality_dropout_prob", "float", 0.3, "drop probability per modality", "baselines",
        min=0.0, max=1.0, max_exclusive=True, methods=("modality_dropout",)),
     _k("ogm_alpha", "float", 0.5, "OGM-GE modulation strength", "baselines", min=0.0,
        methods=("ogm_ge",)),
+    _k("reconboost_stage_epochs", "int", 4, "epochs of each modality's boosting stage",
+       "baselines", min=1, methods=("reconboost",)),
+    _k("reconboost_rectify_epochs", "int", 4,
+       "epochs of joint rectification (all learners, CE of their sum) after each stage",
+       "baselines", min=0, methods=("reconboost",)),
+    _k("reconboost_own_weight", "float", 5.0, "ReconBoost weight w1 of the learner's own CE",
+       "baselines", min=0.0, min_exclusive=True, methods=("reconboost",)),
+    _k("reconboost_others_weight", "float", 1.0,
+       "ReconBoost weight w2 of the other learners' confidence (down-weights what they get "
+       "right)",
+       "baselines", min=0.0, methods=("reconboost",)),
+    _k("dnr_alpha", "float", 3.0,
+       "D&R re-initialisation strength: tanh(dnr_alpha * train-validation purity gap)",
+       "baselines", min=0.0, methods=("dnr",)),
+    _k("dnr_every", "int", 10, "D&R diagnoses and re-initialises every this many epochs",
+       "baselines", min=1, methods=("dnr",)),
+    _k("mcr_lambda", "float", 0.1, "MCR weight of the competition (permutation) regulariser",
+       "baselines", min=0.0, methods=("mcr",)),
+    _k("agm_alpha", "float", 1.5, "AGM modulation strength", "baselines", min=0.0,
+       methods=("agm",)),
+    _k("pmr_alpha", "float", 1.0, "PMR weight of the slower modality's prototype CE",
+       "baselines", min=0.0, methods=("pmr",)),
+    _k("pmr_momentum", "float", 0.2, "PMR momentum of the class prototypes between epochs",
+       "baselines", min=0.0, max=1.0, max_exclusive=True, methods=("pmr",)),
     # runtime
     _k("amp", "bool", False, "automatic mixed precision (CUDA only; ignored on CPU)", "runtime"),
     _k("device", "str", "auto", "training device", "runtime", choices=("auto", "cpu", "cuda")),
@@ -368,6 +426,16 @@ RULES: tuple[Rule, ...] = (
         lambda v: (
             "mask='learned' needs unimodal heads: set w_uni > 0"
             if v["mask"] == "learned" and v["w_uni"] <= 0
+            else None
+        ),
+    ),
+    Rule(
+        ("reconboost_own_weight", "reconboost_others_weight"),
+        "reconboost_others_weight",
+        lambda v: (
+            "must not exceed reconboost_own_weight (a sample's weight w1 - w2 * p_others(y) "
+            "would turn negative)"
+            if v["reconboost_others_weight"] > v["reconboost_own_weight"]
             else None
         ),
     ),

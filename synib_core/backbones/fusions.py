@@ -16,16 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from synib_core.backbones.encoders import _mlp_stack, pick_heads
-from synib_core.config import TrainConfig
+from synib_core.config import KnobError, TrainConfig
 
 __all__ = [
     "FUSIONS",
     "ConcatMLPFusion",
     "Fusion",
     "FusionConfig",
+    "SharedHeadFusion",
     "SumUnimodalFusion",
     "TransformerFusion",
 ]
@@ -105,6 +107,40 @@ class SumUnimodalFusion(Fusion):
         return torch.stack([feats[m] for m in self.order], dim=0).sum(0)  # (M, B, K) -> (B, K)
 
 
+class SharedHeadFusion(Fusion):
+    """One linear head shared by every modality (the ``mla`` method): logits_m = head(z_m);
+    the fused logits are sum_m w_m logits_m with per-sample weights w = softmax_m(-H(p_m)), the
+    entropy H of each modality's predicted distribution p_m (the most certain modality weighs
+    most: exp(max_j H_j - H_m) normalised). Given one modality it returns that modality's logits.
+    """
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        widths = sorted(set(cfg.feat_dims.values()))
+        if len(widths) != 1:
+            raise KnobError(
+                "encoder",
+                f"the shared head of mla needs one feature width for every modality, got "
+                f"{dict(cfg.feat_dims)}: use an encoder of fixed width (hidden), not identity",
+            )
+        self.order = tuple(cfg.feat_dims)
+        self.head = nn.Linear(widths[0], cfg.out_dim)
+
+    def forward(self, feats: dict[str, Tensor]) -> Tensor:
+        names = [m for m in self.order if m in feats]
+        logits = torch.stack([self.head(feats[m]) for m in names])  # (M, B, out_dim)
+        if len(names) == 1:
+            return logits[0]
+        z = logits.float()
+        if z.shape[-1] == 1:  # binary: one logit, p(y = 1) = sigmoid(z)
+            log_p = torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=-1)  # (M, B, 2)
+        else:
+            log_p = torch.log_softmax(z, dim=-1)  # (M, B, K)
+        entropy = -(log_p.exp() * log_p).sum(-1)  # (M, B)
+        weights = torch.softmax(-entropy, dim=0)  # (M, B), sums to 1 over modalities
+        return (weights[..., None] * logits).sum(0)  # (B, out_dim)
+
+
 def _config(feat_dims: dict[str, int], out_dim: int, cfg: TrainConfig) -> FusionConfig:
     return FusionConfig(dict(feat_dims), out_dim, cfg.fusion_hidden, cfg.fusion_layers, cfg.dropout)
 
@@ -115,4 +151,5 @@ FUSIONS: dict[str, FusionBuilder] = {
     "concat_mlp": lambda dims, k, cfg: ConcatMLPFusion(_config(dims, k, cfg)),
     "transformer": lambda dims, k, cfg: TransformerFusion(_config(dims, k, cfg)),
     "sum_unimodal": lambda dims, k, cfg: SumUnimodalFusion(_config(dims, k, cfg)),
+    "shared_head": lambda dims, k, cfg: SharedHeadFusion(_config(dims, k, cfg)),
 }

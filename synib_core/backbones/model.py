@@ -26,7 +26,11 @@ from synib_core.config import METHODS, KnobError, TrainConfig
 if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
     from synib_core.objectives.base import Batch
 
-__all__ = ["ModelSpecLike", "MultimodalModel", "build_model", "to_probs"]
+__all__ = ["METHOD_FUSIONS", "ModelSpecLike", "MultimodalModel", "build_model", "to_probs"]
+
+# Methods whose fused prediction is part of the method (the ``fusion`` knob is not read):
+# ensemble and reconboost sum one learner per modality, mla shares one head across modalities.
+METHOD_FUSIONS = {"ensemble": "sum_unimodal", "reconboost": "sum_unimodal", "mla": "shared_head"}
 
 
 class ModelSpecLike(Protocol):
@@ -113,7 +117,8 @@ def _check_spec(spec: ModelSpecLike) -> None:
 
 def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
     """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
-    ((D,) | (T, D) | (C, H, W)) and num_classes. ``ensemble`` uses the ``sum_unimodal`` fusion.
+    ((D,) | (T, D) | (C, H, W)) and num_classes. ``METHOD_FUSIONS`` fixes the fusion of some
+    methods (``ensemble``: ``sum_unimodal``).
 
     Weights are initialised from the global torch RNG (seed it, or fork it, before calling).
     """
@@ -123,7 +128,7 @@ def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> Multim
     build_encoder = ENCODERS[config.encoder]
     encoders = {m: build_encoder(tuple(spec.shapes[m]), config) for m in spec.modalities}
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes
-    fusion_name = "sum_unimodal" if method == "ensemble" else config.fusion
+    fusion_name = METHOD_FUSIONS.get(method, config.fusion)
     fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
     return MultimodalModel(
         encoders, fusion, spec.num_classes, feature_norm=config.feature_norm == "layernorm"

@@ -71,7 +71,9 @@ class StepContext:
     epoch: 1-based epoch; num_epochs: planned epochs; step: global optimiser step (0-based);
     generator: the RNG for masks and fills (the only randomness objectives use);
     train_prior: (K,) label marginal of the training split; oracle: modality -> (k,) int64
-    coordinate indices into the flattened per-sample input; training: False during evaluation.
+    coordinate indices into the flattened per-sample input; training: False during evaluation;
+    substep: which of the objective's ``updates_per_batch`` optimiser updates of this batch
+    (0-based; always 0 for objectives that make one update per batch).
     """
 
     epoch: int
@@ -81,6 +83,7 @@ class StepContext:
     train_prior: Tensor
     oracle: dict[str, Tensor] = field(default_factory=dict)
     training: bool = True
+    substep: int = 0
 
 
 @dataclass
@@ -130,9 +133,16 @@ class SpecLike(Protocol):
 
 
 class Objective:
-    """Base class: subclasses implement ``loss``; ``backward`` defaults to ``loss.backward()``."""
+    """Base class: subclasses implement ``loss``; ``backward`` defaults to ``loss.backward()``.
+
+    Two optional hooks serve baselines whose rule is not one loss per batch: ``updates_per_batch``
+    (the loop calls loss/backward/optimiser step that many times per batch, with
+    ``ctx.substep`` counting them: alternating updates) and ``begin_epoch`` (called before each
+    training epoch with the whole training and validation splits: per-epoch diagnostics).
+    """
 
     name: str = "objective"
+    updates_per_batch: int = 1
 
     def loss(self, model: ModelLike, batch: Batch, ctx: StepContext) -> ObjectiveOutput:
         """Loss of one batch. model: the Model contract; batch: B samples; ctx: step context."""
@@ -142,6 +152,10 @@ class Objective:
         """Back-propagate ``out.loss`` (through ``scaler.scale`` when an AMP GradScaler is given)."""
         loss = out.loss if scaler is None else scaler.scale(out.loss)
         loss.backward()
+
+    def begin_epoch(self, model: ModelLike, epoch: int, train: Batch, val: Batch) -> None:
+        """Before training epoch ``epoch`` (1-based); train / val: the whole splits. No-op."""
+        del model, epoch, train, val
 
     def state_dict(self) -> dict[str, Any]:
         """Objective state to checkpoint (e.g. running fill statistics); empty by default."""

@@ -1,6 +1,7 @@
 """``OBJECTIVES``: method name -> objective class, and ``build_objective``.
 
-Adding a method is one module and one line here (plus its name in ``synib_core.config.METHODS``).
+Adding a method is one module and one line here (plus its ``Method`` and knobs in
+``synib_spec.knobs``).
 
 Example:
     >>> objective = build_objective("synib", TrainConfig(lam=10.0), data.spec())  # doctest: +SKIP
@@ -11,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from synib_core.config import TrainConfig
+from synib_core.objectives.agm import AGM
 from synib_core.objectives.base import Objective, ObjectiveConfigError, SpecLike
 from synib_core.objectives.baselines import Ensemble, ModalityDropout, Vanilla
+from synib_core.objectives.dnr import DiagnoseRelearn
+from synib_core.objectives.mcr import MCR
+from synib_core.objectives.mla import MLA
 from synib_core.objectives.mmpareto import MMPareto
 from synib_core.objectives.ogm_ge import OgmGe
+from synib_core.objectives.pmr import PMR
+from synib_core.objectives.reconboost import ReconBoost
 from synib_core.objectives.synib import MaskingOnly, SynIB
 
 __all__ = ["OBJECTIVES", "build_objective"]
@@ -27,6 +34,12 @@ OBJECTIVES: dict[str, Callable[[TrainConfig, SpecLike], Objective]] = {
     "ensemble": Ensemble,
     "ogm_ge": OgmGe,
     "mmpareto": MMPareto,
+    "reconboost": ReconBoost,
+    "dnr": DiagnoseRelearn,
+    "mcr": MCR,
+    "agm": AGM,
+    "mla": MLA,
+    "pmr": PMR,
 }
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from synib_core.config import METHODS, KnobError, TrainConfig, check_method_rules
 from synib_core.data import MultimodalData
 from synib_core.objectives import build_objective
-from synib_core.objectives.base import Objective
+from synib_core.objectives.base import Batch, Objective
 from synib_core.training.evaluate import accuracy_of, test_metrics
 from synib_core.training.results import EpochReport, FitResult, TrainingDiverged
 from synib_core.training.run import TrainingRun, resume_or_start, save_checkpoint
@@ -138,6 +138,7 @@ def _epochs(
     try:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             start = time.perf_counter()
+            run.objective.begin_epoch(run.model, epoch, run.train.whole(), run.val.whole())
             train_loss = _train_epoch(run, epoch)
             val_acc = accuracy_of(run.model, run.val)
             metrics = {"train_loss": train_loss, "val_acc": val_acc}
@@ -161,29 +162,36 @@ def _epochs(
 
 
 def _train_epoch(run: TrainingRun, epoch: int) -> float:
-    """One pass over the training split; returns the mean loss per sample."""
+    """One pass over the training split; returns the mean loss per sample and update (an
+    objective may make several updates per batch, e.g. one per modality)."""
     run.model.train()
     total, count = 0.0, 0
     for batch in run.batches():
-        ctx = run.context(epoch)
-        with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
-            out = run.objective.loss(run.model, batch, ctx)
-        value = float(out.loss.detach())
-        if not np.isfinite(value):
-            raise TrainingDiverged(epoch, run.state.step, value)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.objective.backward(out, run.model, run.scaler)
-        if run.scaler is not None:
-            run.scaler.step(run.optimizer)
-            run.scaler.update()
-        else:
-            run.optimizer.step()
-        run.state.step += 1
-        total += value * len(batch)
-        count += len(batch)
+        for substep in range(run.objective.updates_per_batch):
+            total += _update(run, batch, epoch, substep) * len(batch)
+            count += len(batch)
     if run.scheduler is not None:
         run.scheduler.step()
     return total / max(count, 1)
+
+
+def _update(run: TrainingRun, batch: Batch, epoch: int, substep: int) -> float:
+    """One optimiser update on ``batch``; returns its loss."""
+    ctx = run.context(epoch, substep)
+    with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
+        out = run.objective.loss(run.model, batch, ctx)
+    value = float(out.loss.detach())
+    if not np.isfinite(value):
+        raise TrainingDiverged(epoch, run.state.step, value)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.objective.backward(out, run.model, run.scaler)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.state.step += 1
+    return value
 
 
 def _finish(run: TrainingRun, references: References | None) -> FitResult:

@@ -110,7 +110,7 @@ class TrainingRun:
     def batches(self) -> Iterator[Batch]:
         return iterate_batches(self.train, self.config.batch_size, self.shuffle_gen)
 
-    def context(self, epoch: int) -> StepContext:
+    def context(self, epoch: int, substep: int = 0) -> StepContext:
         return StepContext(
             epoch=epoch,
             num_epochs=self.config.epochs,
@@ -119,6 +119,7 @@ class TrainingRun:
             train_prior=self.train_prior,
             oracle=self.oracle,
             training=True,
+            substep=substep,
         )
 
     def key(self) -> str:

@@ -38,6 +38,11 @@ class SplitTensors:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def whole(self) -> Batch:
+        """The whole split as one Batch (the tensors themselves, not copies)."""
+        index = torch.arange(len(self), device=self.y.device)
+        return Batch(x=dict(self.x), y=self.y, lengths=dict(self.lengths), index=index)
+
     def batch(self, index: Tensor) -> Batch:
         """The rows ``index`` (B,) int64 (on the split's device) as a Batch."""
         return Batch(

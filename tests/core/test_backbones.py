@@ -32,7 +32,7 @@ SHAPES = {
 
 def test_registries_cover_the_knob_choices() -> None:
     assert set(ENCODERS) == {"mlp", "gru", "transformer", "cnn", "identity"}
-    assert set(FUSIONS) == {"concat_mlp", "transformer", "sum_unimodal"}
+    assert set(FUSIONS) == {"concat_mlp", "transformer", "sum_unimodal", "shared_head"}
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))

@@ -65,7 +65,7 @@ def _grads(model: MultimodalModel) -> list[Tensor]:
 def test_registry_matches_config_methods_and_rejects_unknown() -> None:
     assert set(OBJECTIVES) == set(METHODS)
     with pytest.raises(ObjectiveConfigError, match="allowed: synib, vanilla"):
-        build_objective("reconboost", TrainConfig(), _spec())
+        build_objective("no_such_method", TrainConfig(), _spec())
     with pytest.raises(ValueError, match="modalities"):
         build_objective("synib", TrainConfig(), _spec(modalities=("a",)))
 
