@@ -310,17 +310,19 @@ BENCH_REDIS = "redis://127.0.0.1:6379/15"
 
 
 @contextlib.contextmanager
-def _emptied_afterwards(broker_url: str) -> Iterator[None]:
-    """Delete the ``synib`` queue of a Redis broker after the run (no worker consumes it)."""
+def _emptied_afterwards(broker_url: str, state_dir: Path) -> Iterator[None]:
+    """Empty the ``synib`` queue after the run (no worker consumes it), through kombu."""
     try:
         yield
     finally:
-        if broker_url.startswith("redis://"):
-            import redis
+        from kombu import Connection
 
-            client = redis.Redis.from_url(broker_url)
-            client.delete("synib")
-            client.close()
+        from infra.broker import QUEUE, transport_options
+        from infra.settings import Settings
+
+        settings = Settings(state_dir=state_dir, broker_url=broker_url)
+        with Connection(settings.broker_url, transport_options=transport_options(settings)) as c:
+            c.SimpleQueue(QUEUE).clear()
 
 
 def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
@@ -328,13 +330,14 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
         state = Path(tmp)
         with bench_database(state if args.sqlite else None) as url:
             seeds = seed_all(url, args)
-            broker = args.broker_url or ("filesystem://" if args.sqlite else BENCH_REDIS)
+            # "": the embedded broker (a SQLite file in the API's state folder).
+            broker = args.broker_url or ("" if args.sqlite else BENCH_REDIS)
             with (
                 run_api(url, state / "api", workers=args.workers, broker_url=broker) as base,
-                _emptied_afterwards(broker),
+                _emptied_afterwards(broker, state / "api"),
             ):
                 backend = "SQLite (WAL)" if args.sqlite else "PostgreSQL"
-                broker_name = broker.split("://")[0]
+                broker_name = broker.split("://")[0] or "embedded (SQLite)"
                 load = os.getloadavg()[0]
                 emit(
                     f"## API latency: {backend}, {broker_name} broker, "
@@ -384,7 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--broker-url",
         default=None,
         help="broker of the API (default: Redis database 15 on 127.0.0.1 with PostgreSQL, "
-        "as in full mode, emptied afterwards; the filesystem broker with --sqlite)",
+        "as in full mode, emptied afterwards; the embedded SQLite broker with --sqlite)",
     )
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs seeded for part (b)")
     parser.add_argument("--trials", type=int, default=50, help="part (c)")
