@@ -1,8 +1,8 @@
 """The ``synib`` console script: one argparse parser composed from three packages.
 
-``synib_core.cli.register`` adds train, compare, data; ``synib_client.cli.register`` adds token, datasets,
-submit, jobs, watch, report, download; ``worker.serve.register`` adds serve, api, worker,
-migrate, reconcile. Each is imported lazily (``synib --version`` imports none of them), and a
+``synib_core.cli.register`` adds train, compare, data; ``synib_client.cli.register`` adds token,
+datasets, submit, jobs, watch, report, download; ``worker.serve.register`` adds serve, api,
+worker, housekeeper, migrate, reconcile. Each is imported lazily (``synib --version`` imports none of them), and a
 package that cannot be imported (an extra not installed) leaves its commands in place with a
 clear error. Handlers return the exit code; a user error is one line on stderr and exit code 2.
 """
@@ -26,7 +26,10 @@ COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "api",
         ("token", "datasets", "submit", "jobs", "watch", "report", "download"),
     ),
-    "worker.serve": ("worker", ("serve", "api", "worker", "migrate", "reconcile")),
+    "worker.serve": (
+        "worker",
+        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile"),
+    ),
 }
 
 
