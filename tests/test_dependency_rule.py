@@ -53,6 +53,18 @@ def test_synib_core_loads_no_service_stack() -> None:
     assert "torch" in loaded  # sanity: the probe really imported the library's modules
 
 
+def test_the_housekeeper_loads_no_training_stack() -> None:
+    """``synib housekeeper`` runs on the slim API image: it must not need torch or Ray."""
+    probe = (
+        "import sys, worker.housekeeper, worker.serve\n"
+        "print(sorted(m for m in ('torch', 'ray', 'synib_core', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_synib_version_is_instant_and_light() -> None:
     probe = (
         "import sys; from worker.cli import main\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,8 +75,10 @@ class Housekeeper:
         sessions: SessionFactory | None = None,
         producer: TaskProducer | None = None,
         assume_db_continuity: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.sessions = sessions or _unpooled_sessions(settings.database_url)
         self.producer = producer or TaskProducer(settings)
         # A one-shot pass (synib reconcile) trusts heartbeats at once; the periodic one waits
@@ -99,7 +102,7 @@ class Housekeeper:
 
     def _database_seen(self) -> None:
         """The database answered now: the streak of reachability goes on, or starts anew."""
-        now = time.monotonic()
+        now = self.clock()
         gap = None if self._db_seen_at is None else now - self._db_seen_at
         if self._db_up_since is None or gap is None or gap > self.max_gap_s:
             self._db_up_since = now
@@ -109,7 +112,7 @@ class Housekeeper:
         if self.assume_db_continuity:
             return True
         assert self._db_up_since is not None
-        return time.monotonic() - self._db_up_since >= self.settings.heartbeat_stale_s
+        return self.clock() - self._db_up_since >= self.settings.heartbeat_stale_s
 
     def _pass(self, result: HousekeepingResult) -> None:
         stale_before = utcnow() - timedelta(seconds=self.settings.heartbeat_stale_s)

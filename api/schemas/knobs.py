@@ -18,8 +18,8 @@ class KnobPublic(BaseModel):
     group: str
     allowed: str  # the allowed values in words (what error messages say)
     choices: list[str] | None
-    min: float | None
-    max: float | None
+    min: int | float | None  # an int knob's bounds stay integers
+    max: int | float | None
     min_exclusive: bool
     max_exclusive: bool
     methods: list[str] | None  # None: every method reads it
