@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+
 from api_factories import add_job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker

@@ -3,8 +3,6 @@ delete, and isolation between users."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
