@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from infra.db.crud_artifacts import (
@@ -122,6 +122,7 @@ __all__ = [
     "model_artifact_of",
     "new_job",
     "owns_job",
+    "ping",
     "replace_artifact_file",
     "report_artifact_of",
     "request_cancel",
@@ -141,6 +142,11 @@ __all__ = [
     "upsert_epoch_metrics",
     "upsert_trial",
 ]
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database (readiness); raises when it cannot be reached."""
+    session.execute(text("SELECT 1"))
 
 
 # ---- users and tokens -------------------------------------------------------------------
