@@ -42,6 +42,21 @@ def migrate(settings: Settings) -> None:
     command.upgrade(cfg, "head")
 
 
+def open_broker(settings: Settings) -> None:
+    """Reach the broker once before the processes that share it start: the embedded one (a
+    SQLite file) gets its tables now, not from three processes at the same moment; a broker
+    that cannot be reached stops ``serve`` with the reason."""
+    from infra.broker import TaskProducer
+
+    producer = TaskProducer(settings)
+    try:
+        problem = producer.check()
+    finally:
+        producer.close()
+    if problem is not None:
+        raise ValueError(f"broker {settings.broker_url}: {problem}")
+
+
 def server_url(settings: Settings) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.port}"
@@ -163,6 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
+    open_broker(settings)
     credentials, created = ensure_credentials(settings)
     note = "created" if created else "reused"
     print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
