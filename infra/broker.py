@@ -98,14 +98,16 @@ class TaskProducer:
             self._celery = make_celery_app(self.settings, "synib-producer")
         return self._celery
 
-    def send(self, name: str, object_id: str) -> str | None:
+    def send(self, name: str, object_id: str, task_id: str | None = None) -> str | None:
         """Send task ``name`` with the single argument ``object_id`` to its queue; the task id,
-        or None when the broker could not be reached (the housekeeping sends it later)."""
+        or None when the broker could not be reached (the housekeeping sends it later).
+        ``task_id`` (default: a fresh one) lets a caller store the id with its row first."""
         try:
             result = self._app().send_task(
                 name,
                 args=[object_id],
                 queue=TASK_QUEUES.get(name, QUEUE),
+                task_id=task_id,
                 retry=True,
                 retry_policy=SEND_RETRY_POLICY,
             )

@@ -7,8 +7,9 @@ One pass (``Housekeeper.run_once``) does, in order:
 2. ``cancelling`` jobs whose heartbeat is stale: ``cancelled`` (nobody is left to stop them);
 3. ``queued`` jobs whose ``synib.run_job`` message may have been lost (a broker restart, or a
    send that failed while the broker was down): sent again ``requeue_queued_after_s`` after the
-   job was queued or last sent, the wait doubling with every send (up to ``MAX_BACKOFF``
-   times); the same for pending built-in datasets and ``synib.make_dataset``.
+   job was queued (when its first message was sent), then after twice as long, and so on (at
+   most ``MAX_BACKOFF`` times as long); the same for pending built-in datasets and
+   ``synib.make_dataset``. A job waiting behind long ones gets a few duplicates, no more.
 A duplicate message is harmless: ``run_job`` claims a job with an atomic, row-locked
 ``queued -> running`` update, so only one delivery runs it (``make_dataset`` likewise).
 
@@ -55,12 +56,11 @@ class HousekeepingResult:
 
 
 def resend_due(state: crud.SendState, *, now: datetime, first_after_s: float) -> bool:
-    """Whether a message sent ``state.send_count`` times (the last at ``state.last_sent_at``)
-    should go out again now: ``first_after_s`` after the wait began or the first send, then
-    after twice as long each time, at most ``MAX_BACKOFF * first_after_s``."""
+    """Whether the message should go out again now: ``first_after_s`` after the wait began
+    (the first send), then twice as long after each resend, at most ``MAX_BACKOFF`` times."""
     if state.last_sent_at is None:
         return now - state.waiting_since >= timedelta(seconds=first_after_s)
-    factor = min(2 ** max(state.send_count - 1, 0), MAX_BACKOFF)
+    factor = min(2**state.send_count, MAX_BACKOFF)
     return now - state.last_sent_at >= timedelta(seconds=first_after_s * factor)
 
 

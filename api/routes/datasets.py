@@ -148,8 +148,7 @@ def create_builtin_dataset(
         params=params,
         status=DatasetStatus.PENDING,
     )
-    if producer.send(MAKE_DATASET, row.id) is not None:
-        crud.mark_dataset_sent(session, dataset_id=row.id)
+    producer.send(MAKE_DATASET, row.id)  # after the commit; if it fails, the housekeeping resends
     return DatasetPublic.model_validate(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -20,7 +21,7 @@ from api.errors import (
 )
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public, dataset_problem
-from infra.broker import RUN_JOB, TaskProducer
+from infra.broker import RUN_JOB
 from infra.db import crud
 from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, DatasetStatus, Job, JobStatus, TrialStatus
 from synib_spec import SpecError
@@ -41,14 +42,6 @@ def job_public(session: Session, job: Job) -> JobPublic:
     return build_job_public(
         job, crud.list_trials(session, job_id=job.id, status=TrialStatus.SUCCEEDED)
     )
-
-
-def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
-    """Send run_job (after the commit); on failure the job stays queued with no send recorded,
-    and the housekeeping sends it."""
-    task_id = producer.send(RUN_JOB, job_id)
-    if task_id is not None:
-        crud.mark_job_sent(session, job_id=job_id, task_id=task_id)
 
 
 @router.post(
@@ -73,6 +66,7 @@ def create_job(
     problem = dataset_problem(spec, dataset.summary)
     if problem is not None:
         raise unprocessable(*problem)
+    task_id = str(uuid.uuid4())  # stored with the row: one commit, then the message
     job = crud.create_job(
         session,
         owner_id=user.id,
@@ -80,8 +74,10 @@ def create_job(
         name=spec.name or f"{'+'.join(spec.method_names())} on {dataset.name}",
         spec=spec.to_json(),
         trials_total=count_trials(spec),
+        task_id=task_id,
     )
-    _enqueue(session, producer, job.id)
+    # A failed send leaves the job queued; the housekeeping sends it again.
+    producer.send(RUN_JOB, job.id, task_id=task_id)
     return build_job_public(job, [])
 
 
@@ -139,7 +135,7 @@ def rerun_failed(
     owned_job(session, job_id, user.id)
     if crud.requeue_failed(session, job_id=job_id) is None:
         raise conflict("only a finished job with failed trials (or a failed job) can be rerun")
-    _enqueue(session, producer, job_id)
+    producer.send(RUN_JOB, job_id)  # after the commit; if it fails, the housekeeping resends
     return job_public(session, owned_job(session, job_id, user.id))
 
 

@@ -127,7 +127,7 @@ def delete_dataset(session: Session, *, dataset_id: str) -> str | None:
 
 
 def mark_dataset_sent(session: Session, *, dataset_id: str) -> None:
-    """Record that ``synib.make_dataset(dataset_id)`` went to the broker just now."""
+    """Record that the housekeeping sent ``synib.make_dataset(dataset_id)`` again, now."""
     session.execute(
         update(Dataset)
         .where(Dataset.id == dataset_id)

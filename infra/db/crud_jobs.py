@@ -125,7 +125,7 @@ def apply_status(job: Job, status: str, failure_reason: str | None) -> None:
         job.finished_at = now
     elif status == JobStatus.QUEUED:
         job.finished_at = None
-        # Queued again: its message is yet to be sent (the housekeeping's backoff restarts).
+        # Queued again: sent now (the housekeeping's resends and backoff start over).
         job.last_sent_at = None
         job.send_count = 0
 
@@ -222,8 +222,9 @@ def set_trials_total(session: Session, *, job_id: str, trials_total: int) -> Non
 
 @dataclass(frozen=True)
 class SendState:
-    """When a job's (dataset's) task message went out: what the housekeeping decides a resend
-    from. ``waiting_since``: when it was last queued (a dataset: created)."""
+    """What the housekeeping decides a resend from: ``waiting_since``, when the job was last
+    queued (a dataset: created), which is when its first message was sent (by the API, right
+    after the commit); ``last_sent_at`` and ``send_count``, its resends since."""
 
     id: str
     waiting_since: datetime
@@ -232,7 +233,7 @@ class SendState:
 
 
 def mark_job_sent(session: Session, *, job_id: str, task_id: str) -> None:
-    """Record that ``synib.run_job(job_id)`` went to the broker as ``task_id`` just now."""
+    """Record that the housekeeping sent ``synib.run_job(job_id)`` again, as ``task_id``, now."""
     session.execute(
         update(Job)
         .where(Job.id == job_id)

@@ -163,8 +163,8 @@ class Dataset(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[JSONDict | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Its synib.make_dataset message: when it was last sent and how often since it was created
-    # (the housekeeping resends a pending one with backoff; the broker is never inspected).
+    # The housekeeping's resends of its synib.make_dataset message (the API sends the first on
+    # creation): the last one and how many, for the backoff; the broker is never inspected.
     last_sent_at: Mapped[datetime | None]
     send_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -193,8 +193,8 @@ class Job(Base):
     references: Mapped[JSONDict | None]
     report: Mapped[JSONDict | None]
     task_id: Mapped[str | None] = mapped_column(String(64))
-    # Its synib.run_job message: when it was last sent and how often since the job was last
-    # queued (the housekeeping resends a queued job with backoff, from these alone).
+    # The housekeeping's resends of its synib.run_job message since the job was last queued (the
+    # first is sent when it is queued): the last one and how many, for the backoff.
     last_sent_at: Mapped[datetime | None]
     send_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(200))

@@ -101,9 +101,9 @@ def test_resend_backoff_doubles_and_is_capped() -> None:
         state = crud.SendState("j", now - timedelta(seconds=waited_s), last, sends)
         return resend_due(state, now=now, first_after_s=30)
 
-    assert not due(29, 0, None) and due(30, 0, None)  # never sent: after the first wait
-    assert not due(999, 1, 29) and due(999, 1, 30)
-    assert not due(999, 3, 119) and due(999, 3, 120)  # 30 s x 2 x 2
+    assert not due(29, 0, None) and due(30, 0, None)  # 30 s after it was queued (and sent)
+    assert not due(999, 1, 59) and due(999, 1, 60)  # after one resend: twice as long
+    assert not due(999, 3, 239) and due(999, 3, 240)  # 30 s x 2 x 2 x 2
     assert not due(9999, 40, 30 * 32 - 1) and due(9999, 40, 30 * 32)  # capped at 32 x
 
 
@@ -122,7 +122,7 @@ def test_a_pass_resumes_cancels_resends_and_leaves_the_rest_alone(
     crud.set_trial_status(db_session, trial_id=trial.id, status="running")
     unsent, fresh, sent_once, backing_off = (_job(db_session, owner, dataset) for _ in range(4))
     _set(db_session, unsent, updated_at=now - timedelta(minutes=5))  # the API's send failed
-    for job_id, sends, ago_s in ((sent_once, 1, 40), (backing_off, 3, 100)):
+    for job_id, sends, ago_s in ((sent_once, 1, 70), (backing_off, 3, 200)):
         _set(db_session, job_id, send_count=sends, last_sent_at=now - timedelta(seconds=ago_s))
     pending = crud.create_dataset(
         db_session, owner_id=owner, name="b", source="builtin", status="pending", params={}
