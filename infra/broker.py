@@ -87,23 +87,19 @@ def make_celery_app(settings: Settings, main: str, include: Sequence[str] = ()) 
 
 
 class TaskProducer:
-    """Sends tasks by name in the caller's thread; a failed send is logged, never raised."""
+    """Sends tasks by name in the caller's thread (any thread: Celery pools its connections); a
+    failed send is logged, never raised. Building one connects to nothing."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._celery: Celery | None = None
-
-    def _app(self) -> Celery:
-        if self._celery is None:
-            self._celery = make_celery_app(self.settings, "synib-producer")
-        return self._celery
+        self._celery = make_celery_app(settings, "synib-producer")
 
     def send(self, name: str, object_id: str, task_id: str | None = None) -> str | None:
         """Send task ``name`` with the single argument ``object_id`` to its queue; the task id,
         or None when the broker could not be reached (the housekeeping sends it later).
         ``task_id`` (default: a fresh one) lets a caller store the id with its row first."""
         try:
-            result = self._app().send_task(
+            result = self._celery.send_task(
                 name,
                 args=[object_id],
                 queue=TASK_QUEUES.get(name, QUEUE),
@@ -125,7 +121,7 @@ class TaskProducer:
     def _waiting(self, queue: str) -> int:
         """Messages waiting in ``queue`` (kombu's passive queue declare); raises if the broker
         cannot be reached."""
-        with self._app().connection_for_write() as conn:
+        with self._celery.connection_for_write() as conn:
             # A probe answers at once (kombu would otherwise retry for seconds).
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
             try:
@@ -151,7 +147,5 @@ class TaskProducer:
             return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
     def close(self) -> None:
-        """Release the broker connections."""
-        if self._celery is not None:
-            self._celery.close()
-            self._celery = None
+        """Release the broker connections (a later send opens new ones)."""
+        self._celery.close()
