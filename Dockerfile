@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # Two images from one file:
-#   docker build --target api -t synib-api .      slim: FastAPI + SQLAlchemy + Celery producer, no torch, no ray
+#   docker build --target api -t synib-api .      slim: FastAPI + SQLAlchemy + Celery, no torch, no ray
+#                                                  (the API, the migration and the housekeeper)
 #   docker build --target worker -t synib-worker . GPU worker on an official CUDA-enabled PyTorch base
 # The commands are the same `synib` subcommands that `make run` (synib serve) starts together.
 
@@ -19,9 +20,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     SYNIB_STATE_DIR=/var/lib/synib SYNIB_STATIC_DIR=/app/frontend/dist SYNIB_HOST=0.0.0.0
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
+COPY synib_spec/ synib_spec/
 COPY synib_core/ synib_core/
+COPY infra/ infra/
 COPY api/ api/
 COPY worker/ worker/
+COPY synib_client/ synib_client/
 COPY migrations/ migrations/
 RUN pip install -c constraints.txt '.[api]' \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
@@ -39,9 +43,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     SYNIB_STATE_DIR=/var/lib/synib SYNIB_RAY_TMP_DIR=/tmp/synib_ray
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
+COPY synib_spec/ synib_spec/
 COPY synib_core/ synib_core/
+COPY infra/ infra/
 COPY api/ api/
 COPY worker/ worker/
+COPY synib_client/ synib_client/
 COPY migrations/ migrations/
 # The base image already holds a CUDA build of torch; keep it (no torch from the CPU constraints):
 # synib without dependencies, then the rest of synib[worker] by hand (tests/test_deploy_files.py

@@ -24,6 +24,7 @@ from api.routes import (
     events,
     health,
     jobs,
+    knobs,
     me,
     metrics,
     reports,
@@ -54,7 +55,8 @@ def _version() -> str:
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (health, me, datasets, jobs, trials, events, reports, artifacts, metrics):
+    routes = (health, me, knobs, datasets, jobs, trials, events, reports, artifacts, metrics)
+    for module in routes:
         router.include_router(module.router)
     return router
 
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await run_in_threadpool(producer.close)  # sends what the sender thread still holds
+        await run_in_threadpool(producer.close)
         await async_engine.dispose()
         engine.dispose()
 

@@ -193,7 +193,7 @@ def run_api(
     database_url: str,
     state_dir: Path,
     workers: int = 1,
-    broker_url: str = "filesystem://",
+    broker_url: str = "",  # "": the embedded broker in state_dir
     **settings: Any,
 ) -> Iterator[str]:
     """``synib api`` (uvicorn at log level warning: no access log; no rate limit to speak of) in
@@ -233,7 +233,7 @@ class Service:
 
 @contextlib.contextmanager
 def run_serve(state_dir: Path, cpus: int) -> Iterator[Service]:
-    """``synib serve`` (embedded: SQLite, filesystem broker, local Ray with ``cpus`` CPUs) on
+    """``synib serve`` (embedded: SQLite, SQLite broker, local Ray with ``cpus`` CPUs) on
     a free port with its own state folder and a short Ray temp dir."""
     port = free_port()
     ray_tmp = Path(f"/tmp/sbo{os.getpid()}")  # Ray's socket paths must stay short

@@ -12,7 +12,7 @@ no worker runs, the messages are deleted at the end) then ``GET /api/v1/jobs/{id
 that rate (2/s: 20 clients send 80 requests/s), or with 0 sends the next request as soon as the
 last one answered (closed loop: the server's saturation, where latency is queueing time).
 Next to the client's percentiles: the share of the requests the API's own latency histogram
-(``GET /metrics``, read before and after) timed within 50 ms.
+(``GET /metrics``, read before and after) timed within 100 ms.
 (b) ``--jobs`` seeded jobs listed page by page (default page size, max page size, a status
 filter), one client. (c) one job with ``--trials`` x ``--epochs`` epoch rows x 10 metrics:
 ``GET /jobs/{id}/metrics``, ``/trials``, ``/trials.csv``, ``--repeats`` times each.
@@ -52,7 +52,7 @@ from _service import (
 
 from infra.db.session import make_engine, make_session_factory
 
-TARGET_A_MS = 50.0
+TARGET_A_MS = 100.0  # the issue's target: p99 < 100 ms at 20 paced clients x 2/s
 TARGET_BC_MS = 150.0
 Samples = dict[str, list[float]]
 
@@ -159,7 +159,7 @@ def server_share_within(
     before: dict[tuple[str, str], dict[str, float]],
     after: dict[tuple[str, str], dict[str, float]],
     key: tuple[str, str],
-    le: str = "0.05",
+    le: str = "0.1",
 ) -> float:
     """Share of the requests between the two snapshots that the server answered within
     ``le`` seconds (its middleware's time: from the request reaching the app to the answer)."""
@@ -196,11 +196,11 @@ def concurrent_table(
         f"({total / wall:.0f} req/s)\n\n"
     )
     headers = ["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
-               "server <= 50 ms", "errors", "target (p99)"]  # fmt: skip
+               "server <= 100 ms", "errors", "target (p99)"]  # fmt: skip
     note = (
-        "\n\nserver <= 50 ms: share of the requests the API's own histogram (`/metrics`) "
-        "timed within 50 ms, from the request reaching the app to the answer (>= 99% means a "
-        "server-side p99 under 50 ms); p50/p95/p99 are the client's, request sent -> body read."
+        "\n\nserver <= 100 ms: share of the requests the API's own histogram (`/metrics`) "
+        "timed within 100 ms, from the request reaching the app to the answer (>= 99% means a "
+        "server-side p99 under 100 ms); p50/p95/p99 are the client's, request sent -> body read."
     )
     return head + markdown_table(headers, rows) + note
 
@@ -310,17 +310,19 @@ BENCH_REDIS = "redis://127.0.0.1:6379/15"
 
 
 @contextlib.contextmanager
-def _emptied_afterwards(broker_url: str) -> Iterator[None]:
-    """Delete the ``synib`` queue of a Redis broker after the run (no worker consumes it)."""
+def _emptied_afterwards(broker_url: str, state_dir: Path) -> Iterator[None]:
+    """Empty the ``synib`` queue after the run (no worker consumes it), through kombu."""
     try:
         yield
     finally:
-        if broker_url.startswith("redis://"):
-            import redis
+        from kombu import Connection
 
-            client = redis.Redis.from_url(broker_url)
-            client.delete("synib")
-            client.close()
+        from infra.broker import QUEUE, transport_options
+        from infra.settings import Settings
+
+        settings = Settings(state_dir=state_dir, broker_url=broker_url)
+        with Connection(settings.broker_url, transport_options=transport_options(settings)) as c:
+            c.SimpleQueue(QUEUE).clear()
 
 
 def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
@@ -328,13 +330,14 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
         state = Path(tmp)
         with bench_database(state if args.sqlite else None) as url:
             seeds = seed_all(url, args)
-            broker = args.broker_url or ("filesystem://" if args.sqlite else BENCH_REDIS)
+            # "": the embedded broker (a SQLite file in the API's state folder).
+            broker = args.broker_url or ("" if args.sqlite else BENCH_REDIS)
             with (
                 run_api(url, state / "api", workers=args.workers, broker_url=broker) as base,
-                _emptied_afterwards(broker),
+                _emptied_afterwards(broker, state / "api"),
             ):
                 backend = "SQLite (WAL)" if args.sqlite else "PostgreSQL"
-                broker_name = broker.split("://")[0]
+                broker_name = broker.split("://")[0] or "embedded (SQLite)"
                 load = os.getloadavg()[0]
                 emit(
                     f"## API latency: {backend}, {broker_name} broker, "
@@ -384,7 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--broker-url",
         default=None,
         help="broker of the API (default: Redis database 15 on 127.0.0.1 with PostgreSQL, "
-        "as in full mode, emptied afterwards; the filesystem broker with --sqlite)",
+        "as in full mode, emptied afterwards; the embedded SQLite broker with --sqlite)",
     )
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs seeded for part (b)")
     parser.add_argument("--trials", type=int, default=50, help="part (c)")

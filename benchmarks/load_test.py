@@ -10,8 +10,9 @@ Afterwards every 202 must have its job row (counted in the database) and its bro
 
 Backends: a throwaway PostgreSQL database ``synib_load_<random>`` on
 postgresql://postgres@127.0.0.1:5432 (migrated with Alembic, dropped at the end) unless
-``--database-url`` names one; the filesystem broker in a temp dir unless ``--broker-url``
-(give Redis a database number nobody else uses: its ``synib`` list is counted and cleared).
+``--database-url`` names one; the embedded broker (a SQLite file) in a temp dir unless
+``--broker-url`` (give Redis a database number nobody else uses: its ``synib`` queue is
+counted and cleared).
 Latency figures depend on the machine's load; nothing is asserted here (tests/reliability/
 test_load.py asserts zero errors and no lost submission on a short run).
 """
@@ -253,16 +254,21 @@ def count_jobs(database_url: str) -> set[str]:
 
 
 def count_broker_messages(broker_url: str, state_dir: Path) -> int | None:
-    if broker_url.startswith("filesystem://"):
-        return sum(1 for p in (state_dir / "broker" / "out").glob("*.msg"))
-    if broker_url.startswith("redis://"):
-        import redis
+    """Messages waiting in queue ``synib`` (kombu's public API), which is emptied afterwards."""
+    from kombu import Connection
 
-        client = redis.Redis.from_url(broker_url)
-        count = int(client.llen("synib"))
-        client.delete("synib")
-        return count
-    return None
+    from infra.broker import QUEUE, TaskProducer, transport_options
+    from infra.settings import Settings
+
+    settings = Settings(state_dir=state_dir, broker_url=broker_url)
+    producer = TaskProducer(settings)
+    try:
+        count = producer.queue_depth()
+    finally:
+        producer.close()
+    with Connection(settings.broker_url, transport_options=transport_options(settings)) as conn:
+        conn.SimpleQueue(QUEUE).clear()
+    return count
 
 
 def run_load(
@@ -270,7 +276,7 @@ def run_load(
     duration_s: float = 60.0,
     *,
     database_url: str | None = None,
-    broker_url: str = "filesystem://",
+    broker_url: str = "",
     pg_admin_url: str = PG_ADMIN_URL,
 ) -> LoadResult:
     """Start the API, drive ``clients`` clients for ``duration_s``, then audit the database."""
@@ -316,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--broker-url", default="filesystem://")
+    parser.add_argument("--broker-url", default="", help="default: the embedded SQLite broker")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     result = run_load(

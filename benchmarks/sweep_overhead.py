@@ -9,7 +9,7 @@ modality and seed. It runs:
 1. directly, in one fresh process, serially: exactly what ``synib compare`` does per seed
    (``train_references`` once, then ``fit`` per trial; ``synib compare`` itself cannot sweep
    lambda, so the loop calls the same two functions), 1 torch thread;
-2. through the service: ``synib serve`` (SQLite, filesystem broker, local Ray with
+2. through the service: ``synib serve`` (SQLite, SQLite broker, local Ray with
    ``SYNIB_CPUS=--cpus``) in a subprocess with a temp state dir; the .npz is uploaded, then the
    job is submitted with ``max_concurrent_trials`` 1 and then 2 (1 CPU per trial) and followed
    on its event stream (as ``Client.wait`` and ``synib watch`` do) until it succeeded.

@@ -15,6 +15,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_TOKEN_TTL_DAYS = 36_500
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+# kombu's SQLAlchemy transport on a SQLite file: the broker of the embedded mode.
+EMBEDDED_BROKER_SCHEME = "sqla+sqlite:///"
 
 
 def log_level_name(value: Any) -> str:
@@ -35,7 +37,9 @@ class Settings(BaseSettings):
 
     state_dir: Path = Path(".synib")
     database_url: str = ""
-    broker_url: str = "filesystem://"
+    # Empty: kombu's SQLAlchemy transport on a SQLite file in the state folder (embedded mode,
+    # no server); full mode sets redis://...
+    broker_url: str = ""
     artifact_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -68,11 +72,8 @@ class Settings(BaseSettings):
     # API processes `synib api` starts on its port (uvicorn workers; each has its own event loop,
     # pool, token cache and rate-limit counts; /metrics sums the request metrics of all).
     api_workers: int = Field(default=1, ge=1, le=64)
-    # PostgreSQL connections each API process keeps for its asyncio routes (authentication,
-    # POST /jobs, GET /jobs/{id}), plus up to 10 more under bursts. Below the requests in flight,
-    # the extra connections are opened and closed again request after request (a PostgreSQL
-    # process started each time): with 20 busy clients a pool of 5 gave 213-300 req/s, 20 gave
-    # 308 (benchmarks/README.md, section 5).
+    # PostgreSQL connections each API process keeps for token lookups on its event loop, plus
+    # up to 10 more under bursts (connections beyond the pool are opened and closed per request).
     db_pool_size: int = Field(default=20, ge=1, le=1000)
     # An API process reuses a verified token for this long without asking the database again
     # (api/token_cache.py): a revoked token stops working within it. 0: look up every request.
@@ -80,17 +81,18 @@ class Settings(BaseSettings):
     # Default lifetime of new tokens (``synib token create`` without --expires-days, and the
     # admin token ``synib serve`` issues); None: they never expire.
     token_ttl_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_TTL_DAYS)
-    # Reliability (worker/reconciler.py): a running job's worker writes heartbeat_at every
-    # heartbeat_interval_s; a job whose heartbeat is older than heartbeat_stale_s is resumed
-    # elsewhere; a queued job older than requeue_queued_after_s whose message is not in the
-    # broker is sent again; each worker reconciles every reconcile_interval_s (0: never).
+    # Reliability (worker/housekeeping.py): a running job's worker writes heartbeat_at every
+    # heartbeat_interval_s; a job whose heartbeat is older than heartbeat_stale_s goes back to
+    # the queue (resumed elsewhere); a queued job is sent again requeue_queued_after_s after its
+    # last send, then after twice that, and so on (its message may have been lost); the
+    # housekeeper (`synib housekeeper`) runs a pass every reconcile_interval_s (0: never).
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     heartbeat_stale_s: float = Field(default=120.0, gt=0)
     reconcile_interval_s: float = Field(default=30.0, ge=0)
     requeue_queued_after_s: float = Field(default=120.0, ge=0)
     # A job's time limits (seconds from its task's start; a sweep may take a day): at the soft
     # one its trials are stopped and it fails ("the job exceeded the worker's time limit"); at
-    # the hard one its pool process is killed (the reconciler then resumes the job).
+    # the hard one its pool process is killed (the housekeeping then resumes the job).
     job_soft_time_limit_s: int = Field(default=48 * 3600, ge=1)
     job_hard_time_limit_s: int = Field(default=49 * 3600, ge=1)
     # Worker database writes retry with exponential backoff for at most this long.
@@ -111,6 +113,8 @@ class Settings(BaseSettings):
     def _derive_paths(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.state_dir / 'synib.db'}"
+        if not self.broker_url:
+            self.broker_url = f"{EMBEDDED_BROKER_SCHEME}{self.state_dir / 'broker.sqlite'}"
         if self.artifact_dir is None:
             self.artifact_dir = self.state_dir / "artifacts"
         self.config_dir = self.config_dir.expanduser()
@@ -129,17 +133,16 @@ class Settings(BaseSettings):
         return self.artifact_dir
 
     @property
-    def broker_dir(self) -> Path:
-        """Folder of the ``filesystem://`` broker (embedded mode)."""
-        return self.state_dir / "broker"
+    def embedded_broker_file(self) -> Path | None:
+        """The SQLite file of the embedded broker (``sqla+sqlite:///...``), else None."""
+        if not self.broker_url.startswith(EMBEDDED_BROKER_SCHEME):
+            return None
+        return Path(self.broker_url.removeprefix(EMBEDDED_BROKER_SCHEME))
 
     @property
-    def uses_filesystem_broker(self) -> bool:
-        return self.broker_url.startswith("filesystem://")
-
-    @property
-    def uses_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+    def housekeeper_schedule_file(self) -> Path:
+        """Where the housekeeper's Celery beat keeps when each periodic task last ran."""
+        return self.state_dir / "housekeeper-schedule"
 
     @property
     def max_upload_bytes(self) -> int:

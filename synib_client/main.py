@@ -34,7 +34,10 @@ SHIPPED_PARTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         ("datasets", "submit", "jobs", "watch", "report", "download", "knobs"),
     ),
     (COMMANDS, "core"): ("core", ("train", "compare", "data")),
-    (COMMANDS, "server"): ("worker", ("serve", "api", "worker", "migrate", "reconcile")),
+    (COMMANDS, "server"): (
+        "worker",
+        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile"),
+    ),
     (TOKEN_COMMANDS, "client"): ("client", ("show",)),
     (TOKEN_COMMANDS, "server"): ("worker", ("create", "list", "revoke")),
 }

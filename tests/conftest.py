@@ -88,14 +88,13 @@ def db_session(db_url: str, _engines: dict[str, object]) -> Iterator[object]:
 
 @pytest.fixture
 def api_settings(db_url: str, tmp_path: Path) -> object:
-    """Settings for an isolated service: the test database, a filesystem broker and an
-    artifact store under tmp_path, no dashboard."""
+    """Settings for an isolated service: the test database, the embedded broker (a SQLite
+    file) and an artifact store under tmp_path, no dashboard."""
     from infra.settings import Settings
 
     return Settings(
         state_dir=tmp_path / "state",
         database_url=db_url,
-        broker_url="filesystem://",
         static_dir=tmp_path / "no-dashboard",
         config_dir=tmp_path / "config",
         rate_limit_per_minute=100_000,

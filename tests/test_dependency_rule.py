@@ -70,6 +70,18 @@ def test_synib_client_loads_only_what_the_client_extra_installs() -> None:
     assert {"httpx", "yaml", "synib_spec"} <= loaded  # sanity: the client's modules were imported
 
 
+def test_the_housekeeper_loads_no_training_stack() -> None:
+    """``synib housekeeper`` runs on the slim API image: it must not need torch or Ray."""
+    probe = (
+        "import sys, worker.housekeeper, worker.serve\n"
+        "print(sorted(m for m in ('torch', 'ray', 'synib_core', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_synib_version_is_instant_and_light() -> None:
     probe = (
         "import sys; from synib_client.main import main\n"

@@ -35,7 +35,10 @@ def test_compose_file_is_accepted_by_docker_compose() -> None:
     assert out.returncode == 0, out.stderr
     rendered = yaml.safe_load(out.stdout)
     services = rendered["services"]
-    assert {"postgres", "redis", "migrate", "api", "worker"} <= set(services)
+    assert {"postgres", "redis", "migrate", "api", "worker", "housekeeper"} <= set(services)
+    # The housekeeper trains nothing: the slim image, the same settings as the worker.
+    assert services["housekeeper"]["image"] == services["api"]["image"]
+    assert services["housekeeper"]["environment"] == services["migrate"]["environment"]
     assert "healthcheck" in services["postgres"]
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
@@ -57,7 +60,8 @@ def test_compose_refuses_to_start_without_a_database_password() -> None:
 
 
 @pytest.mark.parametrize(
-    "service,command", [("api", "api"), ("worker", "worker"), ("migrate", "migrate")]
+    "service,command",
+    [("api", "api"), ("worker", "worker"), ("housekeeper", "housekeeper"), ("migrate", "migrate")],
 )
 def test_images_run_the_same_subcommands_as_serve(service: str, command: str) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -1,8 +1,9 @@
-"""The Celery app ``synib``: broker from ``infra.settings``, one job at a time per pool child.
+"""The Celery app of the training workers: queue ``synib``, one job at a time per pool child.
 
-Start a worker with ``celery -A worker.celery_app worker -Q synib`` (or ``synib worker``).
-Full mode uses Redis; embedded mode uses kombu's ``filesystem://`` transport with its folders
-under ``<state_dir>/broker``. No result backend: job state lives in the database.
+Start a worker with ``synib worker`` (``celery -A worker.celery_app worker -Q synib``). The
+broker comes from ``infra.settings`` (``infra.broker``: Redis in full mode, a SQLite file in
+embedded mode). The periodic housekeeping runs elsewhere (``worker.housekeeper``): a training
+worker may be busy for hours.
 """
 
 from __future__ import annotations
@@ -11,35 +12,17 @@ from typing import Any
 
 from celery import Celery, signals
 
-from infra.broker import transport_options
+from infra.broker import QUEUE, make_celery_app
 from infra.settings import Settings, get_settings
-
-QUEUE = "synib"
-TASK_NAMES = ("synib.run_job", "synib.make_dataset")
-
-
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """Transport options for the configured broker (filesystem folders, Redis visibility)."""
-    if settings.uses_filesystem_broker:
-        return transport_options(settings)  # the same folders the API's producer writes to
-    # A job may run for hours; Redis must not redeliver an unacked message meanwhile.
-    return {"visibility_timeout": settings.job_hard_time_limit_s + 3600}
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
-    """Build the configured app (``settings`` default: the process settings)."""
+    """Build the training app (``settings`` default: the process settings)."""
     settings = settings or get_settings()
-    app = Celery("synib", broker=settings.broker_url, include=["worker.tasks"])
+    app = make_celery_app(settings, "synib", include=["worker.tasks"])
     app.conf.update(
-        broker_transport_options=broker_transport_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_default_queue=QUEUE,
-        task_routes={name: {"queue": QUEUE} for name in TASK_NAMES},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
         worker_prefetch_multiplier=1,
         # No worker_max_tasks_per_child: recycling a pool child after each job made billiard
         # SIGTERM it (Celery resets SIGTERM to SIG_DFL in children) and occasionally left the
@@ -55,25 +38,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_soft_time_limit=settings.job_soft_time_limit_s,
         task_time_limit=settings.job_hard_time_limit_s,
         worker_send_task_events=False,
-        enable_utc=True,
     )
     return app
 
 
 app = make_celery()
-
-
-_reconciler: Any = None
-
-
-@signals.worker_ready.connect
-def _start_reconciler(**_kwargs: Any) -> None:
-    """Each worker's main process reconciles database and broker periodically (not in children)."""
-    global _reconciler
-    from worker.reconciler import start_background
-
-    if _reconciler is None:
-        _reconciler = start_background(get_settings())
+__all__ = ["QUEUE", "app", "make_celery"]
 
 
 @signals.worker_process_init.connect
@@ -87,15 +57,7 @@ def _start_ray(**_kwargs: Any) -> None:
 
 @signals.worker_process_shutdown.connect
 def _stop_ray(**_kwargs: Any) -> None:
-    """A pool child that exits takes its Ray with it (a killed one is reaped by a reconciler)."""
+    """A pool child that exits takes its Ray with it."""
     from worker.ray_session import shutdown_ray
 
     shutdown_ray(get_settings())
-
-
-@signals.worker_shutting_down.connect
-def _stop_reconciler(**_kwargs: Any) -> None:
-    global _reconciler
-    if _reconciler is not None:
-        _reconciler.stop()
-        _reconciler = None

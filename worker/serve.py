@@ -1,10 +1,11 @@
-"""``synib serve`` (embedded mode: API + worker + local Ray on one machine) and the commands the
-Docker images run: ``synib api``, ``synib worker``, ``synib migrate``, ``synib reconcile``.
+"""``synib serve`` (embedded mode: API + worker + housekeeper + local Ray on one machine) and the
+commands the Docker images run: ``synib api``, ``synib worker``, ``synib housekeeper``,
+``synib migrate``, ``synib reconcile``.
 
 ``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
 (printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
-``synib api`` and ``synib worker`` as child processes: SIGINT/SIGTERM are forwarded, both are
-stopped cleanly, and it exits non-zero if either dies on its own.
+``synib api``, ``synib worker`` and ``synib housekeeper`` as child processes: SIGINT/SIGTERM are
+forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own.
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ def migrate(settings: Settings) -> None:
     cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     command.upgrade(cfg, "head")
+
+
+def open_broker(settings: Settings) -> None:
+    """Reach the broker once before the processes that share it start: the embedded one (a
+    SQLite file) gets its tables now, not from three processes at the same moment; a broker
+    that cannot be reached stops ``serve`` with the reason."""
+    from infra.broker import TaskProducer
+
+    producer = TaskProducer(settings)
+    try:
+        problem = producer.check()
+    finally:
+        producer.close()
+    if problem is not None:
+        raise ValueError(f"broker {settings.broker_url}: {problem}")
 
 
 def server_url(settings: Settings) -> str:
@@ -113,7 +129,7 @@ def child_command(name: str) -> list[str]:
 
 
 def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
-    """Wait until a signal (exit 0 after stopping both) or a child's death (exit 1)."""
+    """Wait until a signal (exit 0 after stopping them all) or a child's death (exit 1)."""
     stop: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -150,7 +166,7 @@ def stop_children(children: dict[str, subprocess.Popen[bytes]], signum: int) -> 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    # The children (synib api, synib worker) read these from the environment they inherit.
+    # The children (synib api, worker, housekeeper) read these from the environment they inherit.
     flags = (
         ("SYNIB_HOST", args.host),
         ("SYNIB_PORT", args.port),
@@ -162,14 +178,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
+    open_broker(settings)
     credentials, created = ensure_credentials(settings)
     note = "created" if created else "reused"
     print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
     print(f"synib serve: admin token ({note}): {credentials['token']}", flush=True)
     print(f"synib serve: credentials in {settings.config_dir / 'credentials.json'}", flush=True)
     children = {
-        "api": subprocess.Popen(child_command("api")),
-        "worker": subprocess.Popen(child_command("worker")),
+        name: subprocess.Popen(child_command(name)) for name in ("api", "worker", "housekeeper")
     }
     return supervise(children)
 
@@ -214,6 +230,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_housekeeper(args: argparse.Namespace) -> int:
+    """One process: Celery beat plus a solo worker on the housekeeping queue (worker.housekeeper)."""
+    from infra.broker import HOUSEKEEPING_QUEUE
+    from worker.housekeeper import app
+
+    settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
+    log_level = (args.log_level or settings.log_level).upper()
+    argv = ["worker", "-Q", HOUSEKEEPING_QUEUE, "--beat", "--pool", "solo", "-c", "1"]
+    argv += ["-s", str(settings.housekeeper_schedule_file), "-l", log_level]
+    argv += ["--without-gossip", "--without-mingle", "-n", "housekeeper@%h"]
+    app.worker_main(argv=argv)
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = get_settings()
     migrate(settings)
@@ -222,12 +253,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """One reconciler pass (worker/reconciler.py); prints what it did."""
+    """One housekeeping pass by hand (worker/housekeeping.py); prints what it did."""
     from worker.db_retry import is_connection_error
-    from worker.reconciler import Reconciler
+    from worker.housekeeping import Housekeeper
 
+    housekeeper = Housekeeper(get_settings(), assume_db_continuity=True)
     try:
-        result = Reconciler(get_settings(), assume_db_continuity=True).run_once()
+        result = housekeeper.run_once()
     except Exception as exc:
         if not is_connection_error(exc):
             raise
@@ -235,10 +267,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             f"synib reconcile: error: database unavailable ({type(exc).__name__})", file=sys.stderr
         )
         return 1
+    finally:
+        housekeeper.close()
     print(
         f"synib reconcile: resumed {len(result.resumed)} job(s), re-sent {len(result.resent)}, "
-        f"cancelled {len(result.cancelled)}, re-sent {len(result.datasets_resent)} dataset(s), "
-        f"reaped {result.reaped} Ray process(es)"
+        f"cancelled {len(result.cancelled)}, re-sent {len(result.datasets_resent)} dataset(s)"
     )
     for label, ids in (("resumed", result.resumed), ("re-sent", result.resent)):
         for job_id in ids:
@@ -282,8 +315,11 @@ def _add_log_level(parser: argparse.ArgumentParser, *aliases: str) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add serve, api, worker, migrate to an argparse ``add_subparsers()`` object."""
-    serve = subparsers.add_parser("serve", help="run API + worker + local Ray (embedded mode)")
+    """Add serve, api, worker, housekeeper, migrate, reconcile to an argparse
+    ``add_subparsers()`` object."""
+    serve = subparsers.add_parser(
+        "serve", help="run API + worker + housekeeper + local Ray (embedded mode)"
+    )
     serve.add_argument("--host", default=None, help="bind address (default: settings host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: settings port)")
     _add_log_level(serve)
@@ -303,9 +339,15 @@ def register(subparsers: Any) -> None:
     work.add_argument("--concurrency", type=int, default=None, help="jobs at once")
     _add_log_level(work, "--loglevel")  # --loglevel: Celery's spelling, kept
     work.set_defaults(func=_guarded("worker", cmd_worker))
+    keeper = subparsers.add_parser(
+        "housekeeper",
+        help="run the periodic housekeeping (requeue jobs of dead workers, resend lost messages)",
+    )
+    _add_log_level(keeper)
+    keeper.set_defaults(func=_guarded("housekeeper", cmd_housekeeper))
     mig = subparsers.add_parser("migrate", help="upgrade the database schema to head")
     mig.set_defaults(func=_guarded("migrate", cmd_migrate))
     rec = subparsers.add_parser(
-        "reconcile", help="resume jobs of dead workers, resend lost queue messages (one pass)"
+        "reconcile", help="one housekeeping pass now (what synib housekeeper does periodically)"
     )
     rec.set_defaults(func=_guarded("reconcile", cmd_reconcile))

@@ -12,6 +12,7 @@ import socket
 from typing import Any
 
 from infra.db import crud
+from infra.db.session import session_factory
 from infra.settings import get_settings
 from infra.storage import ArtifactStore
 from worker import db_ops, job_runner, ray_session
@@ -47,7 +48,7 @@ def run_job(self: Any, job_id: str) -> str:
 def make_dataset(self: Any, dataset_id: str) -> str:
     """Generate the pending built-in dataset ``dataset_id``; returns its status afterwards."""
     settings = get_settings()
-    sessions = db_ops.session_factory(settings.database_url)
+    sessions = session_factory(settings.database_url)
     try:
         return materialise_dataset(sessions, ArtifactStore(settings.artifact_root), dataset_id)
     except Exception as exc:

@@ -24,7 +24,7 @@ from api.schemas.datasets import BuiltinDatasetCreate, DatasetPublic, DatasetsPu
 from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
 from infra.broker import MAKE_DATASET
 from infra.db import crud
-from infra.db.models import Dataset, new_id
+from infra.db.models import Dataset, DatasetStatus, new_id
 from infra.storage import ArtifactStore
 from synib_spec.builtin import resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
@@ -76,7 +76,7 @@ def _store_upload(
             owner_id=owner_id,
             name=name or "dataset",
             source="upload",
-            status="ready",
+            status=DatasetStatus.READY,
             path=relative,
             sha256=upload.sha256,
             size_bytes=upload.size_bytes,
@@ -146,9 +146,9 @@ def create_builtin_dataset(
         source="builtin",
         builtin_name=body.generator,
         params=params,
-        status="pending",
+        status=DatasetStatus.PENDING,
     )
-    producer.send(MAKE_DATASET, row.id)
+    producer.send(MAKE_DATASET, row.id)  # after the commit; if it fails, the housekeeping resends
     return DatasetPublic.model_validate(row)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.broker import TaskProducer
+from infra.db import crud
 from infra.storage import ArtifactStore
 
 router = APIRouter(tags=["health"])
@@ -22,7 +22,7 @@ def health() -> dict[str, str]:
 def _check_database(factory: sessionmaker[Session]) -> str | None:
     try:
         with factory() as session:
-            session.execute(text("SELECT 1"))
+            crud.ping(session)
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -30,7 +30,7 @@ def _check_database(factory: sessionmaker[Session]) -> str | None:
 
 @router.get("/ready", responses={503: {"description": "A dependency is not ready"}})
 def ready(request: Request) -> JSONResponse:
-    """Readiness: database query, broker (Redis ping / writable folder), artifact store writable.
+    """Readiness: database query, broker (its queue can be read), artifact store writable.
 
     503 with ``checks`` naming the failing part.
     """

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import uuid
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
@@ -20,15 +21,13 @@ from api.errors import (
 )
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public, dataset_problem
-from infra.broker import RUN_JOB, TaskProducer
+from infra.broker import RUN_JOB
 from infra.db import crud
-from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, Job
+from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, DatasetStatus, Job, JobStatus, TrialStatus
 from synib_spec import SpecError
 from synib_spec.jobs import count_trials
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
 
 
 def owned_job(session: Session, job_id: str, owner_id: str) -> Job:
@@ -40,14 +39,9 @@ def owned_job(session: Session, job_id: str, owner_id: str) -> Job:
 
 
 def job_public(session: Session, job: Job) -> JobPublic:
-    return build_job_public(job, crud.list_trials(session, job_id=job.id, status="succeeded"))
-
-
-def _enqueue(session: Session, producer: TaskProducer, job_id: str) -> None:
-    """Send run_job; on failure the job stays queued for the housekeeping to resend."""
-    task_id = producer.send(RUN_JOB, job_id)
-    if task_id is not None:
-        crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
+    return build_job_public(
+        job, crud.list_trials(session, job_id=job.id, status=TrialStatus.SUCCEEDED)
+    )
 
 
 @router.post(
@@ -67,11 +61,12 @@ def create_job(
     dataset = crud.get_dataset(session, dataset_id=spec.dataset_id, owner_id=user.id)
     if dataset is None:
         raise unprocessable("dataset_id", f"no dataset {spec.dataset_id!r}")
-    if dataset.status == "failed":
+    if dataset.status == DatasetStatus.FAILED:
         raise unprocessable("dataset_id", f"dataset failed: {dataset.error or 'unknown error'}")
     problem = dataset_problem(spec, dataset.summary)
     if problem is not None:
         raise unprocessable(*problem)
+    task_id = str(uuid.uuid4())  # stored with the row: one commit, then the message
     job = crud.create_job(
         session,
         owner_id=user.id,
@@ -79,8 +74,10 @@ def create_job(
         name=spec.name or f"{'+'.join(spec.method_names())} on {dataset.name}",
         spec=spec.to_json(),
         trials_total=count_trials(spec),
+        task_id=task_id,
     )
-    _enqueue(session, producer, job.id)
+    # A failed send leaves the job queued; the housekeeping sends it again.
+    producer.send(RUN_JOB, job.id, task_id=task_id)
     return build_job_public(job, [])
 
 
@@ -96,7 +93,9 @@ def list_jobs(
         session, owner_id=user.id, status=status_filter, limit=limit, offset=offset
     )
     by_job: dict[str, list[Any]] = {j.id: [] for j in jobs}
-    for trial in crud.list_trials_of_jobs(session, job_ids=list(by_job), status="succeeded"):
+    for trial in crud.list_trials_of_jobs(
+        session, job_ids=list(by_job), status=TrialStatus.SUCCEEDED
+    ):
         by_job[trial.job_id].append(trial)
     data = [build_job_public(j, by_job[j.id]) for j in jobs]
     return JobsPublic(data=data, count=count)
@@ -136,7 +135,7 @@ def rerun_failed(
     owned_job(session, job_id, user.id)
     if crud.requeue_failed(session, job_id=job_id) is None:
         raise conflict("only a finished job with failed trials (or a failed job) can be rerun")
-    _enqueue(session, producer, job_id)
+    producer.send(RUN_JOB, job_id)  # after the commit; if it fails, the housekeeping resends
     return job_public(session, owned_job(session, job_id, user.id))
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.common import MAX_SQL_INT, CleanText
+from infra.db.models import DatasetStatus
 from synib_spec.builtin import GENERATORS
 
 
@@ -40,7 +41,7 @@ class DatasetPublic(BaseModel):
     source: Literal["upload", "builtin"]
     builtin_name: str | None
     params: dict[str, Any]
-    status: Literal["pending", "ready", "failed"]
+    status: DatasetStatus
     error: str | None
     sha256: str | None
     size_bytes: int | None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import CleanText
+from infra.db.models import JobStatus, TrialStatus
 from synib_spec.jobs import MAX_TRIALS, JobSpec, parse_job_spec
 
 
@@ -119,7 +120,7 @@ class BestTrial(BaseModel):
 class JobPublic(BaseModel):
     id: str
     name: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
+    status: JobStatus
     progress: float
     trials_total: int
     trials_done: int
@@ -142,7 +143,9 @@ def best_by_method(trials: list[Any]) -> dict[str, BestTrial]:
     """Per method, the succeeded trial with the highest ``val_acc`` (ties: lowest trial_key)."""
     best: dict[str, Any] = {}
     for trial in sorted(trials, key=lambda t: t.trial_key):
-        if trial.status != "succeeded" or not isinstance(trial.metrics.get("val_acc"), int | float):
+        if trial.status != TrialStatus.SUCCEEDED or not isinstance(
+            trial.metrics.get("val_acc"), int | float
+        ):
             continue
         current = best.get(trial.method)
         if current is None or trial.metrics["val_acc"] > current.metrics["val_acc"]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from infra.db.models import TrialStatus
+
 
 class TrialPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -17,7 +19,7 @@ class TrialPublic(BaseModel):
     method: str
     seed: int
     config: dict[str, Any]
-    status: str
+    status: TrialStatus
     failure_reason: str | None
     epochs_done: int
     best_epoch: int | None

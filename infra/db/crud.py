@@ -1,15 +1,34 @@
-"""All database reads and writes, keyword-only: users, tokens, datasets and artifacts here; jobs
-(``crud_jobs``), trials and epochs (``crud_trials``) and events (``crud_events``) re-exported, so
-callers use ``crud.<name>``."""
+"""All database reads and writes (every SQL statement of the service), keyword-only: users and
+tokens here; datasets (``crud_datasets``), jobs (``crud_jobs``), a job's lease and its
+housekeeping (``crud_lease``), trials and epochs (``crud_trials``), artifacts
+(``crud_artifacts``) and events (``crud_events``) re-exported, so callers use ``crud.<name>``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from infra.db.crud_artifacts import (
+    add_artifact,
+    get_artifact,
+    list_artifacts,
+    model_artifact_of,
+    replace_artifact_file,
+    report_artifact_of,
+)
+from infra.db.crud_datasets import (
+    create_dataset,
+    dataset_in_use,
+    delete_dataset,
+    get_dataset,
+    list_datasets,
+    list_pending_dataset_sends,
+    mark_dataset_failed,
+    mark_dataset_ready,
+    mark_dataset_sent,
+)
 from infra.db.crud_events import (
     add_event,
     list_events,
@@ -17,14 +36,14 @@ from infra.db.crud_events import (
     trial_event_data,
 )
 from infra.db.crud_jobs import (
-    claim_job,
+    SendState,
     count_jobs_by_status,
     create_job,
     delete_job,
     get_job,
-    heartbeat,
     list_jobs,
-    list_jobs_needing_resumption,
+    list_queued_job_sends,
+    mark_job_sent,
     new_job,
     request_cancel,
     requeue_failed,
@@ -32,23 +51,40 @@ from infra.db.crud_jobs import (
     set_job_report,
     set_job_status,
     set_job_task_id,
+    set_trials_total,
+)
+from infra.db.crud_lease import (
+    beat_job,
+    cancel_expired_lease,
+    claim_job,
+    heartbeat,
+    job_status_and_worker,
+    list_expired_leases,
+    owns_job,
+    requeue_expired_lease,
 )
 from infra.db.crud_trials import (
+    close_open_trials,
     get_trial,
     list_epoch_metrics,
     list_job_epoch_metrics,
     list_trials,
     list_trials_of_jobs,
     set_trial_status,
+    unfinished_reason,
     upsert_epoch_metrics,
     upsert_trial,
 )
-from infra.db.models import JOB_ACTIVE, ApiToken, Artifact, Dataset, Job, User, utcnow
+from infra.db.models import ApiToken, User, utcnow
 
 __all__ = [
+    "SendState",
     "add_artifact",
     "add_event",
+    "beat_job",
+    "cancel_expired_lease",
     "claim_job",
+    "close_open_trials",
     "count_jobs_by_status",
     "create_dataset",
     "create_job",
@@ -66,20 +102,31 @@ __all__ = [
     "get_user",
     "get_user_by_name",
     "heartbeat",
+    "job_status_and_worker",
     "list_artifacts",
     "list_datasets",
     "list_epoch_metrics",
     "list_events",
+    "list_expired_leases",
     "list_job_epoch_metrics",
     "list_jobs",
-    "list_jobs_needing_resumption",
+    "list_pending_dataset_sends",
+    "list_queued_job_sends",
     "list_tokens",
     "list_trials",
     "list_trials_of_jobs",
     "mark_dataset_failed",
     "mark_dataset_ready",
+    "mark_dataset_sent",
+    "mark_job_sent",
+    "model_artifact_of",
     "new_job",
+    "owns_job",
+    "ping",
+    "replace_artifact_file",
+    "report_artifact_of",
     "request_cancel",
+    "requeue_expired_lease",
     "requeue_failed",
     "revoke_token",
     "set_job_references",
@@ -87,12 +134,19 @@ __all__ = [
     "set_job_status",
     "set_job_task_id",
     "set_trial_status",
+    "set_trials_total",
     "status_event_data",
     "touch_token",
     "trial_event_data",
+    "unfinished_reason",
     "upsert_epoch_metrics",
     "upsert_trial",
 ]
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database (readiness); raises when it cannot be reached."""
+    session.execute(text("SELECT 1"))
 
 
 # ---- users and tokens -------------------------------------------------------------------
@@ -177,165 +231,3 @@ def revoke_token(session: Session, *, token_id: str) -> bool:
 def touch_token(session: Session, *, token_id: str) -> None:
     session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
     session.commit()
-
-
-# ---- datasets ---------------------------------------------------------------------------
-
-
-def create_dataset(
-    session: Session,
-    *,
-    owner_id: str,
-    name: str,
-    source: str,
-    status: str,
-    builtin_name: str | None = None,
-    params: dict[str, Any] | None = None,
-    path: str | None = None,
-    sha256: str | None = None,
-    size_bytes: int | None = None,
-    summary: dict[str, Any] | None = None,
-    dataset_id: str | None = None,
-) -> Dataset:
-    """Insert a dataset row (source upload|builtin, status pending|ready|failed); commits."""
-    row = Dataset(
-        owner_id=owner_id,
-        name=name,
-        source=source,
-        status=status,
-        builtin_name=builtin_name,
-        params=params or {},
-        path=path,
-        sha256=sha256,
-        size_bytes=size_bytes,
-        summary=summary,
-        created_at=utcnow(),
-    )
-    if dataset_id is not None:
-        row.id = dataset_id
-    session.add(row)
-    session.commit()
-    return row
-
-
-def get_dataset(
-    session: Session, *, dataset_id: str, owner_id: str | None = None
-) -> Dataset | None:
-    row = session.get(Dataset, dataset_id)
-    if row is None or (owner_id is not None and row.owner_id != owner_id):
-        return None
-    return row
-
-
-def list_datasets(
-    session: Session, *, owner_id: str, limit: int = 50, offset: int = 0
-) -> tuple[list[Dataset], int]:
-    where = Dataset.owner_id == owner_id
-    count = session.scalar(select(func.count()).select_from(Dataset).where(where)) or 0
-    stmt = (
-        select(Dataset)
-        .where(where)
-        .order_by(Dataset.created_at.desc(), Dataset.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(session.scalars(stmt)), count
-
-
-def mark_dataset_ready(
-    session: Session,
-    *,
-    dataset_id: str,
-    path: str,
-    sha256: str,
-    size_bytes: int,
-    summary: dict[str, Any],
-) -> None:
-    """Fill a generated dataset's file facts and mark it ready (path relative to the store)."""
-    session.execute(
-        update(Dataset)
-        .where(Dataset.id == dataset_id)
-        .values(
-            status="ready",
-            error=None,
-            path=path,
-            sha256=sha256,
-            size_bytes=size_bytes,
-            summary=summary,
-        )
-    )
-    session.commit()
-
-
-def mark_dataset_failed(session: Session, *, dataset_id: str, error: str) -> None:
-    session.execute(
-        update(Dataset).where(Dataset.id == dataset_id).values(status="failed", error=error)
-    )
-    session.commit()
-
-
-def dataset_in_use(session: Session, *, dataset_id: str) -> bool:
-    """True while a queued/running/cancelling job uses the dataset."""
-    stmt = (
-        select(func.count())
-        .select_from(Job)
-        .where(Job.dataset_id == dataset_id, Job.status.in_(tuple(JOB_ACTIVE)))
-    )
-    return bool(session.scalar(stmt))
-
-
-def delete_dataset(session: Session, *, dataset_id: str) -> str | None:
-    """Delete the row; returns its file's relative path (None if it had none)."""
-    row = session.get(Dataset, dataset_id)
-    if row is None:
-        return None
-    path = row.path
-    session.delete(row)
-    session.commit()
-    return path
-
-
-# ---- artifacts --------------------------------------------------------------------------
-
-
-def add_artifact(
-    session: Session,
-    *,
-    owner_id: str,
-    job_id: str,
-    kind: str,
-    name: str,
-    path: str,
-    sha256: str,
-    size_bytes: int,
-    trial_id: str | None = None,
-) -> Artifact:
-    """Register a file already in the artifact store (path relative to its root)."""
-    row = Artifact(
-        owner_id=owner_id,
-        job_id=job_id,
-        trial_id=trial_id,
-        kind=kind,
-        name=name,
-        path=path,
-        sha256=sha256,
-        size_bytes=size_bytes,
-        created_at=utcnow(),
-    )
-    session.add(row)
-    session.commit()
-    return row
-
-
-def get_artifact(
-    session: Session, *, artifact_id: str, owner_id: str | None = None
-) -> Artifact | None:
-    row = session.get(Artifact, artifact_id)
-    if row is None or (owner_id is not None and row.owner_id != owner_id):
-        return None
-    return row
-
-
-def list_artifacts(session: Session, *, job_id: str) -> list[Artifact]:
-    stmt = select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)
-    return list(session.scalars(stmt))

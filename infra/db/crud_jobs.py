@@ -3,25 +3,29 @@ transaction; each writing function commits."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from infra.db.crud_events import add_event, status_event_data, trial_event_data
 from infra.db.models import (
     JOB_TERMINAL,
+    TRIAL_OPEN,
     TRIAL_TERMINAL,
     Artifact,
     Job,
+    JobStatus,
     Trial,
+    TrialStatus,
     new_id,
     utcnow,
 )
 
 
-def _lock_job(session: Session, job_id: str) -> Job | None:
+def lock_job(session: Session, job_id: str) -> Job | None:
     """Load the job fresh, with a row lock on PostgreSQL (SQLite ignores FOR UPDATE)."""
     stmt = (
         select(Job)
@@ -45,11 +49,11 @@ class NewJobFields(TypedDict):
 
 def new_job(**fields: Unpack[NewJobFields]) -> Job:
     """A transient queued job with every column set (id and timestamps included), ready to be
-    added to a session or inserted as Core values (``infra.db.hot.insert_job``)."""
+    added to a session."""
     now = utcnow()
     return Job(
         id=new_id(),
-        status="queued",
+        status=JobStatus.QUEUED,
         progress=0.0,
         trials_done=0,
         created_at=now,
@@ -59,8 +63,7 @@ def new_job(**fields: Unpack[NewJobFields]) -> Job:
 
 
 def create_job(session: Session, **fields: Unpack[NewJobFields]) -> Job:
-    """Insert a queued job (:func:`new_job`) and its first status event; commits. The API's
-    ``POST /jobs`` does the same in Core on its asyncio connection (``infra.db.hot``)."""
+    """Insert a queued job (:func:`new_job`) and its first status event; commits."""
     job = new_job(**fields)
     session.add(job)
     session.flush()
@@ -110,45 +113,21 @@ def count_jobs_by_status(session: Session) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def _apply_status(job: Job, status: str, failure_reason: str | None) -> None:
+def apply_status(job: Job, status: str, failure_reason: str | None) -> None:
+    """Set the status and what goes with it on a loaded job (no event, no commit)."""
     now = utcnow()
     job.status = status
     job.failure_reason = failure_reason
     job.updated_at = now
-    if status == "running" and job.started_at is None:
+    if status == JobStatus.RUNNING and job.started_at is None:
         job.started_at = now
     if status in JOB_TERMINAL:
         job.finished_at = now
-    elif status == "queued":
+    elif status == JobStatus.QUEUED:
         job.finished_at = None
-
-
-def claim_job(session: Session, *, job_id: str, worker: str) -> Job | None:
-    """Atomically move a job queued -> running for ``worker``; None if it was not queued.
-
-    Takes a row lock on PostgreSQL; the guarded UPDATE makes it safe on SQLite too.
-    """
-    locked = _lock_job(session, job_id)
-    if locked is None or locked.status != "queued":
-        session.rollback()
-        return None
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(status="running", worker=worker, heartbeat_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        session.rollback()
-        return None
-    session.refresh(locked)
-    if locked.started_at is None:
-        locked.started_at = now
-    locked.failure_reason = None
-    add_event(session, job_id=job_id, type="status", data=status_event_data(locked), commit=False)
-    session.commit()
-    return locked
+        # Queued again: sent now (the housekeeping's resends and backoff start over).
+        job.last_sent_at = None
+        job.send_count = 0
 
 
 def set_job_status(
@@ -163,11 +142,11 @@ def set_job_status(
 
     Returns None when the job is missing or, with ``only_from``, not in one of those statuses.
     """
-    job = _lock_job(session, job_id)
+    job = lock_job(session, job_id)
     if job is None or (only_from is not None and job.status not in only_from):
         session.rollback()
         return None
-    _apply_status(job, status, failure_reason)
+    apply_status(job, status, failure_reason)
     add_event(session, job_id=job_id, type="status", data=status_event_data(job), commit=False)
     session.commit()
     return job
@@ -178,19 +157,19 @@ def request_cancel(session: Session, *, job_id: str) -> Job | None:
 
     Other statuses are left alone; returns the job (None if missing).
     """
-    job = _lock_job(session, job_id)
+    job = lock_job(session, job_id)
     if job is None:
         return None
-    if job.status == "queued":
-        _apply_status(job, "cancelled", None)
+    if job.status == JobStatus.QUEUED:
+        apply_status(job, JobStatus.CANCELLED, None)
         session.execute(
             update(Trial)
-            .where(Trial.job_id == job_id, Trial.status.in_(("pending", "running")))
-            .values(status="cancelled", finished_at=utcnow())
+            .where(Trial.job_id == job_id, Trial.status.in_(TRIAL_OPEN))
+            .values(status=TrialStatus.CANCELLED, finished_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-    elif job.status == "running":
-        _apply_status(job, "cancelling", None)
+    elif job.status == JobStatus.RUNNING:
+        apply_status(job, JobStatus.CANCELLING, None)
     else:
         session.rollback()
         return job
@@ -205,23 +184,25 @@ def requeue_failed(session: Session, *, job_id: str) -> int | None:
     Returns the number of trials reset, or None when the job cannot be rerun (not finished,
     or finished without any failure).
     """
-    job = _lock_job(session, job_id)
+    job = lock_job(session, job_id)
     if job is None or job.status not in JOB_TERMINAL:
         session.rollback()
         return None
     failed = list(
-        session.scalars(select(Trial).where(Trial.job_id == job_id, Trial.status == "failed"))
+        session.scalars(
+            select(Trial).where(Trial.job_id == job_id, Trial.status == TrialStatus.FAILED)
+        )
     )
-    if not failed and job.status != "failed":
+    if not failed and job.status != JobStatus.FAILED:
         session.rollback()
         return None
     for trial in failed:
-        trial.status = "pending"
+        trial.status = TrialStatus.PENDING
         trial.failure_reason = None
         trial.finished_at = None
         add_event(session, job_id=job_id, type="trial", data=trial_event_data(trial), commit=False)
     job.report = None
-    _apply_status(job, "queued", None)
+    apply_status(job, JobStatus.QUEUED, None)
     refresh_job_progress(session, job)
     add_event(session, job_id=job_id, type="status", data=status_event_data(job), commit=False)
     session.commit()
@@ -233,13 +214,47 @@ def set_job_task_id(session: Session, *, job_id: str, task_id: str) -> None:
     session.commit()
 
 
-def heartbeat(session: Session, *, job_id: str, worker: str | None = None) -> None:
-    """Record that the worker driving the job is alive (heartbeat_at = now)."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if worker is not None:
-        values["worker"] = worker
-    session.execute(update(Job).where(Job.id == job_id).values(**values))
+def set_trials_total(session: Session, *, job_id: str, trials_total: int) -> None:
+    """Set the planned number of trials (the API's estimate may differ from the plan)."""
+    session.execute(update(Job).where(Job.id == job_id).values(trials_total=trials_total))
     session.commit()
+
+
+@dataclass(frozen=True)
+class SendState:
+    """What the housekeeping decides a resend from: ``waiting_since``, when the job was last
+    queued (a dataset: created), which is when its first message was sent (by the API, right
+    after the commit); ``last_sent_at`` and ``send_count``, its resends since."""
+
+    id: str
+    waiting_since: datetime
+    last_sent_at: datetime | None
+    send_count: int
+
+
+def mark_job_sent(session: Session, *, job_id: str, task_id: str) -> None:
+    """Record that the housekeeping sent ``synib.run_job(job_id)`` again, as ``task_id``, now."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            task_id=task_id,
+            last_sent_at=utcnow(),
+            send_count=Job.send_count + 1,
+            updated_at=Job.updated_at,  # a send is no change of the job itself
+        )
+    )
+    session.commit()
+
+
+def list_queued_job_sends(session: Session) -> list[SendState]:
+    """The send state of every queued job, oldest first."""
+    stmt = (
+        select(Job.id, Job.updated_at, Job.last_sent_at, Job.send_count)
+        .where(Job.status == JobStatus.QUEUED)
+        .order_by(Job.created_at)
+    )
+    return [SendState(*row) for row in session.execute(stmt)]
 
 
 def set_job_report(session: Session, *, job_id: str, report: dict[str, Any]) -> None:
@@ -253,19 +268,6 @@ def set_job_references(session: Session, *, job_id: str, references: dict[str, A
     """Store the unimodal reference results ({seed: {modality: {metric: value}}})."""
     session.execute(update(Job).where(Job.id == job_id).values(references=references))
     session.commit()
-
-
-def list_jobs_needing_resumption(session: Session, *, stale_before: datetime) -> list[Job]:
-    """Jobs a reconciler should (re)send: queued since before ``stale_before``, or
-    running/cancelling whose heartbeat is missing or older than ``stale_before``."""
-    stmt = select(Job).where(
-        or_(
-            (Job.status == "queued") & (Job.created_at < stale_before),
-            Job.status.in_(("running", "cancelling"))
-            & or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before),
-        )
-    )
-    return list(session.scalars(stmt.order_by(Job.created_at)))
 
 
 def delete_job(session: Session, *, job_id: str) -> list[str]:

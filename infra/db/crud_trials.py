@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from infra.db.crud_events import add_event, trial_event_data
 from infra.db.crud_jobs import get_job, refresh_job_progress
-from infra.db.models import TRIAL_TERMINAL, EpochMetric, Job, Trial, utcnow
+from infra.db.models import (
+    TRIAL_OPEN,
+    TRIAL_TERMINAL,
+    EpochMetric,
+    Job,
+    Trial,
+    TrialStatus,
+    utcnow,
+)
 
 
 def upsert_trial(
@@ -29,7 +37,7 @@ def upsert_trial(
     if trial is not None:
         return trial
     trial = Trial(job_id=job_id, trial_key=trial_key, method=method, seed=seed, config=config)
-    trial.status = "pending"
+    trial.status = TrialStatus.PENDING
     trial.epochs_done = 0
     trial.metrics = {}
     session.add(trial)
@@ -47,8 +55,10 @@ def set_trial_status(
     failure_reason: str | None = None,
     metrics: dict[str, Any] | None = None,
     best_epoch: int | None = None,
+    commit: bool = True,
 ) -> Trial | None:
-    """Update a trial (times, metrics of the selected epoch), the job's counters, an event."""
+    """Update a trial (times, metrics of the selected epoch), the job's counters, an event;
+    ``commit=False`` leaves the commit to a caller that changes more in the same transaction."""
     trial = session.get(Trial, trial_id)
     if trial is None:
         return None
@@ -59,7 +69,7 @@ def set_trial_status(
         trial.metrics = metrics
     if best_epoch is not None:
         trial.best_epoch = best_epoch
-    if status == "running" and trial.started_at is None:
+    if status == TrialStatus.RUNNING and trial.started_at is None:
         trial.started_at = now
     if status in TRIAL_TERMINAL:
         trial.finished_at = now
@@ -70,8 +80,27 @@ def set_trial_status(
     add_event(
         session, job_id=trial.job_id, type="trial", data=trial_event_data(trial), commit=False
     )
-    session.commit()
+    if commit:
+        session.commit()
     return trial
+
+
+def unfinished_reason(job_reason: str | None) -> str:
+    """The failure reason of a trial still open when its job ends (with the job's, if any)."""
+    base = "the job ended before this trial finished"
+    return f"{base}: {job_reason}" if job_reason else base
+
+
+def close_open_trials(
+    session: Session, *, job_id: str, status: str, reason: str | None = None
+) -> int:
+    """Move the job's pending/running trials to ``status`` (with events; each commits);
+    returns how many."""
+    stmt = select(Trial.id).where(Trial.job_id == job_id, Trial.status.in_(TRIAL_OPEN))
+    open_ids = list(session.scalars(stmt))
+    for trial_id in open_ids:
+        set_trial_status(session, trial_id=trial_id, status=status, failure_reason=reason)
+    return len(open_ids)
 
 
 def _insert_for(session: Session) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -27,12 +28,48 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelling", "cancelled")
-JOB_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-JOB_ACTIVE = frozenset({"queued", "running", "cancelling"})
-TRIAL_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "stopped")
-TRIAL_TERMINAL = frozenset({"succeeded", "failed", "cancelled", "stopped"})
-DATASET_STATUSES = ("pending", "ready", "failed")
+
+class JobStatus(StrEnum):
+    """A job's life: queued -> running -> succeeded | failed; cancel: cancelling -> cancelled
+    (a queued job is cancelled at once); a running job whose worker died goes back to queued."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+class TrialStatus(StrEnum):
+    """``stopped``: ended early by the scheduler (ASHA), a normal end."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+
+
+class DatasetStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+# The columns hold the plain strings (a StrEnum member equals its value).
+JOB_STATUSES: tuple[str, ...] = tuple(JobStatus)
+JOB_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+JOB_ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING})
+# A worker holds a job (its lease, renewed by heartbeats) while it is in one of these.
+JOB_LEASED = (JobStatus.RUNNING, JobStatus.CANCELLING)
+TRIAL_STATUSES: tuple[str, ...] = tuple(TrialStatus)
+TRIAL_TERMINAL = frozenset(
+    {TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.CANCELLED, TrialStatus.STOPPED}
+)
+TRIAL_OPEN = (TrialStatus.PENDING, TrialStatus.RUNNING)
+DATASET_STATUSES: tuple[str, ...] = tuple(DatasetStatus)
 EVENT_TYPES = ("status", "trial", "epoch", "report")
 ARTIFACT_KINDS = ("model", "report")
 
@@ -119,13 +156,17 @@ class Dataset(Base):
     source: Mapped[str] = mapped_column(String(16))
     builtin_name: Mapped[str | None] = mapped_column(String(64))
     params: Mapped[JSONDict] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DatasetStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text)
     path: Mapped[str | None] = mapped_column(String(500))
     sha256: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[JSONDict | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The housekeeping's resends of its synib.make_dataset message (the API sends the first on
+    # creation): the last one and how many, for the backoff; the broker is never inspected.
+    last_sent_at: Mapped[datetime | None]
+    send_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Job(Base):
@@ -143,7 +184,7 @@ class Job(Base):
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     spec: Mapped[JSONDict] = mapped_column(default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     trials_total: Mapped[int] = mapped_column(Integer, default=0)
@@ -152,6 +193,10 @@ class Job(Base):
     references: Mapped[JSONDict | None]
     report: Mapped[JSONDict | None]
     task_id: Mapped[str | None] = mapped_column(String(64))
+    # The housekeeping's resends of its synib.run_job message since the job was last queued (the
+    # first is sent when it is queued): the last one and how many, for the backoff.
+    last_sent_at: Mapped[datetime | None]
+    send_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -170,7 +215,7 @@ class Trial(Base):
     method: Mapped[str] = mapped_column(String(32))
     seed: Mapped[int] = mapped_column(Integer)
     config: Mapped[JSONDict] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.PENDING)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
     best_epoch: Mapped[int | None] = mapped_column(Integer)

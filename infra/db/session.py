@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+SessionFactory = Callable[[], Session]
+"""A zero-argument callable returning a new session (a ``sessionmaker``)."""
 
 
 def normalize_url(url: str) -> str:
@@ -104,6 +108,13 @@ def make_async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncS
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (rows are returned to callers)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@lru_cache(maxsize=4)
+def session_factory(database_url: str) -> sessionmaker[Session]:
+    """One engine (and session factory) per database URL and process, for the worker's and the
+    housekeeper's long-lived processes."""
+    return make_session_factory(make_engine(database_url))
 
 
 @contextmanager

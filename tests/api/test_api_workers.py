@@ -28,7 +28,6 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.P
     env.pop(MULTIPROCESS_ENV, None)
     env.update(
         SYNIB_DATABASE_URL=db_url,
-        SYNIB_BROKER_URL="filesystem://",
         SYNIB_STATE_DIR=str(tmp_path / "state"),
         SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
         SYNIB_CONFIG_DIR=str(tmp_path / "config"),

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from api_factories import N, add_job, add_ready_dataset, npz_bytes
+from broker_testing import drain_tasks
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from api.main import create_app
+from infra.db import crud
 from infra.settings import Settings
 
 URL = "/api/v1/datasets"
@@ -104,14 +106,13 @@ def test_builtin_registration_enqueues_make_dataset(
     assert dataset["status"] == "pending" and dataset["source"] == "builtin"
     assert dataset["builtin_name"] == "xor_spurious"
     assert dataset["params"] == {"alpha": 0.9, "seed": 3}
-    messages = list((api_settings.broker_dir / "out").glob("*.synib.msg"))
-    assert len(messages) == 1
-    text = messages[0].read_text()
-    assert '"task": "synib.make_dataset"' in text and dataset["id"] in text
-    # kombu's exchange table lives in the state dir, not in whatever directory the API runs from
-    # (kombu's default is ./control, relative to the process's working directory)
-    assert not (Path.cwd() / "control").exists()
-    assert (api_settings.broker_dir / "control").is_dir()
+    assert drain_tasks(api_settings) == [("synib.make_dataset", dataset["id"])]
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        row = crud.get_dataset(session, dataset_id=dataset["id"])
+        assert row is not None and (row.send_count, row.last_sent_at) == (0, None)  # no resend
+    # The embedded broker lives in the state folder, whatever directory the API runs from.
+    assert api_settings.embedded_broker_file == api_settings.state_dir / "broker.sqlite"
+    assert api_settings.embedded_broker_file.is_file()
 
 
 def test_builtin_unknown_generator_is_422(client: TestClient, auth: dict[str, str]) -> None:

@@ -56,12 +56,12 @@ def test_api_latency_smoke_prints_its_tables(backend: str) -> None:
     assert ("concurrent httpx clients" in out) == (backend == "sqlite")
     assert ("concurrent raw clients" in out) == (backend != "sqlite")
     post, get = _row(out, "POST /jobs"), _row(out, "GET /jobs/{id}")
-    # columns: endpoint, requests, req/s, p50, p95, p99, server <= 50 ms, errors, target
+    # columns: endpoint, requests, req/s, p50, p95, p99, server <= 100 ms, errors, target
     assert int(post[1]) > 0 and int(get[1]) > 0
     # The API's own histogram saw both routes (a share, not "nan%": labels parsed).
     assert re.fullmatch(r"\d+\.\d%", post[6]) and re.fullmatch(r"\d+\.\d%", get[6])
     assert post[7] == "0" and get[7] == "0"
-    assert re.fullmatch(r"(met|MISSED) \(< 50 ms\)", post[8])
+    assert re.fullmatch(r"(met|MISSED) \(< 100 ms\)", post[8])
     # --smoke seeds 120 jobs, about 60 % of them succeeded (random mix: counted, not fixed)
     default, largest = _row(out, "default page size (50)"), _row(out, "max page size (200)")
     assert (default[1], default[2]) == ("3", "120")

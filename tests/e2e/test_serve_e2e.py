@@ -1,6 +1,6 @@
-"""``synib serve`` end to end: the embedded service (SQLite, filesystem broker, local Ray) in a
-subprocess; upload a dataset, submit a job, follow its events, read the report, download the
-best model, check its checksum, load it with ``synib_core.load`` and predict."""
+"""``synib serve`` end to end: the embedded service (SQLite database, the SQLite broker, local
+Ray) in a subprocess; upload a dataset, submit a job, follow its events, read the report,
+download the best model, check its checksum, load it with ``synib_core.load`` and predict."""
 
 from __future__ import annotations
 
@@ -79,7 +79,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         wait_for_server(url, process, log)
         credentials = json.loads((root / "config" / "credentials.json").read_text())
         assert credentials["url"] == url
-        yield {"url": url, "token": credentials["token"], "process": process, "log": log}
+        yield {
+            "url": url,
+            "token": credentials["token"],
+            "process": process,
+            "log": log,
+            "state": root / "state",
+        }
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -131,6 +137,8 @@ def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_
         resp = client.post("/api/v1/jobs", json=spec)
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["id"]
+        # The task went through the embedded broker: a SQLite file in the state folder.
+        assert (service["state"] / "broker.sqlite").is_file()
 
         events = follow_events(client, job_id)
         statuses = [d["status"] for name, d in events if name == "status"]
@@ -162,10 +170,26 @@ def child_pids(pid: int) -> list[int]:
     return [int(c) for c in children]
 
 
+def test_serve_runs_the_housekeeper(service: dict[str, Any]) -> None:
+    """The third child runs the housekeeping passes (Celery beat, its schedule in the state
+    folder)."""
+    log = service["log"]
+    deadline = time.monotonic() + 120
+    while "Task synib.housekeeping[" not in log.read_text():
+        assert time.monotonic() < deadline, f"no housekeeping pass ran:\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+    assert list(service["state"].glob("housekeeper-schedule*"))
+
+
 def test_serve_stops_cleanly_on_sigterm(service: dict[str, Any]) -> None:
     process = service["process"]
     children = child_pids(process.pid)
-    assert len(children) == 2  # synib api, synib worker
+    assert len(children) == 3  # synib api, synib worker, synib housekeeper
+    grandchildren = [g for c in children for g in child_pids(c)]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert not [c for c in children if Path(f"/proc/{c}").exists()]
+    deadline = time.monotonic() + 30  # their own children (the housekeeper's beat) follow
+    while [g for g in grandchildren if Path(f"/proc/{g}").exists()]:
+        assert time.monotonic() < deadline, "a child of synib serve's children outlived it"
+        time.sleep(0.5)

@@ -1,6 +1,7 @@
 """Fault injectors and helpers of the reliability tests: a private redis-server, Celery worker
-processes that can be SIGKILLed, a TCP proxy in front of PostgreSQL that can be cut, and
-polling helpers. Nothing here touches the machine's own Redis (6379) or other databases.
+and housekeeper processes that can be SIGKILLed, a TCP proxy in front of PostgreSQL that can be
+cut, and polling helpers. Nothing here touches the machine's own Redis (6379) or other
+databases.
 """
 
 from __future__ import annotations
@@ -105,26 +106,31 @@ class RedisServer:
         self.process = None
 
 
+def training_worker_command(concurrency: int) -> list[str]:
+    """A ``celery worker`` on queue synib (the training tasks)."""
+    celery = Path(sys.executable).parent / "celery"
+    command = [str(celery), "-A", "worker.celery_app", "worker", "-Q", "synib"]
+    command += ["-c", str(concurrency), "-l", "INFO", "--without-gossip"]
+    command += ["--without-mingle", "--without-heartbeat", "-n", f"r1-{secrets.token_hex(3)}@%h"]
+    return command
+
+
+HOUSEKEEPER_COMMAND = [sys.executable, "-m", "worker.cli", "housekeeper", "--log-level", "info"]
+
+
 @dataclass
 class Worker:
-    """A ``celery worker`` subprocess (queue synib) with its log file."""
+    """A Celery worker subprocess (a training worker on queue synib, or ``synib housekeeper``)
+    with its log file."""
 
     env: dict[str, str]
     log_path: Path
-    concurrency: int = 1
+    command: list[str]
     process: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
 
     def start(self) -> Worker:
-        celery = Path(sys.executable).parent / "celery"
-        command = [str(celery), "-A", "worker.celery_app", "worker", "-Q", "synib"]
-        command += ["-c", str(self.concurrency), "-l", "INFO", "--without-gossip"]
-        command += [
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"r1-{secrets.token_hex(3)}@%h",
-        ]
+        command = self.command
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 command, cwd=REPO, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
@@ -141,7 +147,7 @@ class Worker:
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
 
     def kill_hard(self) -> list[int]:
-        """SIGKILL the worker's main process and its pool children at once; their pids."""
+        """SIGKILL the worker's main process and its children at once; their pids."""
         assert self.process is not None
         pids = [self.process.pid, *children_of(self.process.pid)]
         kill_all(pids)
@@ -166,7 +172,8 @@ class Worker:
 def worker_env(
     *, state_dir: Path, database_url: str, broker_url: str, ray_tmp: Path, **extra: str
 ) -> dict[str, str]:
-    """Environment of a test worker: fast heartbeats and reconciliation, one thread per trial."""
+    """Environment of a test worker or housekeeper: fast heartbeats and housekeeping (a pass a
+    second, a resend 3 s after a send), one thread per trial."""
     env = {
         **os.environ,
         "SYNIB_STATE_DIR": str(state_dir),
@@ -199,7 +206,15 @@ class Sandbox:
     workers: list[Worker]
 
     def worker(self, env: dict[str, str], name: str, concurrency: int = 1) -> Worker:
-        worker = Worker(env, self.state_dir.parent / f"{name}.log", concurrency)
+        """A training worker (queue synib), started."""
+        return self._start(env, name, training_worker_command(concurrency))
+
+    def housekeeper(self, env: dict[str, str], name: str = "housekeeper") -> Worker:
+        """``synib housekeeper`` (beat + the housekeeping pass), started."""
+        return self._start(env, name, HOUSEKEEPER_COMMAND)
+
+    def _start(self, env: dict[str, str], name: str, command: list[str]) -> Worker:
+        worker = Worker(env, self.state_dir.parent / f"{name}.log", command)
         self.workers.append(worker)
         return worker.start()
 

@@ -3,8 +3,10 @@
 The API and the worker reach PostgreSQL through a TCP proxy that the test cuts (the listener
 and every open connection closed: new connections are refused) and then restores. While cut,
 the API answers 503 with a JSON reason (no stack trace); afterwards it recovers by itself. The
-worker retries its writes with backoff: no epoch row of any trial is lost, the job is not
-mistaken for dead (no requeue), and it ends ``succeeded``.
+worker retries its writes with backoff: no epoch row of any trial is lost, and it ends
+``succeeded``. The housekeeper, which reaches the database through the same proxy, skips its
+passes during the outage and does not mistake the job for dead afterwards (no requeue), although
+no heartbeat could be written for longer than the staleness period.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def test_database_outage_answers_503_then_recovers_and_loses_no_epoch(
         token = issue_token(session, user_name=f"api-{proxy.port}").token
     headers = {"Authorization": f"Bearer {token}"}
     worker = sandbox.worker(env, "worker")
+    housekeeper = sandbox.housekeeper(env)
     job_id = create_job(sandbox.sessions, sandbox.owner_id, tiny_spec(["vanilla", "synib"], EPOCHS))
     assert send(settings, "synib.run_job", job_id) is not None
     wait_for(
@@ -124,6 +127,8 @@ def test_database_outage_answers_503_then_recovers_and_loses_no_epoch(
     # Heartbeats stopped during the outage, but the job was not taken for dead.
     assert status_history(sandbox.sessions, job_id) == ["queued", "running", "succeeded"]
     assert "retrying" in worker.log()
+    assert "pass skipped, database unavailable" in housekeeper.log()  # it ran meanwhile
+    assert "lost its worker" not in housekeeper.log()
 
 
 def test_worker_writes_back_off_exponentially_and_give_up_when_bounded() -> None:

@@ -1,6 +1,6 @@
 """A short run of benchmarks/load_test.py: the API under uvicorn on loopback (PostgreSQL, the
-filesystem broker, no worker), 10 concurrent clients submitting and reading jobs for 5 s. Zero
-errors, and no lost submission: every 202 has its job row and its broker message.
+embedded SQLite broker, no worker), 10 concurrent clients submitting and reading jobs for 5 s.
+Zero errors, and no lost submission: every 202 has its job row and its broker message.
 
 The full run (50 clients x 60 s) is a benchmark: ``python benchmarks/load_test.py``.
 No latency is asserted."""

@@ -1,6 +1,7 @@
 """SYNIB_LOG_LEVEL (docker-compose.yml sets it) is the log level of ``synib serve``, ``synib api``
-(uvicorn) and ``synib worker`` (Celery); each command's --log-level flag wins over it. Nothing
-is started: uvicorn.run, the Celery worker and serve's children are stand-ins."""
+(uvicorn), ``synib worker`` and ``synib housekeeper`` (Celery); each command's --log-level flag
+wins over it. Nothing is started: uvicorn.run, the Celery workers and serve's children are
+stand-ins."""
 
 from __future__ import annotations
 
@@ -82,12 +83,40 @@ def test_synib_worker_runs_celery_at_the_setting_unless_the_flag_says_otherwise(
     assert level(_celery_argv(monkeypatch, "--loglevel", "DEBUG")) == "DEBUG"  # Celery's spelling
 
 
+def _housekeeper_argv(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[str]:
+    from worker.housekeeper import app
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(app, "worker_main", lambda argv: seen.append(list(argv)))
+    assert cli.main(["housekeeper", *argv]) == 0
+    get_settings.cache_clear()
+    return seen[0]
+
+
+def test_synib_housekeeper_runs_beat_and_one_solo_worker_at_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    argv = _housekeeper_argv(monkeypatch)
+    assert argv[argv.index("-Q") + 1] == "synib.housekeeping"
+    assert "--beat" in argv and argv[argv.index("--pool") + 1] == "solo"
+    assert argv[argv.index("-c") + 1] == "1"
+    assert argv[argv.index("-s") + 1] == str(tmp_path / "state" / "housekeeper-schedule")
+    assert (tmp_path / "state").is_dir()  # beat opens its schedule file there
+    assert argv[argv.index("-l") + 1] == "INFO"
+    monkeypatch.setenv("SYNIB_LOG_LEVEL", "error")
+    argv = _housekeeper_argv(monkeypatch, "--log-level", "debug")
+    assert argv[argv.index("-l") + 1] == "DEBUG"
+
+
 def _children_log_level(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[str | None]:
-    """The SYNIB_LOG_LEVEL the api and worker children of ``synib serve`` inherit."""
+    """The SYNIB_LOG_LEVEL the api, worker and housekeeper children of ``synib serve``
+    inherit."""
     inherited: list[str | None] = []
+    started: list[str] = []
 
     def fake_popen(command: list[str]) -> object:
         inherited.append(os.environ.get("SYNIB_LOG_LEVEL"))
+        started.append(command[-1])
         return object()
 
     monkeypatch.setattr(serve, "migrate", lambda settings: None)
@@ -95,13 +124,14 @@ def _children_log_level(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[str
     monkeypatch.setattr(serve.subprocess, "Popen", fake_popen)
     monkeypatch.setattr(serve, "supervise", lambda children: 0)
     assert cli.main(["serve", *argv]) == 0
+    assert started == ["api", "worker", "housekeeper"]
     return inherited
 
 
 def test_synib_serve_hands_the_flag_to_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNIB_LOG_LEVEL", "debug")
-    assert _children_log_level(monkeypatch) == ["debug", "debug"]
-    assert _children_log_level(monkeypatch, "--log-level", "WARNING") == ["warning", "warning"]
+    assert _children_log_level(monkeypatch) == ["debug"] * 3
+    assert _children_log_level(monkeypatch, "--log-level", "WARNING") == ["warning"] * 3
 
 
 def test_a_bad_level_is_one_line_and_exit_code_2(

@@ -1,0 +1,152 @@
+"""Reads and writes of datasets (uploaded or built-in); each writing function commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from infra.db.crud_jobs import SendState
+from infra.db.models import JOB_ACTIVE, Dataset, DatasetStatus, Job, utcnow
+
+
+def create_dataset(
+    session: Session,
+    *,
+    owner_id: str,
+    name: str,
+    source: str,
+    status: str,
+    builtin_name: str | None = None,
+    params: dict[str, Any] | None = None,
+    path: str | None = None,
+    sha256: str | None = None,
+    size_bytes: int | None = None,
+    summary: dict[str, Any] | None = None,
+    dataset_id: str | None = None,
+) -> Dataset:
+    """Insert a dataset row (source upload|builtin, status pending|ready|failed); commits."""
+    row = Dataset(
+        owner_id=owner_id,
+        name=name,
+        source=source,
+        status=status,
+        builtin_name=builtin_name,
+        params=params or {},
+        path=path,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        summary=summary,
+        created_at=utcnow(),
+    )
+    if dataset_id is not None:
+        row.id = dataset_id
+    session.add(row)
+    session.commit()
+    return row
+
+
+def get_dataset(
+    session: Session, *, dataset_id: str, owner_id: str | None = None
+) -> Dataset | None:
+    row = session.get(Dataset, dataset_id)
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        return None
+    return row
+
+
+def list_datasets(
+    session: Session, *, owner_id: str, limit: int = 50, offset: int = 0
+) -> tuple[list[Dataset], int]:
+    where = Dataset.owner_id == owner_id
+    count = session.scalar(select(func.count()).select_from(Dataset).where(where)) or 0
+    stmt = (
+        select(Dataset)
+        .where(where)
+        .order_by(Dataset.created_at.desc(), Dataset.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(stmt)), count
+
+
+def mark_dataset_ready(
+    session: Session,
+    *,
+    dataset_id: str,
+    path: str,
+    sha256: str,
+    size_bytes: int,
+    summary: dict[str, Any],
+) -> None:
+    """Fill a generated dataset's file facts and mark it ready (path relative to the store)."""
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(
+            status=DatasetStatus.READY,
+            error=None,
+            path=path,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            summary=summary,
+        )
+    )
+    session.commit()
+
+
+def mark_dataset_failed(session: Session, *, dataset_id: str, error: str) -> None:
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(status=DatasetStatus.FAILED, error=error)
+    )
+    session.commit()
+
+
+def dataset_in_use(session: Session, *, dataset_id: str) -> bool:
+    """True while a queued/running/cancelling job uses the dataset."""
+    stmt = (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.dataset_id == dataset_id, Job.status.in_(JOB_ACTIVE))
+    )
+    return bool(session.scalar(stmt))
+
+
+def delete_dataset(session: Session, *, dataset_id: str) -> str | None:
+    """Delete the row; returns its file's relative path (None if it had none)."""
+    row = session.get(Dataset, dataset_id)
+    if row is None:
+        return None
+    path = row.path
+    session.delete(row)
+    session.commit()
+    return path
+
+
+def mark_dataset_sent(session: Session, *, dataset_id: str) -> None:
+    """Record that the housekeeping sent ``synib.make_dataset(dataset_id)`` again, now."""
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(last_sent_at=utcnow(), send_count=Dataset.send_count + 1)
+    )
+    session.commit()
+
+
+def list_pending_dataset_sends(session: Session) -> list[SendState]:
+    """The send state of every pending built-in dataset that no active job uses (``run_job``
+    generates its job's dataset itself), oldest first."""
+    used = select(Job.dataset_id).where(Job.status.in_(JOB_ACTIVE), Job.dataset_id.is_not(None))
+    stmt = (
+        select(Dataset.id, Dataset.created_at, Dataset.last_sent_at, Dataset.send_count)
+        .where(
+            Dataset.status == DatasetStatus.PENDING,
+            Dataset.source == "builtin",
+            Dataset.id.not_in(used),
+        )
+        .order_by(Dataset.created_at)
+    )
+    return [SendState(*row) for row in session.execute(stmt)]
