@@ -3,9 +3,8 @@
 
 import { ApiError, postForm, sendJson } from "../api";
 import { h } from "../dom";
+import { builtinDatasetCreateGeneratorValues as GENERATORS } from "../generated/api";
 import type { Dataset } from "../types";
-
-export const GENERATORS = ["xor_pid", "xor_spurious", "digits_pairs"];
 
 function fieldBlock(id: string, label: string, input: HTMLElement, help?: string) {
   const error = h("p", { id: `${id}-error`, class: "field-error", role: "alert" });

@@ -5,7 +5,7 @@
 import type uPlot from "uplot";
 import { AXIS_STROKE, color, drawChart, GRID, logTicks, paddedLogRange } from "../charts";
 import { fmtNum, fmtPct, h, replace } from "../dom";
-import type { Job, Report, Stat, Trial } from "../types";
+import { type Job, metricValue, type Report, type Stat, type Trial } from "../types";
 
 export interface SweepRow {
   x: number;
@@ -17,11 +17,11 @@ export function meanStd(values: number[]): Stat | null {
   if (!values.length) return null;
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
-  return { mean, std: Math.sqrt(variance), values };
+  return { mean, std: Math.sqrt(variance) };
 }
 
 const numbers = (trials: Trial[], metric: string): number[] =>
-  trials.map((t) => t.metrics?.[metric]).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  trials.map((t) => metricValue(t.metrics, metric)).filter((v): v is number => v !== null);
 
 export function sweepKnob(job: Job, report: Report | null): string {
   return report?.sweep_knobs?.[0] ?? Object.keys(job.spec?.sweep ?? {})[0] ?? "lambda";
