@@ -95,7 +95,8 @@ function renderParts(page: Page, parts: Set<Part>): void {
   }
   if (parts.has("trials") || parts.has("report")) renderSweep(slots.sweep, data.job, data.report, data.trials, signal);
   if (parts.has("trials") || parts.has("metrics")) {
-    keepFocus(slots.curves, () => renderCurves(slots.curves, data.trials, data.history, page.curves, signal));
+    const baseline = data.report?.baseline ?? data.job.spec?.baseline ?? "vanilla";
+    keepFocus(slots.curves, () => renderCurves(slots.curves, data.trials, data.history, baseline, page.curves, signal));
   }
   if (parts.has("trials")) {
     keepFocus(slots.scatter, () => renderScatter(slots.scatter, data.trials, page.scatter, signal));
