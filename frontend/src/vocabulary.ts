@@ -16,9 +16,13 @@ export function loadVocabulary(): Promise<KnobTable> {
   return table;
 }
 
-/** Whether any of `methods` reads `knob` (`methods: null` in the table: every method does). */
+/** The methods that read `knob`; null when every method does. */
+export const readers = (knob: Knob): string[] | null => knob.methods ?? null;
+
+/** Whether any of `methods` reads `knob`. */
 export function readByAny(knob: Knob, methods: string[]): boolean {
-  return knob.methods === null || knob.methods.some((m) => methods.includes(m));
+  const only = readers(knob);
+  return only === null || only.some((m) => methods.includes(m));
 }
 
 export const isNumeric = (knob: Knob): boolean => knob.type === "int" || knob.type === "float";
@@ -34,7 +38,8 @@ export interface Checked {
 }
 
 function inBounds(knob: Knob, num: number): boolean {
-  const { min, max } = knob;
+  const min = knob.min ?? null;
+  const max = knob.max ?? null;
   if (min !== null && (num < min || (knob.min_exclusive && num === min))) return false;
   if (max !== null && (num > max || (knob.max_exclusive && num === max))) return false;
   return true;

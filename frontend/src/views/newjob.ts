@@ -7,7 +7,7 @@ import { ApiError, getJson, qs, sendJson } from "../api";
 import { announce, h, replace } from "../dom";
 import type { Route } from "../main";
 import type { Dataset, Job, Knob, MethodInfo, Page } from "../types";
-import { isNumeric, loadVocabulary, readByAny } from "../vocabulary";
+import { isNumeric, loadVocabulary, readByAny, readers } from "../vocabulary";
 import { builtinForm, uploadForm } from "./dataset_forms";
 import { field, FieldRegistry, knobControl } from "./form_fields";
 import { buildSpec, type JobControls } from "./job_spec";
@@ -55,7 +55,8 @@ function makeControls(datasets: Dataset[], chosen: string | null, knobs: Knob[],
 function knobHelp(knob: Knob): string {
   const parts = [knob.help];
   if (isNumeric(knob)) parts.push(knob.allowed);
-  if (knob.methods !== null) parts.push(`read by ${knob.methods.join(", ")}`);
+  const only = readers(knob);
+  if (only !== null) parts.push(`read by ${only.join(", ")}`);
   return parts.join(" · ");
 }
 
@@ -73,7 +74,7 @@ function knobGroups(reg: FieldRegistry, c: JobControls, knobs: Knob[]): HTMLElem
   const groups = new Map<string, Knob[]>();
   for (const knob of knobs) groups.set(knob.group, [...(groups.get(knob.group) ?? []), knob]);
   return [...groups].map(([group, members]) =>
-    h("details", { class: "card knob-group", id: `knobs-${group}`, "data-group": group, open: members.some((k) => k.methods === null) },
+    h("details", { class: "card knob-group", id: `knobs-${group}`, "data-group": group, open: members.some((k) => readers(k) === null) },
       h("summary", null, `${group.charAt(0).toUpperCase()}${group.slice(1)} knobs`,
         h("span", { class: "help" }, ` (${members.length})`), h("span", { class: "help group-note" })),
       h("div", { class: "knob-grid" }, members.map((k) => knobField(reg, c, k)))));
