@@ -56,7 +56,7 @@ ifeq ($(shell command -v npm 2>/dev/null),)
 frontend:
 	@echo "frontend: npm not found; the dashboard is not built (install nodejs and npm)"
 else
-frontend: frontend/dist/index.html
+frontend: frontend/dist/index.html $(GENERATED)/api.d.ts
 
 frontend/node_modules/.package-lock.json: frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
@@ -65,10 +65,11 @@ frontend/node_modules/.package-lock.json: frontend/package.json frontend/package
 $(GENERATED)/openapi.json: $(API_SRC) frontend/scripts/write_openapi.py $(VENV)/.installed-run
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python frontend/scripts/write_openapi.py $@
 
-$(GENERATED)/api.ts: $(GENERATED)/openapi.json frontend/node_modules/.package-lock.json
+$(GENERATED)/api.d.ts: $(GENERATED)/openapi.json frontend/node_modules/.package-lock.json
 	cd frontend && npm run --silent generate
 
-frontend/dist/index.html: $(FRONTEND_SRC) $(GENERATED)/api.ts frontend/node_modules/.package-lock.json
+# The types are not part of the bundle: they serve `npm run typecheck` (make test).
+frontend/dist/index.html: $(FRONTEND_SRC) frontend/node_modules/.package-lock.json
 	cd frontend && npm run --silent build
 endif
 

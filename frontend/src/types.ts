@@ -1,9 +1,8 @@
-// View-level types. The API's own shapes come from its OpenAPI schema: src/generated/api.ts,
-// written from /openapi.json by `make frontend` (never edited by hand, not in git). What stays
-// here is only what the views add on top of them.
+// View-level types. The API's own shapes come from its OpenAPI schema: src/generated/api.d.ts,
+// written from /openapi.json by `make frontend` (never edited by hand, not in git; types only, so
+// the bundle builds without it). What stays here is only what the views add on top of them.
 
 import type { components, paths } from "./generated/api";
-import { jobPublicStatusValues } from "./generated/api";
 
 type Schemas = components["schemas"];
 
@@ -15,6 +14,7 @@ export type EpochRow = Schemas["EpochMetricsPublic"];
 export type JobSpec = Schemas["JobCreate"];
 export type SweepDim = Schemas["SweepSpec"];
 export type JobStatus = Schemas["JobPublic"]["status"];
+export type BuiltinGenerator = Schemas["BuiltinDatasetCreate"]["generator"];
 /** One 422 problem: FastAPI's `loc` path and `msg`, plus the dotted `field` our API adds. */
 export type FieldError = Schemas["ErrorItem"];
 
@@ -33,8 +33,18 @@ export type KnobTable =
 export type Knob = KnobTable["knobs"][number];
 export type MethodInfo = KnobTable["methods"][number];
 
-export const JOB_STATUSES: readonly JobStatus[] = jobPublicStatusValues;
-export const TERMINAL: ReadonlySet<string> = new Set<JobStatus>(["succeeded", "failed", "cancelled"]);
+// Every job status and whether a job in it has finished. The schema gives the statuses as a type
+// only: `tsc` fails here when the API adds or drops one, so this list cannot drift from it.
+const FINISHED: Record<JobStatus, boolean> = {
+  queued: false,
+  running: false,
+  succeeded: true,
+  failed: true,
+  cancelling: false,
+  cancelled: true,
+};
+export const JOB_STATUSES = Object.keys(FINISHED) as JobStatus[];
+export const TERMINAL: ReadonlySet<string> = new Set(JOB_STATUSES.filter((s) => FINISHED[s]));
 
 /** A metric value when it is a finite number (metrics are open JSON objects in the API). */
 export function metricValue(metrics: Record<string, unknown> | null | undefined, key: string): number | null {
