@@ -28,7 +28,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist"
-SYNIB = Path(sys.executable).parent / "synib"  # the entry point of the running virtualenv
+# `synib serve` of this checkout (the installed `synib` script may come from another one).
+SERVE = [sys.executable, "-m", "worker.cli", "serve"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -60,6 +61,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def this_checkout_first() -> str:
+    """PYTHONPATH with this checkout first: its API and server, whichever checkout the
+    virtualenv was installed from."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
 def _build_dashboard() -> None:
     """Build frontend/dist as `make frontend` does: the API types generated from this checkout's
     OpenAPI schema, then the bundle (a few seconds; the tests then see the current API)."""
@@ -67,10 +74,7 @@ def _build_dashboard() -> None:
     lock = FRONTEND / "package-lock.json"
     if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = {**os.environ, "PYTHONPATH": this_checkout_first()}
     schema = FRONTEND / "src" / "generated" / "openapi.json"
     script = FRONTEND / "scripts" / "write_openapi.py"
     subprocess.run([sys.executable, str(script), str(schema)], cwd=ROOT, env=env, check=True)
@@ -124,6 +128,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     ray_tmp = Path(f"/tmp/sre{os.getpid()}")  # Ray needs a short socket path
     env = {
         **os.environ,
+        "PYTHONPATH": this_checkout_first(),
         "SYNIB_STATE_DIR": str(state),
         "SYNIB_HOST": "127.0.0.1",
         "SYNIB_PORT": str(port),
@@ -145,7 +150,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log = state / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(SYNIB), "serve"],
+            SERVE,
             cwd=state,
             env=env,
             stdout=out,
