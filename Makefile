@@ -6,7 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
-FRONTEND_SRC := $(shell find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune -o -type f -print 2>/dev/null)
+FRONTEND_SRC := $(shell find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune -o -path frontend/src/generated -prune -o -type f -print 2>/dev/null)
+# The dashboard's API types are generated from the app's OpenAPI schema: redone when the API's
+# code (routes, schemas) or the vocabulary it serves changes.
+API_SRC := $(shell find api synib_spec -name '*.py' 2>/dev/null)
+GENERATED := frontend/src/generated
 
 .PHONY: run test lint typecheck unit install install-dev frontend services clean
 
@@ -45,16 +49,32 @@ $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install $(PIP_FLAGS) -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
-# The dashboard: built into frontend/dist, which the API serves at /. Skipped with a note when npm is absent.
-frontend: frontend/dist/index.html
+# The dashboard: built into frontend/dist, which the API serves at /. Its TypeScript types are
+# generated from the API's OpenAPI schema (frontend/src/generated, not in git). Skipped with a
+# note when npm is absent.
+ifeq ($(shell command -v npm 2>/dev/null),)
+frontend:
+	@echo "frontend: npm not found; the dashboard is not built (install nodejs and npm)"
+else
+frontend: frontend/dist/index.html $(GENERATED)/api.d.ts
 
-frontend/dist/index.html: $(FRONTEND_SRC)
-	@if [ ! -f frontend/package.json ]; then echo "frontend: no package.json yet, skipping"; \
-	elif ! command -v npm >/dev/null; then echo "frontend: npm not found; the dashboard is not built (install nodejs and npm)"; \
-	else cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent; fi
+frontend/node_modules/.package-lock.json: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+# The schema of this checkout's API, whichever checkout the virtualenv was installed from.
+$(GENERATED)/openapi.json: $(API_SRC) frontend/scripts/write_openapi.py $(VENV)/.installed-run
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python frontend/scripts/write_openapi.py $@
+
+$(GENERATED)/api.d.ts: $(GENERATED)/openapi.json frontend/node_modules/.package-lock.json
+	cd frontend && npm run --silent generate
+
+# The types are not part of the bundle: they serve `npm run typecheck` (make test).
+frontend/dist/index.html: $(FRONTEND_SRC) frontend/node_modules/.package-lock.json
+	cd frontend && npm run --silent build
+endif
 
 services:
 	@bash .ci/services.sh
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist .synib .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist $(GENERATED) .synib .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,7 @@
 // The only door to the service: the public REST API under /api/v1 (same origin, Bearer token).
 
+import type { FieldError } from "./types";
+
 const TOKEN_KEY = "synib.token";
 export const API = "/api/v1";
 
@@ -13,15 +15,6 @@ export function setToken(token: string): void {
 
 export function clearToken(): void {
   sessionStorage.removeItem(TOKEN_KEY);
-}
-
-/** One FastAPI validation error: `loc` is e.g. ["body", "config", "hidden"]. */
-export interface FieldError {
-  loc: (string | number)[];
-  msg: string;
-  type?: string;
-  /** Our API adds the dotted field path to its own 422s. */
-  field?: string;
 }
 
 /** A non-2xx answer; `fieldErrors` holds FastAPI 422 `detail[]` items when present. */

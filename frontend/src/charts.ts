@@ -54,14 +54,47 @@ export function drawChart(
   return plot;
 }
 
-/** Format axis ticks of a log10 axis compactly (0.001, 0.01, ..., 1, 10, 1e3). */
-export function logTicks(_u: uPlot, splits: number[]): string[] {
-  return splits.map((v) => {
-    if (v == null) return "";
-    const exp = Math.log10(v);
-    if (!Number.isInteger(Math.round(exp * 1e6) / 1e6)) return "";
-    return Math.abs(exp) >= 4 ? `1e${Math.round(exp)}` : String(Number(v.toPrecision(3)));
-  });
+/** The leading digit of a positive number (1 for 0.1, 2 for 200). */
+const leadingDigit = (v: number): number => Math.round(Number(v.toExponential(6).split("e")[0]));
+
+const tickText = (v: number): string => {
+  const exp = Math.round(Math.log10(v));
+  return Math.abs(exp) >= 4 ? v.toExponential(0).replace("+", "") : String(Number(v.toPrecision(3)));
+};
+
+/**
+ * A log10 axis whose every decade in view is labelled (0.01, 0.1, 1, 10), with 2x and 5x a
+ * decade labelled too when fewer than two decades are in view, and grid lines at 2..9 x each
+ * decade. The ticks are exact powers of ten built from text (10 ** -2 is not 0.01 in floating
+ * point, and uPlot's own log filter drops a tick whose mantissa is off). `onLabels` receives
+ * the labels drawn, for the chart's text description.
+ */
+export function logAxis(onLabels?: (labels: string[]) => void): Pick<uPlot.Axis, "splits" | "filter" | "values"> {
+  return {
+    splits: (_u, _axis, min, max) => {
+      const ticks: number[] = [];
+      for (let exp = Math.floor(Math.log10(min)); exp <= Math.ceil(Math.log10(max)); exp += 1) {
+        for (let digit = 1; digit <= 9; digit += 1) {
+          const v = Number(`${digit}e${exp}`);
+          if (v >= min && v <= max) ticks.push(v);
+        }
+      }
+      return ticks;
+    },
+    filter: (_u, splits) => splits,
+    values: (u, splits) => {
+      const decades = splits.filter((v) => leadingDigit(v) === 1).length;
+      // Leave out every other decade where labels would touch (about 45 px each).
+      const every = Math.max(1, Math.ceil((decades * 45) / Math.max(1, u.width)));
+      const labels = splits.map((v) => {
+        const digit = leadingDigit(v);
+        const decade = digit === 1 && Math.round(Math.log10(v)) % every === 0;
+        return decade || (decades < 2 && (digit === 2 || digit === 5)) ? tickText(v) : "";
+      });
+      onLabels?.(labels.filter(Boolean));
+      return labels;
+    },
+  };
 }
 
 export const AXIS_STROKE = "#333";

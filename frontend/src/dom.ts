@@ -108,3 +108,19 @@ export function section(id: string, title: string, ...children: Child[]): HTMLEl
 export function errorBox(message: string): HTMLElement {
   return h("p", { class: "error", role: "alert" }, message);
 }
+
+/**
+ * The unit of a metric that is neither a fraction (accuracies, shown in %) nor unitless:
+ * the counterfactual confidence cf_conf_<m> is KL(q(. | x without m) || uniform) in nats.
+ */
+export function metricUnit(key: string): string | null {
+  if (key.startsWith("cf_conf_")) return "nats, KL to uniform";
+  if (key === "epoch_seconds") return "s";
+  return null;
+}
+
+/** A metric's name with its unit, e.g. "cf_conf_audio (nats, KL to uniform)". */
+export function metricLabel(key: string): string {
+  const unit = metricUnit(key);
+  return unit ? `${key} (${unit})` : key;
+}

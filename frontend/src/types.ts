@@ -1,113 +1,63 @@
-// Shapes of the public REST API (docs/INTERNALS.md "REST API" and "Job report").
+// View-level types. The API's own shapes come from its OpenAPI schema: src/generated/api.d.ts,
+// written from /openapi.json by `make frontend` (never edited by hand, not in git; types only, so
+// the bundle builds without it). What stays here is only what the views add on top of them.
 
-export type Metrics = Record<string, number>;
-export type Config = Record<string, unknown>;
+import type { components, paths } from "./generated/api";
 
+type Schemas = components["schemas"];
+
+export type Dataset = Schemas["DatasetPublic"];
+export type DatasetSummary = Schemas["DatasetSummary"];
+export type Trial = Schemas["TrialPublic"];
+export type Artifact = Schemas["ArtifactPublic"];
+export type EpochRow = Schemas["EpochMetricsPublic"];
+export type JobSpec = Schemas["JobCreate"];
+export type SweepDim = Schemas["SweepSpec"];
+export type JobStatus = Schemas["JobPublic"]["status"];
+export type BuiltinGenerator = Schemas["BuiltinDatasetCreate"]["generator"];
+/** One 422 problem: FastAPI's `loc` path and `msg`, plus the dotted `field` our API adds. */
+export type FieldError = Schemas["ErrorItem"];
+
+/** A job; the API answers its `spec` as an open object: the JobCreate it accepted, normalised. */
+export type Job = Omit<Schemas["JobPublic"], "spec"> & { spec: Partial<JobSpec> };
+
+/** One page of a list endpoint (JobsPublic, TrialsPublic, DatasetsPublic, ...). */
 export interface Page<T> {
   data: T[];
   count: number;
 }
 
-export interface DatasetSummary {
-  modalities?: { name: string; shape: number[] }[];
-  num_classes?: number;
-  split_sizes?: Record<string, number>;
-  class_counts?: Record<string, number> | number[];
-  group_counts?: Record<string, number>;
-  has_oracle?: boolean;
+/** The vocabulary (`GET /api/v1/knobs`): every knob with its type, bounds and help, and the methods. */
+export type KnobTable =
+  paths["/api/v1/knobs"]["get"]["responses"][200]["content"]["application/json"];
+export type Knob = KnobTable["knobs"][number];
+export type MethodInfo = KnobTable["methods"][number];
+
+// Every job status and whether a job in it has finished. The schema gives the statuses as a type
+// only: `tsc` fails here when the API adds or drops one, so this list cannot drift from it.
+const FINISHED: Record<JobStatus, boolean> = {
+  queued: false,
+  running: false,
+  succeeded: true,
+  failed: true,
+  cancelling: false,
+  cancelled: true,
+};
+export const JOB_STATUSES = Object.keys(FINISHED) as JobStatus[];
+export const TERMINAL: ReadonlySet<string> = new Set(JOB_STATUSES.filter((s) => FINISHED[s]));
+
+/** A metric value when it is a finite number (metrics are open JSON objects in the API). */
+export function metricValue(metrics: Record<string, unknown> | null | undefined, key: string): number | null {
+  const value = metrics?.[key];
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
-export interface Dataset {
-  id: string;
-  name: string;
-  source: string;
-  builtin_name?: string | null;
-  params?: Config | null;
-  status: string;
-  error?: string | null;
-  sha256?: string | null;
-  size_bytes?: number | null;
-  summary?: DatasetSummary | null;
-  created_at: string;
-}
-
-export interface BestEntry {
-  trial_id?: string;
-  config?: Config;
-  val_acc?: number;
-  test_acc?: number;
-  synergy_acc?: number;
-}
-
-export interface Job {
-  id: string;
-  name?: string | null;
-  status: string;
-  progress: number;
-  trials_total: number;
-  trials_done: number;
-  dataset_id: string;
-  spec: JobSpec;
-  failure_reason?: string | null;
-  created_at: string;
-  started_at?: string | null;
-  finished_at?: string | null;
-  best?: Record<string, BestEntry> | null;
-}
-
-export interface SweepDim {
-  type: "grid" | "choice" | "uniform" | "loguniform";
-  values?: unknown[];
-  low?: number;
-  high?: number;
-}
-
-export interface JobSpec {
-  name?: string;
-  dataset_id?: string;
-  methods?: (string | { name: string; config?: Config })[];
-  config?: Config;
-  sweep?: Record<string, SweepDim>;
-  num_samples?: number;
-  seeds?: number[];
-  epochs?: number;
-  scheduler?: { type: string; grace_period?: number; reduction_factor?: number };
-  baseline?: string;
-}
-
-export interface Trial {
-  id: string;
-  trial_key: string;
-  method: string;
-  seed: number;
-  config: Config;
-  status: string;
-  failure_reason?: string | null;
-  epochs_done: number;
-  best_epoch?: number | null;
-  metrics?: Metrics | null;
-}
-
-export interface EpochRow {
-  epoch: number;
-  metrics: Metrics;
-}
-
-export interface Artifact {
-  id: string;
-  job_id?: string;
-  trial_id?: string | null;
-  kind: string;
-  name: string;
-  sha256: string;
-  size_bytes: number;
-  created_at?: string;
-}
+// The job report is an open JSON object in the API (written by the worker; docs/INTERNALS.md
+// "Job report"). The parts of it the views read:
 
 export interface Stat {
   mean: number;
   std?: number;
-  values?: number[];
 }
 
 export interface Delta {
@@ -117,16 +67,15 @@ export interface Delta {
 }
 
 export interface SweepPoint {
-  config: Config;
-  [metric: string]: Stat | Config | undefined;
+  config: Record<string, unknown>;
+  [metric: string]: Stat | Record<string, unknown> | undefined;
 }
 
 export interface MethodReport {
-  best_config?: Config;
+  best_config?: Record<string, unknown>;
   metrics?: Record<string, Stat>;
   delta_vs_baseline?: Record<string, Delta>;
   sweep?: SweepPoint[];
-  trial_ids?: string[];
   best_artifact_id?: string | null;
 }
 
@@ -137,8 +86,4 @@ export interface Report {
   seeds?: number[];
   sweep_knobs?: string[];
   methods: Record<string, MethodReport>;
-  references?: Record<string, Record<string, Metrics>>;
 }
-
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelling", "cancelled"];

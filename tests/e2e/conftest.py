@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dashboard_testing import make_npz
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist"
-SYNIB = ROOT / ".venv" / "bin" / "synib"
+# `synib serve` of this checkout (the installed `synib` script may come from another one).
+SERVE = [sys.executable, "-m", "worker.cli", "serve"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -58,21 +61,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _dashboard_is_stale() -> bool:
-    built = DIST / "index.html"
-    if not built.is_file():
-        return True
-    sources = [FRONTEND / "index.html", FRONTEND / "package-lock.json", *FRONTEND.glob("src/**/*")]
-    return max(p.stat().st_mtime for p in sources if p.is_file()) > built.stat().st_mtime
+def this_checkout_first() -> str:
+    """PYTHONPATH with this checkout first: its API and server, whichever checkout the
+    virtualenv was installed from."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def _build_dashboard() -> None:
-    """(Re)build frontend/dist when missing or older than its sources (about a second)."""
-    if not _dashboard_is_stale():
-        return
-    if not (FRONTEND / "node_modules").is_dir():
+    """Build frontend/dist as `make frontend` does: the API types generated from this checkout's
+    OpenAPI schema, then the bundle (a few seconds; the tests then see the current API)."""
+    installed = FRONTEND / "node_modules" / ".package-lock.json"  # written by npm ci
+    lock = FRONTEND / "package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
-    subprocess.run(["npm", "run", "build"], cwd=FRONTEND, check=True)
+    env = {**os.environ, "PYTHONPATH": this_checkout_first()}
+    schema = FRONTEND / "src" / "generated" / "openapi.json"
+    script = FRONTEND / "scripts" / "write_openapi.py"
+    subprocess.run([sys.executable, str(script), str(schema)], cwd=ROOT, env=env, check=True)
+    subprocess.run(["npm", "run", "--silent", "generate"], cwd=FRONTEND, check=True)
+    subprocess.run(["npm", "run", "--silent", "build"], cwd=FRONTEND, check=True)
 
 
 def _read_token(config_dir: Path) -> str | None:
@@ -121,6 +128,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     ray_tmp = Path(f"/tmp/sre{os.getpid()}")  # Ray needs a short socket path
     env = {
         **os.environ,
+        "PYTHONPATH": this_checkout_first(),
         "SYNIB_STATE_DIR": str(state),
         "SYNIB_HOST": "127.0.0.1",
         "SYNIB_PORT": str(port),
@@ -142,7 +150,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log = state / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(SYNIB), "serve"],
+            SERVE,
             cwd=state,
             env=env,
             stdout=out,
@@ -186,3 +194,12 @@ def page_errors(page: Page) -> list[str]:
     )
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     return errors
+
+
+@pytest.fixture(scope="module")
+def api_dataset(service: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A dataset uploaded through the API (for the tests that are not about uploading)."""
+    npz = make_npz(tmp_path_factory.mktemp("npz") / "xor_pid.npz")
+    with service.client() as api, npz.open("rb") as fh:
+        resp = api.post("/datasets", files={"file": ("x.npz", fh)}, data={"name": "e2e api"})
+    return str(resp.raise_for_status().json()["id"])

@@ -2,7 +2,8 @@
 
 One flow as a person would do it: sign in, upload a dataset, submit a small job from the form,
 watch it finish live, read the charts and the comparison table (checked against GET report),
-download an artifact (checked against its sha256). Plus sign-in/out and 422 messages in place.
+download an artifact (checked against its sha256). Plus sign-in/out, 422 messages in place,
+a built-in dataset and cancelling. The new-job form's vocabulary: test_new_job_form.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from dashboard_testing import knob_table, make_npz, screenshot, sign_in
 from playwright.sync_api import Page, Request, expect
 
 if TYPE_CHECKING:
@@ -22,23 +24,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-
-
-def make_npz(path: Path) -> Path:
-    """A small xor_pid dataset (two modalities, groups) written with synib_core's save_npz."""
-    from synib_core.data import GENERATORS, save_npz
-
-    data = GENERATORS["xor_pid"](seed=0, n_train=240, n_val=80, n_test=200)
-    save_npz(data, path)
-    return path
-
-
-def sign_in(page: Page, service: Service) -> None:
-    page.goto(f"{service.url}/")
-    page.fill("#token", service.token)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#page-info")  # the first page of jobs has loaded
 
 
 def test_sign_in_rejects_a_bad_token_and_signs_out(
@@ -96,9 +81,9 @@ def submit_small_job(page: Page) -> str:
     page.fill("#knob-hidden", "16")
     page.fill("#knob-fusion_hidden", "16")
     page.check("#sweep-mode-grid")
-    page.fill("#sweep-values", "0.1, 1")
+    page.fill("#sweep-values", "0.01, 10")
     page.fill("#job-seeds", "0")
-    page.fill("#job-epochs", "2")
+    page.fill("#knob-epochs", "2")
     page.click("#submit-job")
     page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{8,}$"))
     return page.url.rsplit("/", 1)[-1]
@@ -129,6 +114,29 @@ def check_comparison(page: Page, report: dict) -> None:
             assert float(cell.get_attribute("data-value")) == pytest.approx(delta["delta"])
 
 
+def check_charts(page: Page, report: dict) -> None:
+    """The lambda axis labels every decade; the curves show the baseline by default; the
+    counterfactual confidences carry their unit."""
+    page.wait_for_selector("#sweep-chart canvas")
+    # Swept at 0.01 and 10: the log axis in between is labelled at each decade.
+    expect(page.locator("#sweep-axis")).to_have_text("lambda axis (log scale): 0.01, 0.1, 1, 10")
+    baseline = report["baseline"]
+    baseline_boxes = page.locator(f'#curves li[data-method="{baseline}"] input')
+    assert baseline_boxes.count() == 1  # one seed
+    expect(baseline_boxes).to_be_checked()
+    legend = page.locator("#curves-chart .u-legend .u-series .u-label").all_text_contents()
+    assert any(label.endswith("(baseline)") and baseline in label for label in legend), legend
+    cf_cells = page.locator('#comparison-table td[data-metric^="cf_conf_"]')
+    assert cf_cells.count() == 2 * len(report["methods"])  # two modalities per method
+    for text in cf_cells.all_text_contents():
+        assert text.endswith(" nats"), text
+    headers = page.locator("#comparison-table thead th").all_text_contents()
+    assert [h for h in headers if h.startswith("cf conf")] == [
+        "cf conf a (KL to uniform)",
+        "cf conf b (KL to uniform)",
+    ]
+
+
 def check_artifact_download(page: Page, service: Service, job_id: str, tmp: Path) -> None:
     with service.client() as api:
         artifacts = api.get(f"/jobs/{job_id}/artifacts").raise_for_status().json()["data"]
@@ -150,8 +158,7 @@ def test_upload_submit_watch_and_download(
     sign_in(page, service)
     dataset_id = upload_in_browser(page, service, make_npz(tmp_path / "xor_pid.npz"))
     check_dataset_page(page, service, dataset_id)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dataset-page.png"), full_page=True)
+    screenshot(page, "dataset-page.png")
 
     job_id = submit_small_job(page)
     page.wait_for_selector("#job-header")
@@ -162,9 +169,9 @@ def test_upload_submit_watch_and_download(
         trials = api.get(f"/jobs/{job_id}/trials").raise_for_status().json()["data"]
     assert {t["method"] for t in trials} == {"vanilla", "synib"}
     assert len(trials) == 3  # vanilla ignores lambda: 1 + 2 sweep values, 1 seed
-    page.wait_for_selector("#sweep-chart canvas")
     page.wait_for_selector("#curves-chart canvas")
     check_comparison(page, report)
+    check_charts(page, report)
     assert page.locator("#trials-table tbody tr").count() == len(trials)
 
     with page.expect_download() as info:
@@ -174,59 +181,51 @@ def test_upload_submit_watch_and_download(
     assert csv_path.read_text().splitlines()[0].startswith("id,trial_key")
     check_artifact_download(page, service, job_id, tmp_path)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "job-page.png"), full_page=True)
+    screenshot(page, "job-page.png")
     page.set_viewport_size({"width": 1024, "height": 768})  # a small laptop screen
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_function(  # the charts follow their container's new width
         "() => [...document.querySelectorAll('.chart')].every("
         "c => !c.querySelector('.uplot') || c.querySelector('.uplot').offsetWidth <= c.clientWidth + 2)"
     )
-    page.screenshot(path=str(SCREENSHOTS / "job-page-1024.png"), full_page=True)
+    screenshot(page, "job-page-1024.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024  # no sideways scroll
     assert page_errors == []
-
-
-@pytest.fixture(scope="module")
-def api_dataset(service: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A dataset uploaded through the API (for the tests that are not about uploading)."""
-    npz = make_npz(tmp_path_factory.mktemp("npz") / "xor_pid.npz")
-    with service.client() as api, npz.open("rb") as fh:
-        resp = api.post("/datasets", files={"file": ("x.npz", fh)}, data={"name": "e2e api"})
-    return str(resp.raise_for_status().json()["id"])
 
 
 def test_api_422_is_shown_next_to_the_field(
     page: Page, page_errors: list[str], service: Service, api_dataset: str
 ) -> None:
-    dataset_id = api_dataset
     with service.client() as api:
         jobs_before = api.get("/jobs").raise_for_status().json()["count"]
     posts: list[Request] = []
-    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.on("request", lambda r: posts.append(r) if r.url.endswith("/api/v1/jobs") else None)
     sign_in(page, service)
-    page.goto(f"{service.url}/#/jobs/new?dataset={dataset_id}")
+    page.goto(f"{service.url}/#/jobs/new?dataset={api_dataset}")
     page.wait_for_selector("#job-form")
     page.fill("#knob-hidden", "0")
 
-    page.click("#submit-job")  # the client check stops it: nothing is sent
-    expect(page.locator("#knob-hidden-error")).to_have_text("must be >= 1")
-    assert not [r for r in posts if r.url.endswith("/api/v1/jobs")]
+    page.click("#submit-job")  # the form's check stops it, in the table's words: nothing is sent
+    hidden = next(k for k in knob_table(service)["knobs"] if k["name"] == "hidden")
+    expect(page.locator("#knob-hidden-error")).to_have_text(f"must be {hidden['allowed']}")
+    assert posts == []
 
-    page.eval_on_selector("#job-form", "f => { f.dataset.skipClientValidation = '1'; }")
+    # A free-text format only the API reads: its 422 lands next to the field.
+    page.fill("#knob-hidden", "16")
+    page.click("#knobs-synib summary")
+    page.fill("#knob-modality_weights", "audio")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/jobs")) as info:
         page.click("#submit-job")
     assert info.value.status == 422
     detail = info.value.json()["detail"]
-    expect(page.locator("#knob-hidden-error")).not_to_have_text(re.compile(r"^(must be >= 1)?$"))
-    shown = page.text_content("#knob-hidden-error")
-    assert shown and shown != "must be >= 1"
-    assert any(shown in item["msg"] for item in detail), (shown, detail)
-    assert page.get_attribute("#knob-hidden", "aria-invalid") == "true"
+    expect(page.locator("#knob-modality_weights-error")).not_to_be_empty()
+    shown = page.text_content("#knob-modality_weights-error")
+    assert shown and any(shown in item["msg"] for item in detail), (shown, detail)
+    assert page.text_content("#knob-hidden-error") == ""
+    assert page.get_attribute("#knob-modality_weights", "aria-invalid") == "true"
     assert page.text_content("#form-error") == ""  # not a form-level message
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("#knob-hidden").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "new-job-422.png"))
+    page.locator("#knob-modality_weights").scroll_into_view_if_needed()
+    screenshot(page, "new-job-422.png", full_page=False)
     with service.client() as api:
         assert api.get("/jobs").raise_for_status().json()["count"] == jobs_before
     assert page_errors == []
@@ -278,9 +277,12 @@ def test_cancel_a_running_job_from_its_page(
     # Its trial was cancelled, not failed: the API would refuse a rerun (409), so no button.
     expect(page.locator("#rerun-failed")).to_have_text("Rerun failed (0)")
     expect(page.locator("#rerun-failed")).to_be_disabled()
-    page.screenshot(path=str(SCREENSHOTS / "job-cancelled.png"))
+    screenshot(page, "job-cancelled.png", full_page=False)
     page.goto(f"{service.url}/#/jobs?status=cancelled")
     expect(page.locator("#jobs-table tbody tr").first).to_have_attribute("data-job-id", job_id)
     expect(page.locator("#jobs-table .badge").first).to_have_text("cancelled")
-    page.screenshot(path=str(SCREENSHOTS / "jobs-list.png"))
+    screenshot(page, "jobs-list-cancelled.png", full_page=False)
+    page.goto(f"{service.url}/#/jobs")
+    expect(page.locator("#jobs-table tbody tr").first).to_have_attribute("data-job-id", job_id)
+    screenshot(page, "jobs-list.png", full_page=False)
     assert page_errors == []

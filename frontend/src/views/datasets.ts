@@ -67,16 +67,19 @@ function kvTable(id: string, caption: string, rows: [string, number][]): HTMLEle
   );
 }
 
-function countsRows(counts: Record<string, number> | number[] | undefined): [string, number][] {
-  if (!counts) return [];
-  if (Array.isArray(counts)) return counts.map((v, i) => [`class ${i}`, v]);
-  return Object.entries(counts).map(([k, v]) => [/^\d+$/.test(k) ? `class ${k}` : k, v]);
+/** (label, count) rows of a summary's counts: a list by class id, or an object by name. */
+function countsRows(counts: unknown, label: (key: string) => string = (k) => k): [string, number][] {
+  if (!counts || typeof counts !== "object") return [];
+  const entries = Array.isArray(counts) ? counts.map((v, i): [string, unknown] => [String(i), v]) : Object.entries(counts);
+  return entries.filter((e): e is [string, number] => typeof e[1] === "number").map(([k, v]) => [label(k), v]);
 }
+
+const classLabel = (key: string): string => (/^\d+$/.test(key) ? `class ${key}` : key);
 
 function summaryView(s: DatasetSummary): HTMLElement[] {
   const mods = s.modalities ?? [];
   const splits = s.split_sizes ?? {};
-  const groups = Object.entries(s.group_counts ?? {});
+  const groups = countsRows(s.group_counts);
   return [
     h(
       "table",
@@ -86,7 +89,7 @@ function summaryView(s: DatasetSummary): HTMLElement[] {
       h("tbody", null, mods.map((m) => h("tr", null, h("td", null, m.name), h("td", null, `(${m.shape.join(", ")})`)))),
     ),
     kvTable("split-table", "Split sizes", Object.entries(splits)),
-    kvTable("class-table", `Class balance (${s.num_classes ?? "?"} classes)`, countsRows(s.class_counts)),
+    kvTable("class-table", `Class balance (${s.num_classes ?? "?"} classes)`, countsRows(s.class_counts, classLabel)),
     groups.length
       ? kvTable("group-table", "Group counts", groups)
       : h("p", { class: "help" }, "No group labels in this dataset."),

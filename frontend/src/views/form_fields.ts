@@ -1,9 +1,9 @@
 // Labelled form fields with an error slot each, and the mapping from FastAPI 422 `loc`
 // paths (["body", "config", "hidden"]) to the field that shows the message.
 
-import type { FieldError } from "../api";
 import { h } from "../dom";
-import type { Knob } from "../knobs";
+import type { FieldError, Knob } from "../types";
+import { defaultText } from "../vocabulary";
 
 export type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement | HTMLElement;
 
@@ -43,6 +43,9 @@ export class FieldRegistry {
     }
     entry.error.textContent = entry.error.textContent ? `${entry.error.textContent} ${message}` : message;
     entry.control.setAttribute("aria-invalid", "true");
+    // A field in a collapsed group is opened, so that its message is seen.
+    const group = entry.control.closest("details");
+    if (group) group.open = true;
   }
 
   /** Move keyboard focus to the first field with an error (or the form-level message). */
@@ -121,28 +124,14 @@ export function field(
 /** Input for one knob, typed from the knob table (select for choices, checkbox for bools). */
 export function knobControl(knob: Knob): HTMLInputElement | HTMLSelectElement {
   const id = `knob-${knob.name}`;
+  const value = defaultText(knob);
   if (knob.choices) {
-    return h(
-      "select",
-      { id, name: knob.name },
-      knob.choices.map((c) => h("option", { value: c, selected: c === knob.default }, c)),
-    );
+    return h("select", { id, name: knob.name }, knob.choices.map((c) => h("option", { value: c, selected: c === value }, c)));
   }
-  if (knob.type === "bool") {
-    return h("input", { id, name: knob.name, type: "checkbox", checked: Boolean(knob.default) });
-  }
-  if (knob.type === "str") {
-    return h("input", { id, name: knob.name, type: "text", value: String(knob.default), autocomplete: "off" });
-  }
-  // type=text + inputmode keeps values like 3e-4 intact and leaves validation to us.
-  return h("input", {
-    id,
-    name: knob.name,
-    type: "text",
-    inputmode: knob.type === "int" ? "numeric" : "decimal",
-    value: String(knob.default),
-    autocomplete: "off",
-  });
+  if (knob.type === "bool") return h("input", { id, name: knob.name, type: "checkbox", checked: knob.default === true });
+  // type=text (+ inputmode for numbers) keeps values like 3e-4 intact and leaves checking to us.
+  const inputmode = knob.type === "int" ? "numeric" : knob.type === "float" ? "decimal" : null;
+  return h("input", { id, name: knob.name, type: "text", inputmode, value, autocomplete: "off" });
 }
 
 export function readControl(control: HTMLInputElement | HTMLSelectElement): string | boolean {

@@ -75,7 +75,7 @@ function renderHeader(page: Page): void {
       h("span", { class: "help", id: "stream-state" }, page.streamState)),
     job.failure_reason ? h("div", { class: "error", role: "alert", id: "failure-reason" }, h("strong", null, "Failure: "), job.failure_reason) : null,
     h("dl", { class: "facts" },
-      h("dt", null, "Dataset"), h("dd", null, h("a", { href: `#/datasets/${job.dataset_id}` }, dataset?.name ?? job.dataset_id)),
+      h("dt", null, "Dataset"), h("dd", null, job.dataset_id ? h("a", { href: `#/datasets/${job.dataset_id}` }, dataset?.name ?? job.dataset_id) : "deleted"),
       h("dt", null, "Methods"), h("dd", null, methodNames(job).join(", ")),
       h("dt", null, "Sweep"), h("dd", null, sweepText(job)),
       h("dt", null, "Seeds"), h("dd", null, (job.spec?.seeds ?? [0]).join(", ")),
@@ -95,7 +95,8 @@ function renderParts(page: Page, parts: Set<Part>): void {
   }
   if (parts.has("trials") || parts.has("report")) renderSweep(slots.sweep, data.job, data.report, data.trials, signal);
   if (parts.has("trials") || parts.has("metrics")) {
-    keepFocus(slots.curves, () => renderCurves(slots.curves, data.trials, data.history, page.curves, signal));
+    const baseline = data.report?.baseline ?? data.job.spec?.baseline ?? "vanilla";
+    keepFocus(slots.curves, () => renderCurves(slots.curves, data.trials, data.history, baseline, page.curves, signal));
   }
   if (parts.has("trials")) {
     keepFocus(slots.scatter, () => renderScatter(slots.scatter, data.trials, page.scatter, signal));

@@ -1,8 +1,9 @@
 // Learning curves per trial (train_loss, val_acc, ...), selectable and overlaid in one chart.
+// The baseline's trials are shown by default (dashed), as the reference for the others.
 
 import type uPlot from "uplot";
 import { AXIS_STROKE, color, drawChart, GRID } from "../charts";
-import { h, replace } from "../dom";
+import { h, metricLabel, replace } from "../dom";
 import type { EpochRow, Trial } from "../types";
 
 export interface CurveState {
@@ -14,6 +15,13 @@ export interface CurveState {
 export const newCurveState = (): CurveState => ({ metric: "val_acc", selected: new Set(), touched: false });
 
 const MAX_DEFAULT = 8;
+
+/** Every baseline trial, then the other trials up to MAX_DEFAULT in all. */
+export function defaultSelection(trials: Trial[], baseline: string): Set<string> {
+  const base = trials.filter((t) => t.method === baseline);
+  const others = trials.filter((t) => t.method !== baseline).slice(0, Math.max(0, MAX_DEFAULT - base.length));
+  return new Set([...base, ...others].map((t) => t.id));
+}
 
 function metricNames(history: Map<string, EpochRow[]>): string[] {
   const names = new Set<string>(["train_loss", "val_acc"]);
@@ -43,7 +51,7 @@ export function curveData(trials: Trial[], history: Map<string, EpochRow[]>, met
   return [xs, ...ys] as uPlot.AlignedData;
 }
 
-function trialPicker(trials: Trial[], state: CurveState, redraw: () => void): HTMLElement {
+function trialPicker(trials: Trial[], baseline: string, state: CurveState, redraw: () => void): HTMLElement {
   const boxes = trials.map((t, i) => {
     const id = `curve-trial-${i}`;
     const box = h("input", { type: "checkbox", id, value: t.id, checked: state.selected.has(t.id) });
@@ -53,7 +61,8 @@ function trialPicker(trials: Trial[], state: CurveState, redraw: () => void): HT
       else state.selected.delete(t.id);
       redraw();
     });
-    return h("li", null, box, h("label", { for: id }, t.trial_key));
+    const tag = t.method === baseline ? h("span", { class: "tag" }, "baseline") : null;
+    return h("li", { "data-method": t.method }, box, h("label", { for: id }, t.trial_key, tag));
   });
   const setAll = (on: boolean) => () => {
     state.touched = true;
@@ -76,24 +85,23 @@ export function renderCurves(
   slot: HTMLElement,
   trials: Trial[],
   history: Map<string, EpochRow[]>,
+  baseline: string,
   state: CurveState,
   signal: AbortSignal,
 ): void {
-  if (!state.touched) {
-    for (const t of trials.slice(0, MAX_DEFAULT)) state.selected.add(t.id);
-  }
-  const redraw = () => renderCurves(slot, trials, history, state, signal);
+  if (!state.touched) state.selected = defaultSelection(trials, baseline);
+  const redraw = () => renderCurves(slot, trials, history, baseline, state, signal);
   const metricSel = h(
     "select",
     { id: "curve-metric", onchange: (e) => { state.metric = (e.target as HTMLSelectElement).value; redraw(); } },
-    metricNames(history).map((m) => h("option", { value: m, selected: m === state.metric }, m)),
+    metricNames(history).map((m) => h("option", { value: m, selected: m === state.metric }, metricLabel(m))),
   );
   const chartBox = h("div", { class: "chart", id: "curves-chart", role: "img", "aria-label": `${state.metric} per epoch for the selected trials` });
   const shown = trials.filter((t) => state.selected.has(t.id));
   replace(
     slot,
     h("div", { class: "toolbar" }, h("label", { for: "curve-metric" }, "Metric"), metricSel),
-    h("div", { class: "chart-with-side" }, chartBox, trialPicker(trials, state, redraw)),
+    h("div", { class: "chart-with-side" }, chartBox, trialPicker(trials, baseline, state, redraw)),
   );
   if (!shown.length) {
     chartBox.append(h("p", { class: "help" }, "Select trials to plot."));
@@ -106,11 +114,14 @@ export function renderCurves(
       scales: { x: { time: false } },
       axes: [
         { label: "epoch", stroke: AXIS_STROKE, grid: GRID, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
-        { label: state.metric, stroke: AXIS_STROKE, grid: GRID, size: 60 },
+        { label: metricLabel(state.metric), stroke: AXIS_STROKE, grid: GRID, size: 60 },
       ],
       series: [
         { label: "epoch" },
-        ...shown.map((t, i) => ({ label: t.trial_key, stroke: color(i), width: 2, spanGaps: true, points: { show: true, size: 5 } })),
+        ...shown.map((t, i) => ({
+          label: t.method === baseline ? `${t.trial_key} (baseline)` : t.trial_key,
+          stroke: color(i), width: 2, dash: t.method === baseline ? [8, 4] : undefined, spanGaps: true, points: { show: true, size: 5 },
+        })),
       ],
       legend: { live: true },
     },

@@ -1,7 +1,7 @@
 // Loading a job's pieces from the REST API, and merging live events into them.
 
 import { ApiError, getJson, qs } from "../api";
-import { type Artifact, type Dataset, type EpochRow, type Job, type Page, type Report, TERMINAL, type Trial } from "../types";
+import { type Artifact, type Dataset, type EpochRow, type Job, JOB_STATUSES, type Page, type Report, TERMINAL, type Trial } from "../types";
 
 export interface JobData {
   job: Job;
@@ -65,7 +65,7 @@ export async function loadJob(id: string, signal: AbortSignal): Promise<JobData>
   const data: JobData = { job, dataset: null, trials: [], history: new Map(), report: null, artifacts: [] };
   await Promise.all([
     loadParts(data, new Set(["trials", "metrics", "report", "artifacts"]), signal),
-    orNull(getJson<Dataset>(`/datasets/${job.dataset_id}`, signal)).then((d) => { data.dataset = d; }),
+    job.dataset_id ? orNull(getJson<Dataset>(`/datasets/${job.dataset_id}`, signal)).then((d) => { data.dataset = d; }) : null,
   ]);
   return data;
 }
@@ -89,7 +89,8 @@ export function applyEvent(data: JobData, type: string, payload: unknown): Part[
     return ["metrics", "trials"];
   }
   if (type === "status") {
-    if (typeof p.status === "string") data.job = { ...data.job, status: p.status };
+    const status = JOB_STATUSES.find((s) => s === p.status);
+    if (status) data.job = { ...data.job, status };
     return ["job", "trials"];
   }
   if (type === "trial") return ["trials", "job"];

@@ -2,8 +2,8 @@
 // by method. Categorical knobs are placed at integer positions and labelled by name.
 
 import type uPlot from "uplot";
-import { AXIS_STROKE, color, drawChart, GRID, logTicks, paddedLogRange } from "../charts";
-import { h, replace } from "../dom";
+import { AXIS_STROKE, color, drawChart, GRID, logAxis, paddedLogRange } from "../charts";
+import { h, metricLabel, replace } from "../dom";
 import type { Trial } from "../types";
 
 export interface ScatterState {
@@ -62,7 +62,7 @@ export function renderScatter(slot: HTMLElement, trials: Trial[], state: Scatter
   const redraw = () => renderScatter(slot, trials, state, signal);
   const select = (id: string, options: string[], value: string, set: (v: string) => void) =>
     h("select", { id, onchange: (e) => { set((e.target as HTMLSelectElement).value); redraw(); } },
-      options.map((o) => h("option", { value: o, selected: o === value }, o)));
+      options.map((o) => h("option", { value: o, selected: o === value }, metricLabel(o))));
   const chartBox = h("div", { class: "chart", id: "scatter-chart", role: "img", "aria-label": `${metric} versus ${knob}, one point per trial` });
   replace(slot,
     h("div", { class: "toolbar" },
@@ -82,10 +82,10 @@ export function renderScatter(slot: HTMLElement, trials: Trial[], state: Scatter
   drawChart(chartBox, {
     scales: { x: { time: false, distr: useLog ? 3 : 1, log: 10, range: categories.length ? [-0.5, categories.length - 0.5] : useLog ? paddedLogRange : linearRange } },
     axes: [
-      { label: knob, stroke: AXIS_STROKE, grid: GRID,
-        splits: categories.length ? () => categories.map((_, i) => i) : undefined,
-        values: categories.length ? () => categories : useLog ? logTicks : undefined },
-      { label: metric, stroke: AXIS_STROKE, grid: GRID, size: 60 },
+      categories.length
+        ? { label: knob, stroke: AXIS_STROKE, grid: GRID, splits: () => categories.map((_, i) => i), values: () => categories }
+        : { label: knob, stroke: AXIS_STROKE, grid: GRID, ...(useLog ? logAxis() : {}) },
+      { label: metricLabel(metric), stroke: AXIS_STROKE, grid: GRID, size: 60 },
     ],
     series: [{ label: knob }, ...methods.map((m, i) => ({
       label: m, stroke: color(i), fill: color(i), paths: () => null, points: { show: true, size: 9, fill: color(i) },

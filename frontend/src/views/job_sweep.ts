@@ -3,9 +3,9 @@
 // otherwise live from the finished trials.
 
 import type uPlot from "uplot";
-import { AXIS_STROKE, color, drawChart, GRID, logTicks, paddedLogRange } from "../charts";
+import { AXIS_STROKE, color, drawChart, GRID, logAxis, paddedLogRange } from "../charts";
 import { fmtNum, fmtPct, h, replace } from "../dom";
-import type { Job, Report, Stat, Trial } from "../types";
+import { type Job, metricValue, type Report, type Stat, type Trial } from "../types";
 
 export interface SweepRow {
   x: number;
@@ -17,11 +17,11 @@ export function meanStd(values: number[]): Stat | null {
   if (!values.length) return null;
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
-  return { mean, std: Math.sqrt(variance), values };
+  return { mean, std: Math.sqrt(variance) };
 }
 
 const numbers = (trials: Trial[], metric: string): number[] =>
-  trials.map((t) => t.metrics?.[metric]).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  trials.map((t) => metricValue(t.metrics, metric)).filter((v): v is number => v !== null);
 
 export function sweepKnob(job: Job, report: Report | null): string {
   return report?.sweep_knobs?.[0] ?? Object.keys(job.spec?.sweep ?? {})[0] ?? "lambda";
@@ -92,17 +92,28 @@ export function renderSweep(slot: HTMLElement, job: Job, report: Report | null, 
   }
   const base = baselineStats(baseline, report, trials);
   const n = rows.length;
-  const chartBox = h("div", { class: "chart", id: "sweep-chart", role: "img",
+  const chartBox = h("div", { class: "chart", id: "sweep-chart", role: "img", "aria-describedby": "sweep-axis",
     "aria-label": `${method} test and synergy accuracy versus ${knob}, ${baseline} as a band` });
+  // The canvas is opaque to screen readers (and to tests): its x ticks, in words.
+  const axisText = h("p", { class: "visually-hidden", id: "sweep-axis" });
+  const describeAxis = (labels: string[]) => {
+    axisText.textContent = `${knob} axis${useLog ? " (log scale)" : ""}: ${labels.join(", ")}`;
+  };
   const note = useLog && positive.length < all.length ? h("p", { class: "help" }, `${knob} = 0 is left off the log axis (see the numbers).`) : null;
-  replace(slot, chartBox, note, sweepTable(all, knob));
+  replace(slot, chartBox, axisText, note, sweepTable(all, knob));
   const data = [rows.map((r) => r.x), rows.map((r) => r.test?.mean ?? null), rows.map((r) => r.synergy?.mean ?? null),
     band(base.test, n, 1), band(base.test, n, -1), band(base.synergy, n, 1), band(base.synergy, n, -1)] as uPlot.AlignedData;
   const edge = (label: string, c: string) => ({ label, stroke: c, width: 1, dash: [4, 4], points: { show: false } });
   drawChart(chartBox, {
     scales: { x: { time: false, distr: useLog ? 3 : 1, log: 10, range: useLog ? paddedLogRange : undefined }, y: { range: (_u, lo, hi) => [Math.max(0, lo - 0.05), Math.min(1, hi + 0.05)] } },
     axes: [
-      { label: useLog ? `${knob} (log)` : knob, stroke: AXIS_STROKE, grid: GRID, values: useLog ? logTicks : undefined },
+      useLog
+        ? { label: `${knob} (log)`, stroke: AXIS_STROKE, grid: GRID, ...logAxis(describeAxis) }
+        : { label: knob, stroke: AXIS_STROKE, grid: GRID, values: (_u, splits) => {
+          const labels = splits.map((v) => fmtNum(v));
+          describeAxis(labels);
+          return labels;
+        } },
       { label: "accuracy", stroke: AXIS_STROKE, grid: GRID, size: 60 },
     ],
     series: [

@@ -1,7 +1,7 @@
 // The comparison table (from the job report) and the artifacts list with checksummed downloads.
 
 import { download } from "../download";
-import { fmtBytes, fmtNum, fmtPct, fmtSigned, h } from "../dom";
+import { fmtBytes, fmtNum, fmtPct, fmtSigned, h, metricLabel, metricUnit } from "../dom";
 import type { Artifact, Delta, Report, Stat, Trial } from "../types";
 
 interface Column {
@@ -23,7 +23,7 @@ function columnsFor(report: Report): Column[] {
   const main = ["test_acc", "synergy_acc"].filter((k) => metricKeys.has(k));
   const label = (k: string) =>
     k === "test_acc" ? "overall acc" : k === "synergy_acc" ? "synergy acc"
-      : k.startsWith("group_") ? `group ${k.slice(6, -4)} acc` : k.startsWith("cf_conf_") ? `cf conf ${k.slice(8)}` : k;
+      : k.startsWith("group_") ? `group ${k.slice(6, -4)} acc` : k.startsWith("cf_conf_") ? `cf conf ${k.slice(8)} (KL to uniform)` : k;
   const deltas = ["test_acc", "synergy_acc", ...[...deltaKeys].filter((k) => k !== "test_acc" && k !== "synergy_acc").sort()]
     .filter((k) => deltaKeys.has(k));
   return [
@@ -36,11 +36,13 @@ function statCell(key: string, stat: Stat | undefined): HTMLElement {
   if (!stat) return h("td", { class: "num" }, "–");
   const isAcc = key.endsWith("_acc");
   const show = (v: number | undefined) => (isAcc ? fmtPct(v) : fmtNum(v));
+  const unit = key.startsWith("cf_conf_") ? "nats" : metricUnit(key);
   return h(
     "td",
-    { class: "num", "data-metric": key, "data-value": stat.mean },
+    { class: "num", "data-metric": key, "data-value": stat.mean, title: metricLabel(key) },
     show(stat.mean),
     stat.std !== undefined ? h("span", { class: "std" }, ` ± ${show(stat.std)}`) : null,
+    unit ? h("span", { class: "unit" }, ` ${unit}`) : null,
   );
 }
 

@@ -3,7 +3,7 @@
 
 import { download } from "../download";
 import { badge, fmtNum, fmtPct, h, replace } from "../dom";
-import type { Trial } from "../types";
+import { metricValue, type Trial } from "../types";
 
 export interface SortState {
   key: string;
@@ -20,7 +20,7 @@ interface Col {
 const metric = (key: string, pct: boolean): Col => ({
   key,
   label: key,
-  value: (t) => (typeof t.metrics?.[key] === "number" ? (t.metrics[key] as number) : null),
+  value: (t) => metricValue(t.metrics, key),
   show: (t) => (pct ? fmtPct(t.metrics?.[key]) : fmtNum(t.metrics?.[key])),
 });
 

@@ -29,7 +29,8 @@ export function methodNames(job: Job): string[] {
 }
 
 async function loadDatasetNames(jobs: Job[], signal: AbortSignal): Promise<void> {
-  const missing = [...new Set(jobs.map((j) => j.dataset_id))].filter((id) => !datasetNames.has(id));
+  const ids = jobs.map((j) => j.dataset_id).filter((id): id is string => Boolean(id));
+  const missing = [...new Set(ids)].filter((id) => !datasetNames.has(id));
   await Promise.all(
     missing.map(async (id) => {
       try {
@@ -59,7 +60,9 @@ function jobRow(job: Job): HTMLElement {
     h(
       "td",
       null,
-      h("a", { href: `#/datasets/${job.dataset_id}` }, datasetNames.get(job.dataset_id) ?? "…"),
+      job.dataset_id
+        ? h("a", { href: `#/datasets/${job.dataset_id}` }, datasetNames.get(job.dataset_id) ?? "…")
+        : "deleted",
     ),
     h("td", null, methodNames(job).join(", ")),
     h("td", { class: "nowrap" }, fmtDate(job.created_at)),

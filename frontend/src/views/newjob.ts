@@ -1,36 +1,30 @@
-// New job form: dataset (pick, upload or register a built-in), backbone, methods, sweep,
-// seeds, epochs, scheduler. Client checks mirror the API; the API's 422s land next to fields.
+// New job form: dataset (pick, upload or register a built-in), methods, the knobs, sweep, seeds,
+// scheduler. The methods and the knobs come from the API's knob table (GET /api/v1/knobs), one
+// card per knob group; a knob none of the chosen methods reads is disabled and not sent. Values
+// are checked against the table's bounds before sending; the API's 422s land next to the fields.
 
 import { ApiError, getJson, qs, sendJson } from "../api";
 import { announce, h, replace } from "../dom";
-import { BACKBONE_KNOBS, describeBounds, KNOB_BY_NAME, KNOBS, METHODS, TRAINING_KNOBS } from "../knobs";
 import type { Route } from "../main";
-import type { Dataset, Job, Page } from "../types";
+import type { Dataset, Job, Knob, MethodInfo, Page } from "../types";
+import { isNumeric, loadVocabulary, readByAny, readers } from "../vocabulary";
 import { builtinForm, uploadForm } from "./dataset_forms";
 import { field, FieldRegistry, knobControl } from "./form_fields";
 import { buildSpec, type JobControls } from "./job_spec";
 
-const SWEEPABLE = KNOBS.filter((k) => k.type === "float" || k.type === "int").map((k) => k.name);
+const DEFAULT_METHODS = ["vanilla", "synib"];
+const DEFAULT_SWEEP_KNOB = "lambda";
 
 function datasetOption(ds: Dataset, selected: boolean): HTMLOptionElement {
   return h("option", { value: ds.id, selected }, `${ds.name} (${ds.status})`);
 }
 
-function knobGroup(reg: FieldRegistry, c: JobControls, names: string[]): HTMLElement[] {
-  return names.map((name) => {
-    const knob = KNOB_BY_NAME[name];
-    if (!knob) throw new Error(`unknown knob ${name}`);
-    const control = knobControl(knob);
-    c.knobs.set(name, control);
-    const help = [describeBounds(knob), knob.help ?? ""].filter(Boolean).join(" · ");
-    return field(reg, `config.${name}`, name, control, help);
-  });
-}
-
-function makeControls(datasets: Dataset[], chosen: string | null): JobControls {
+function makeControls(datasets: Dataset[], chosen: string | null, knobs: Knob[], methods: MethodInfo[]): JobControls {
   const num = (id: string, value: string | number) =>
     h("input", { id, type: "text", inputmode: "decimal", value, autocomplete: "off" });
+  const swept = knobs.some((k) => k.name === DEFAULT_SWEEP_KNOB) ? DEFAULT_SWEEP_KNOB : "";
   return {
+    table: new Map(knobs.map((k) => [k.name, k])),
     name: h("input", { id: "job-name", type: "text", autocomplete: "off" }),
     dataset: h(
       "select",
@@ -38,13 +32,12 @@ function makeControls(datasets: Dataset[], chosen: string | null): JobControls {
       h("option", { value: "" }, "— choose a dataset —"),
       datasets.map((ds) => datasetOption(ds, ds.id === chosen)),
     ),
-    methods: METHODS.map((m) =>
-      h("input", { type: "checkbox", id: `method-${m}`, value: m, checked: m === "vanilla" || m === "synib" }),
+    methods: methods.map((m) =>
+      h("input", { type: "checkbox", id: `method-${m.name}`, value: m.name, checked: DEFAULT_METHODS.includes(m.name) }),
     ),
     knobs: new Map(),
-    optionalKnobs: new Set(),
-    epochs: num("job-epochs", 30),
-    sweepKnob: h("select", { id: "sweep-knob" }, SWEEPABLE.map((k) => h("option", { value: k, selected: k === "lambda" }, k))),
+    sweepKnob: h("select", { id: "sweep-knob" },
+      knobs.filter(isNumeric).map((k) => h("option", { value: k.name, selected: k.name === swept, title: k.help }, k.name))),
     sweepMode: () => "range",
     low: num("sweep-low", 0.01),
     high: num("sweep-high", 10),
@@ -56,6 +49,51 @@ function makeControls(datasets: Dataset[], chosen: string | null): JobControls {
     grace: num("grace-period", 1),
     reduction: num("reduction-factor", 2),
   };
+}
+
+/** Help under a knob: what it does, its bounds (numbers), and who reads it when not everyone. */
+function knobHelp(knob: Knob): string {
+  const parts = [knob.help];
+  if (isNumeric(knob)) parts.push(knob.allowed);
+  const only = readers(knob);
+  if (only !== null) parts.push(`read by ${only.join(", ")}`);
+  return parts.join(" · ");
+}
+
+function knobField(reg: FieldRegistry, c: JobControls, knob: Knob): HTMLElement {
+  const control = knobControl(knob);
+  control.title = knob.allowed;
+  c.knobs.set(knob.name, control);
+  const wrapper = field(reg, `config.${knob.name}`, knob.name, control, knobHelp(knob));
+  wrapper.dataset.knob = knob.name;
+  return wrapper;
+}
+
+/** One card per knob group, in the table's order; open when the group holds a knob every method reads. */
+function knobGroups(reg: FieldRegistry, c: JobControls, knobs: Knob[]): HTMLElement[] {
+  const groups = new Map<string, Knob[]>();
+  for (const knob of knobs) groups.set(knob.group, [...(groups.get(knob.group) ?? []), knob]);
+  return [...groups].map(([group, members]) =>
+    h("details", { class: "card knob-group", id: `knobs-${group}`, "data-group": group, open: members.some((k) => readers(k) === null) },
+      h("summary", null, `${group.charAt(0).toUpperCase()}${group.slice(1)} knobs`,
+        h("span", { class: "help" }, ` (${members.length})`), h("span", { class: "help group-note" })),
+      h("div", { class: "knob-grid" }, members.map((k) => knobField(reg, c, k)))));
+}
+
+/** Disable the knobs none of the chosen methods reads (they are then not sent). */
+function syncKnobs(c: JobControls): void {
+  const chosen = c.methods.filter((m) => m.checked).map((m) => m.value);
+  for (const [name, control] of c.knobs) {
+    const knob = c.table.get(name);
+    const unused = knob !== undefined && !readByAny(knob, chosen);
+    control.disabled = unused;
+    control.closest(".field")?.classList.toggle("unused", unused);
+  }
+  for (const group of c.name.closest("form")?.querySelectorAll<HTMLElement>(".knob-group") ?? []) {
+    const idle = group.querySelector(".field:not(.unused)") === null;
+    const note = group.querySelector(".group-note");
+    if (note) note.textContent = idle ? " · not read by the chosen methods" : "";
+  }
 }
 
 function sweepSection(reg: FieldRegistry, c: JobControls): HTMLElement {
@@ -76,7 +114,7 @@ function sweepSection(reg: FieldRegistry, c: JobControls): HTMLElement {
   const modeGroup = h("fieldset", { class: "inline", id: "sweep-mode" }, h("legend", null, "Sweep type"),
     modes.map((m, i) => h("span", { class: "radio" }, radios[i], h("label", { for: `sweep-mode-${m}` }, m))));
   return h("fieldset", { class: "card" }, h("legend", null, "Sweep"),
-    h("div", { class: "row" }, field(reg, "sweep.knob", "Knob", c.sweepKnob, "methods that ignore it run once per seed"), modeGroup),
+    h("div", { class: "row" }, field(reg, "sweep.knob", "Knob", c.sweepKnob, "methods that do not read it run once per seed"), modeGroup),
     rangeBox, gridBox);
 }
 
@@ -90,7 +128,7 @@ function schedulerSection(reg: FieldRegistry, c: JobControls): HTMLElement {
   sync();
   return h("fieldset", { class: "card" }, h("legend", null, "Runs"),
     h("div", { class: "row" }, field(reg, "seeds", "Seeds", c.seeds, "comma-separated, e.g. 0, 1, 2"),
-      field(reg, "epochs", "Epochs", c.epochs, ">= 1"), field(reg, "scheduler.type", "Scheduler", c.scheduler)),
+      field(reg, "scheduler.type", "Scheduler", c.scheduler)),
     ashaBox);
 }
 
@@ -106,47 +144,53 @@ function datasetSection(reg: FieldRegistry, c: JobControls): HTMLElement {
     h("details", { id: "dataset-builtin" }, h("summary", null, "Register a built-in dataset"), builtinForm(pickNew, "job-builtin")));
 }
 
-function methodsSection(reg: FieldRegistry, c: JobControls): HTMLElement {
-  const group = h("fieldset", { class: "inline", id: "methods" }, h("legend", null, "Methods"),
-    c.methods.map((box) => h("span", { class: "radio" }, box, h("label", { for: box.id }, box.value))));
+function methodsSection(reg: FieldRegistry, c: JobControls, methods: MethodInfo[]): HTMLElement {
+  const items = c.methods.map((box, i) => {
+    const help = h("span", { class: "help", id: `${box.id}-help` }, methods[i]?.help ?? "");
+    box.setAttribute("aria-describedby", help.id);
+    box.addEventListener("change", () => syncKnobs(c));
+    return h("li", null, box, h("label", { for: box.id }, box.value), " ", help);
+  });
+  const group = h("fieldset", { class: "methods", id: "methods" }, h("legend", null, "Methods"), h("ul", { class: "checklist" }, items));
   const error = h("p", { id: "methods-error", class: "field-error", "aria-live": "polite" });
   group.setAttribute("aria-describedby", "methods-error");
   reg.add("methods", group, error);
-  return h("div", { class: "field" }, group, h("p", { class: "help" }, "vanilla is the baseline every method is compared with."), error);
+  return h("div", { class: "card" }, group,
+    h("p", { class: "help" }, "The baseline (vanilla) is the method every other one is compared with."), error);
 }
 
 export async function renderNewJob(main: HTMLElement, route: Route, signal: AbortSignal) {
-  const res = await getJson<Page<Dataset>>(`/datasets${qs({ limit: 200 })}`, signal);
-  const c = makeControls(res.data.filter((d) => d.status !== "failed"), route.query.get("dataset"));
+  const [res, vocabulary] = await Promise.all([
+    getJson<Page<Dataset>>(`/datasets${qs({ limit: 200 })}`, signal),
+    loadVocabulary(),
+  ]);
+  if (signal.aborted) return;
+  const datasets = res.data.filter((d) => d.status !== "failed");
+  const c = makeControls(datasets, route.query.get("dataset"), vocabulary.knobs, vocabulary.methods);
   const reg = new FieldRegistry();
-  const advanced = KNOBS.map((k) => k.name).filter((n) => !BACKBONE_KNOBS.includes(n) && !TRAINING_KNOBS.includes(n) && n !== "epochs");
-  advanced.forEach((n) => c.optionalKnobs.add(n));
   const submit = h("button", { type: "submit", class: "primary", id: "submit-job" }, "Submit job");
   const form = h("form", { id: "job-form", novalidate: true, "aria-labelledby": "new-job-title" },
     h("h1", { id: "new-job-title" }, "New job"),
     h("fieldset", { class: "card" }, h("legend", null, "Job"), field(reg, "name", "Name (optional)", c.name)),
     datasetSection(reg, c),
-    h("fieldset", { class: "card" }, h("legend", null, "Backbone"), h("div", { class: "row" }, knobGroup(reg, c, BACKBONE_KNOBS))),
-    h("fieldset", { class: "card" }, h("legend", null, "Methods and training"), methodsSection(reg, c),
-      h("div", { class: "row" }, knobGroup(reg, c, TRAINING_KNOBS))),
+    methodsSection(reg, c, vocabulary.methods),
+    knobGroups(reg, c, vocabulary.knobs),
     sweepSection(reg, c),
     schedulerSection(reg, c),
-    h("details", { class: "card", id: "advanced" }, h("summary", null, "Advanced knobs (SynIB, masks, baselines)"),
-      h("div", { class: "row" }, knobGroup(reg, c, advanced))),
     reg.formError,
     submit);
   reg.formError.tabIndex = -1;
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    void submitJob(form, c, reg, submit);
+    void submitJob(c, reg, submit);
   });
   replace(main, form);
+  syncKnobs(c);
 }
 
-async function submitJob(form: HTMLFormElement, c: JobControls, reg: FieldRegistry, button: HTMLButtonElement) {
+async function submitJob(c: JobControls, reg: FieldRegistry, button: HTMLButtonElement) {
   reg.clear();
-  // data-skip-client-validation="1" sends the raw values so the server's 422 can be seen.
-  const spec = buildSpec(c, reg, form.dataset.skipClientValidation !== "1");
+  const spec = buildSpec(c, reg);
   if (!spec) {
     reg.focusFirstError();
     announce("The form has errors.");
