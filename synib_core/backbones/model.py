@@ -26,7 +26,7 @@ from synib_core.config import METHODS, KnobError, TrainConfig
 if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
     from synib_core.objectives.base import Batch
 
-__all__ = ["ModelSpecLike", "MultimodalModel", "build_model", "to_probs"]
+__all__ = ["ModelSpecLike", "MultimodalModel", "build_model", "resolved_feature_norm", "to_probs"]
 
 
 class ModelSpecLike(Protocol):
@@ -111,6 +111,18 @@ def _check_spec(spec: ModelSpecLike) -> None:
         raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
 
 
+def resolved_feature_norm(config: TrainConfig) -> str:
+    """ "layernorm" or "none": the knob's value, with the proposed ``auto`` resolved from
+    ``mask_level`` (layernorm for feature-level masks, none for input-level ones).
+
+    Handoff note: ``auto`` is not yet a choice of the knob table (synib_core/config.py, owned by
+    the knob-vocabulary move); this helper already resolves it, so the library is ready for it.
+    """
+    from synib_core.knob_rules import resolve_feature_norm
+
+    return resolve_feature_norm(config.to_knobs())
+
+
 def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
     """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
     ((D,) | (T, D) | (C, H, W)) and num_classes. ``ensemble`` uses the ``sum_unimodal`` fusion.
@@ -125,6 +137,5 @@ def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> Multim
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes
     fusion_name = "sum_unimodal" if method == "ensemble" else config.fusion
     fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
-    return MultimodalModel(
-        encoders, fusion, spec.num_classes, feature_norm=config.feature_norm == "layernorm"
-    )
+    norm = resolved_feature_norm(config)
+    return MultimodalModel(encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm")

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from synib_core.config import METHODS, KnobError, TrainConfig
 from synib_core.data import MultimodalData
+from synib_core.knob_rules import enforce_rules
 from synib_core.objectives import build_objective
 from synib_core.objectives.base import Objective
-from synib_core.training.evaluate import accuracy_of, test_metrics
+from synib_core.training.evaluate import accuracy_of, fit_split_temperature, test_metrics
 from synib_core.training.results import EpochReport, FitResult, TrainingDiverged
 from synib_core.training.run import TrainingRun, resume_or_start, save_checkpoint
 
@@ -59,6 +60,7 @@ def fit(
     """
     if method not in METHODS:
         raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    enforce_rules(method, config.to_knobs())  # rules between the knobs this method reads
     objective = build_objective(method, config, data.spec())
     return run_training(
         config,
@@ -189,7 +191,8 @@ def _finish(run: TrainingRun, references: References | None) -> FitResult:
     state = run.state
     run.model.load_state_dict(state.best_state)
     run.model.eval()
-    test, probs = test_metrics(run.model, run.test, references)
+    temperature = fit_split_temperature(run.model, run.val)  # validation NLL, every method
+    test, probs = test_metrics(run.model, run.test, references, temperature)
     best = state.history[state.best_epoch - 1]
     metrics = {"val_acc": best["val_acc"], "train_loss": best["train_loss"], **test}
     return FitResult(
@@ -203,4 +206,5 @@ def _finish(run: TrainingRun, references: References | None) -> FitResult:
         dataset_fingerprint=run.fingerprint,
         test_probs=probs,
         stopped_early=state.stopped_early,
+        temperature=temperature,
     )

@@ -23,7 +23,13 @@ from synib_core.data import (
 
 
 def test_registry_names() -> None:
-    assert set(GENERATORS) == {"xor_spurious", "xor_pid", "digits_pairs"}
+    assert set(GENERATORS) == {
+        "xor_spurious",
+        "xor_pid",
+        "digits_pairs",
+        "speech_irony",
+        "digit_speech",
+    }
 
 
 def test_xor_spurious_structure_and_shortcut() -> None:
