@@ -65,6 +65,11 @@ TASKS: dict[str, dict[str, Any]] = {
         "common": {"hidden": 128, "fusion_hidden": 64, "lr": 1e-3, "w_uni": 0.0, "epochs": 40},
         "synib": {"lambda": 1.0, "mask": "random", "mask_prob": 0.5, "fill": "swap"},
     },
+    "digit_speech": {
+        "params": {"synergy_rate": 0.05},
+        "common": {"hidden": 128, "fusion_hidden": 64, "lr": 1e-3, "w_uni": 0.0, "epochs": 40},
+        "synib": {"lambda": 1.0, "mask": "random", "mask_prob": 0.5, "fill": "swap"},
+    },
     # The paper's xor_spurious recipe at alpha 1 (SYNIB_METHOD.md section 6).
     "xor_spurious": {
         "params": {"alpha": 1.0, "n_test": 5000},
@@ -244,7 +249,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default="digits_pairs,speech_irony,xor_spurious")
+    parser.add_argument("--tasks", default="digits_pairs,speech_irony,digit_speech,xor_spurious")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--threads", type=int, default=1)
@@ -266,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ln_root_cause.json").write_text(json.dumps(results, indent=1))
+    name = "ln_root_cause_" + args.tasks.replace(",", "_") + ".json"
+    (RESULTS / name).write_text(json.dumps(results, indent=1))
     print(table(results))
     return 0
 

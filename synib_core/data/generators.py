@@ -42,6 +42,7 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
         "n_val": int_param(300, 1),
         "n_test": int_param(30000, 1),
         "dim": int_param(64, 10, 100_000),
+        "val_alpha": float_param(-1.0, -1.0, 10.0),  # -1: as alpha (the shortcut in val too)
     },
     "xor_pid": {
         "p": Param(
