@@ -135,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=("xor_spurious", "xor_pid"))
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--arms", default="")
+    parser.add_argument("--vals", default="shift,shortcut", help="xor_spurious validation splits")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = XOR_ARMS if args.task == "xor_spurious" else PID_ARMS
     common = XOR_COMMON if args.task == "xor_spurious" else PID_COMMON
     chosen = [a for a in arms if not args.arms or a in args.arms.split(",")]
-    vals = ("shift", "shortcut") if args.task == "xor_spurious" else ("in_distribution",)
+    vals = tuple(args.vals.split(",")) if args.task == "xor_spurious" else ("in_distribution",)
     results = {
         val: {arm: _train(args.task, common, arms[arm], seeds, val) for arm in chosen}
         for val in vals
