@@ -203,8 +203,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if sweep is None:
         sweep = {k: v for k, v in DEFAULT_SWEEP.items() if k not in parse_sets(args.set)}
-    for point in sweep_grid(sweep):  # a bad sweep value fails now, not after training
-        config_from_knobs(point, config)
+    from synib_core.knob_rules import check_rules
+
+    for point in sweep_grid(sweep):  # a bad sweep value or rule fails now, not after training
+        knobs = config_from_knobs(point, config).to_knobs()
+        for method in methods:
+            errors = [v for v in check_rules(method, knobs) if v.severity == "error"]
+            if errors:
+                raise CliError(f"{errors[0].knob} ({method}): {errors[0].message}")
     data = load_npz(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training

@@ -208,6 +208,7 @@ def test_user_errors_exit_2_with_one_line(
             f"--seeds: expected an integer from 0 to 2147483647, got {2**64}",
         ),
         (["--methods", "vanilla,synib,vanilla"], "--methods: a method is named twice in"),
+        (["--set", "mask=oracle"], "mask_level (synib): mask='oracle' corrupts the dataset's"),
     ],
 )
 def test_compare_checks_its_options_before_training(
