@@ -127,6 +127,10 @@ def _load(task: str, family: str, sweep: tuple[float, ...]) -> Any:
         for r in saved["runs"]
         if r["family"] == family and r["point"].get("lambda", sweep[0]) in sweep
     ]
+    if 0.0 in sweep:  # lambda = 0 IS vanilla, bit for bit (tests/core/test_training.py)
+        swept = {r.method for r in runs if "lambda" in r.point}
+        for r in [r for r in runs if r.method == "vanilla"]:
+            runs += [SweepRun(m, r.seed, {"lambda": 0.0}, r.metrics, r.test_pred) for m in swept]
     refs = {
         int(s): {m: np.asarray(p) for m, p in r.items()} for s, r in saved["references"].items()
     }

@@ -74,3 +74,18 @@ def test_run_sweep_end_to_end_selects_by_validation_only() -> None:
     assert len(synib["sweep_curve"]) == 2 and "synergy_acc" in synib["delta_vs_baseline"]
     table = format_table(report)
     assert f"synib: selected lambda={chosen}" in table and "synib vs vanilla:" in table
+
+
+def test_lambda_zero_reuses_vanilla_and_equals_a_trained_one() -> None:
+    data = make_dataset("xor_pid", 2, n_train=120, n_val=40, n_test=100)
+    base = TrainConfig(hidden=8, fusion_hidden=8, epochs=2)
+    result = run_sweep(
+        data, methods=("synib", "vanilla"), seeds=(0,), base=base, sweep={"lambda": (0.0, 1.0)}
+    )
+    by = {(r.method, r.point.get("lambda")): r for r in result.runs}
+    assert result.runs[0].method == "vanilla"  # trained first
+    assert by[("synib", 0.0)].metrics == by[("vanilla", None)].metrics
+    alone = run_sweep(data, methods=("synib",), seeds=(0,), base=base, sweep={"lambda": (0.0,)})
+    trained = alone.runs[0]  # no vanilla to reuse: trained, and identical
+    assert trained.metrics == by[("vanilla", None)].metrics
+    np.testing.assert_array_equal(trained.test_pred, by[("synib", 0.0)].test_pred)
