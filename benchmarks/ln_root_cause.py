@@ -85,7 +85,14 @@ ARMS = {
     "input_none": ("synib", {"mask_level": "input", "feature_norm": "none"}),
     "feature_layernorm": ("synib", {"mask_level": "feature", "feature_norm": "layernorm"}),
     "vanilla_layernorm": ("vanilla", {"feature_norm": "layernorm"}),
+    # full input-level swaps (not run by default; --arms to add them): a real other sample
+    "input_full_layernorm": ("synib", {"mask_level": "input", "mask": "full"}),
+    "input_full_none": (
+        "synib",
+        {"mask_level": "input", "mask": "full", "feature_norm": "none"},
+    ),
 }
+DEFAULT_ARMS = ("input_layernorm", "input_none", "feature_layernorm", "vanilla_layernorm")
 DIAG_ROWS = 512
 
 
@@ -251,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="digits_pairs,speech_irony,digit_speech,xor_spurious")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
