@@ -64,11 +64,9 @@ XOR_ARMS: dict[str, tuple[str, dict[str, Any], dict[str, tuple[Any, ...]]]] = {
             "mask_hard": True,
             "warmup_epochs": 20,
         },
-        {
-            "lr": (3e-4, 3e-3),
-            "lambda": (1.0, 10.0),
-            "learned_direction": ("keep_unimodal", "destroy_unimodal"),
-        },
+        # keep_unimodal (the default direction); destroy_unimodal scored lower on validation in
+        # an exploratory run (0.59-0.87 against 0.66-1.00) and is left out to save time
+        {"lr": (3e-4, 3e-3), "lambda": (1.0, 10.0)},
     ),
     "oracle": ("synib", {"mask": "oracle", "lr": 3e-4, "lambda": 10.0}, {}),
 }
