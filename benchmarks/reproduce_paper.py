@@ -78,7 +78,7 @@ PID_COMMON: dict[str, Any] = {
 }  # fmt: skip
 PID_ARMS: dict[str, tuple[str, dict[str, Any], dict[str, tuple[Any, ...]]]] = {
     "vanilla": ("vanilla", {}, {}),
-    "random": ("synib", {"mask": "random", "mask_prob": 0.5}, {"lambda": (3.0, 10.0)}),
+    "random": ("synib", {"mask": "random"}, {"lambda": (3.0, 10.0, 30.0), "mask_prob": (0.5,)}),
 }
 
 
