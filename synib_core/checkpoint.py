@@ -3,7 +3,9 @@
 A bundle is a directory (or a ``.zip`` of one, files at its root or in one folder) holding
 ``model.safetensors`` (the weights) and ``bundle.json`` (format version, library version,
 method, the knobs of the config, the data spec, the metrics, the dataset fingerprint, the
-weights' sha256 and any ``extra`` JSON such as the job and trial config).
+weights' sha256, the calibration ``temperature`` (T > 0 fitted on the validation split; the
+logits are divided by it in ``predict_proba``; 1 when absent, as in bundles written before it
+existed) and any ``extra`` JSON such as the job and trial config).
 
 Example:
     >>> result = fit(config, data, method="synib")                          # doctest: +SKIP
@@ -141,6 +143,7 @@ def _bundle_files(
     metrics: Mapping[str, float],
     dataset_fingerprint: str,
     extra: Mapping[str, Any] | None,
+    temperature: float,
 ) -> dict[str, bytes]:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = save_safetensors(state)
@@ -154,6 +157,7 @@ def _bundle_files(
         "metrics": {k: float(v) for k, v in metrics.items()},
         "dataset_fingerprint": dataset_fingerprint,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "temperature": float(temperature),
         "extra": dict(extra or {}),
     }
     return {MANIFEST_FILE: json.dumps(manifest, indent=2).encode(), WEIGHTS_FILE: weights}
@@ -169,13 +173,19 @@ def save_bundle(
     dataset_fingerprint: str,
     *,
     extra: Mapping[str, Any] | None = None,
+    temperature: float = 1.0,
 ) -> Path:
     """Write the bundle to directory ``path``, or to a zip archive when ``path`` ends in .zip.
 
     spec: modalities, per-sample shapes and num_classes (``synib_core.data.DataSpec``);
-    extra: any JSON-serialisable mapping stored as is (e.g. the job and trial config).
+    extra: any JSON-serialisable mapping stored as is (e.g. the job and trial config);
+    temperature: T > 0 of the calibration (``predict_proba`` divides the logits by it).
     """
-    files = _bundle_files(model, config, method, spec, metrics, dataset_fingerprint, extra)
+    if not (isinstance(temperature, int | float) and 0 < temperature < float("inf")):
+        raise ValueError(f"temperature: must be a finite number > 0, got {temperature!r}")
+    files = _bundle_files(
+        model, config, method, spec, metrics, dataset_fingerprint, extra, temperature
+    )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".zip":
@@ -250,6 +260,7 @@ class LoadedModel:
     dataset_fingerprint: str
     library_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -259,12 +270,12 @@ class LoadedModel:
     def predict_proba(
         self, x: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray] | None = None
     ) -> np.ndarray:
-        """(N, K) float32 class probabilities.
+        """(N, K) float32 class probabilities, calibrated: softmax (or sigmoid) of logits / T.
 
         x: modality -> (N, *shape) arrays with the per-sample shapes the model was trained on;
         lengths: optional modality -> (N,) valid steps of sequence modalities.
         """
-        from synib_core.backbones import to_probs
+        from synib_core.metrics import temperature_probs
         from synib_core.objectives.base import Batch
 
         arrays, lens = check_inputs(self.spec, x, lengths)
@@ -277,8 +288,8 @@ class LoadedModel:
                 y=torch.zeros(0, dtype=torch.long),
                 lengths={m: torch.from_numpy(v[s : s + PREDICT_BATCH]).to(device) for m, v in lens.items()},
             )  # fmt: skip
-            out.append(to_probs(self.model(batch)).cpu())
-        return torch.cat(out).numpy().astype(np.float32)
+            out.append(self.model(batch).float().cpu())  # (B, out_dim) logits
+        return temperature_probs(torch.cat(out).numpy(), self.temperature)  # the fit's own path
 
     def predict(
         self, x: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray] | None = None
@@ -298,7 +309,10 @@ def load(path: str | Path, *, device: str = "cpu") -> LoadedModel:
         with torch.random.fork_rng(devices=[]):  # initial weights are overwritten anyway
             model = build_model(config, spec, manifest["method"])
         model.load_state_dict(load_safetensors(files[WEIGHTS_FILE]))
-    except (KeyError, TypeError, KnobError, RuntimeError) as exc:
+        temperature = float(manifest.get("temperature", 1.0))
+        if not 0 < temperature < float("inf"):
+            raise TypeError(f"temperature {temperature} is not a finite number > 0")
+    except (KeyError, TypeError, ValueError, KnobError, RuntimeError) as exc:
         raise BundleError(f"{p}: cannot rebuild the model ({exc})") from None
     model.to(torch.device(device)).eval()
     return LoadedModel(
@@ -310,4 +324,5 @@ def load(path: str | Path, *, device: str = "cpu") -> LoadedModel:
         dataset_fingerprint=str(manifest.get("dataset_fingerprint", "")),
         library_version=str(manifest.get("library_version", "")),
         extra=dict(manifest.get("extra") or {}),
+        temperature=temperature,
     )

@@ -19,6 +19,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ USER_ERROR = 2
 MAX_SEED = 2**31 - 1  # the job API's limit too (seeds are stored as SQL integers)
 MAX_N_BOOT = 1_000_000
 MAX_PID_CLUSTERS = 100  # the joint table has clusters^2 * K cells for the solver
+MAX_THREADS = 1024
 
 
 class CliError(ValueError):
@@ -119,11 +121,20 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def _use_threads(args: argparse.Namespace) -> None:
+    """Set torch's thread count (``--threads``, default 1 as a service trial) before any work."""
+    check_int_range("--threads", args.threads, 1, MAX_THREADS)
+    from synib_core.training.threads import use_threads
+
+    use_threads(args.threads)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method on a dataset file; write metrics.json and the model bundle."""
     _check_methods([args.method])
     check_int_range("--seed", args.seed, 0, MAX_SEED)
     config = _build_config(args)
+    _use_threads(args)
     from synib_core.data import load_npz
     from synib_core.training import fit, train_references
 
@@ -152,8 +163,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_sweep(pairs: list[str] | None) -> dict[str, tuple[Any, ...]] | None:
+    """``["lambda=0.1,1,10"]`` -> ``{"lambda": ("0.1", "1", "10")}``; None for no ``--sweep``
+    (the default sweep), ``{}`` for ``--sweep none``."""
+    if pairs is None:
+        return None
+    if pairs == ["none"]:
+        return {}
+    sweep: dict[str, tuple[Any, ...]] = {}
+    for pair in pairs:
+        key, sep, values = pair.partition("=")
+        items = tuple(v.strip() for v in values.split(",") if v.strip())
+        if not sep or not key.strip() or not items:
+            raise CliError(f"--sweep: expected KNOB=V1,V2,... or 'none', got {pair!r}")
+        if key.strip() in sweep:
+            raise CliError(f"--sweep: knob {key.strip()!r} is swept twice")
+        sweep[key.strip()] = items
+    return sweep
+
+
+def _run_name(method: str, seed: int, point: dict[str, Any]) -> str:
+    label = "-".join(f"{k}={point[k]}" for k in sorted(point))
+    return f"{method}-seed{seed}" + (f"-{label}" if label else "")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Train unimodal references once per seed, then every method per seed; write report.json."""
+    """Train unimodal references once per seed, then every method per seed and sweep point;
+    select each method's point by mean validation accuracy; write report.json."""
     # Every option is checked here, before anything trains: a bad one must not cost a run.
     methods = _parse_methods(args.methods)
     seeds = [
@@ -161,56 +197,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ]
     check_int_range("--n-boot", args.n_boot, 1, MAX_N_BOOT)
     config = _build_config(args)
+    sweep = parse_sweep(args.sweep)
+    _use_threads(args)
+    from synib_core.config import config_from_knobs
     from synib_core.data import load_npz
-    from synib_core.metrics import accuracy
-    from synib_core.reporting import compare_report, format_table, run_record
-    from synib_core.training import fit, train_references
+    from synib_core.reporting import format_table
+    from synib_core.training.sweep import DEFAULT_SWEEP, run_sweep, sweep_grid, sweep_report
 
+    if sweep is None:
+        sweep = {k: v for k, v in DEFAULT_SWEEP.items() if k not in parse_sets(args.set)}
+    from synib_spec.knobs import check_rules
+
+    for point in sweep_grid(sweep):  # a bad sweep value or rule fails now, not after training
+        knobs = config_from_knobs(point, config).to_knobs()
+        for method in methods:
+            error = check_rules(method, knobs)
+            if error is not None:
+                raise CliError(f"{error.field} ({method}): {error.reason}")
     data = load_npz(args.data)
-    y_test = data.y[data.split == 2]
-    states, data_pid = _test_split_pid(data, y_test)
-    knobs = parse_sets(args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training
-    records, references = [], {}
-    for seed in seeds:
-        print(f"seed {seed}: unimodal references ({', '.join(data.modalities)})", file=sys.stderr)
-        refs = train_references(config, data, seed=seed, progress=not args.no_progress)
-        references[seed] = {m: {"test_acc": accuracy(p, y_test)} for m, p in refs.items()}
-        for method in methods:
-            print(f"seed {seed}: {method}", file=sys.stderr)
-            result = fit(
-                config,
-                data,
-                method=method,
-                seed=seed,
-                references=refs,
-                progress=not args.no_progress,
-            )
-            _write_json(
-                out / "runs" / f"{method}-seed{seed}.json",
-                {**result.metrics, "best_epoch": result.best_epoch, "history": result.history},
-            )
-            records.append(
-                run_record(
-                    method,
-                    seed,
-                    result.metrics,
-                    result.test_pred,
-                    y_test,
-                    ref_preds=refs,
-                    config=knobs,
-                    prediction_pid=_prediction_pid(states, result.test_pred),
-                )
-            )
-    report = compare_report(
-        records,
+
+    def on_run(run: Any) -> None:
+        print(f"seed {run.seed}: {_run_name(run.method, run.seed, run.point)}", file=sys.stderr)
+        _write_json(
+            out / "runs" / f"{_run_name(run.method, run.seed, run.point)}.json", run.metrics
+        )
+
+    states, data_pid = _test_split_pid(data, data.y[data.split == 2])
+    result = run_sweep(data, methods=methods, seeds=seeds, base=config, sweep=sweep, on_run=on_run)
+    report = sweep_report(
+        result,
         baseline=args.baseline,
-        references=references,
         n_boot=args.n_boot,
         data_pid=data_pid,
+        prediction_pid=None if states is None else partial(_prediction_pid, states),
     )
     report["dataset_fingerprint"] = data.fingerprint
+    report["sweep"] = {k: list(v) for k, v in sweep.items()}
     _write_json(out / "report.json", report)
     print(format_table(report))
     return 0
@@ -295,6 +319,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads, set before any work (default 1, as a service trial's share)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -317,6 +347,13 @@ def register(subparsers: Any) -> None:
         "--seeds", default="0", help=f"comma-separated seeds, each 0 to {MAX_SEED} (default 0)"
     )
     compare.add_argument("--baseline", default="vanilla", help="method the deltas refer to")
+    compare.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KNOB=V1,V2",
+        help="grid over a knob (repeatable); each method's point is selected by mean val_acc "
+        "over seeds; default: the library's DEFAULT_SWEEP (lambda), 'none' for no sweep",
+    )
     compare.add_argument(
         "--n-boot", type=int, default=2000, help=f"bootstrap resamples, 1 to {MAX_N_BOOT}"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from synib_spec.knobs import (
     method_reads,
     parse_knob,
     parse_modality_weights,
+    rule_warnings,
 )
 
 __all__ = [
@@ -102,10 +104,14 @@ else:
 
 
 def check_method_rules(config: TrainConfig, method: str) -> None:
-    """Raise KnobError when ``config`` breaks a rule between knobs that ``method`` reads."""
-    error = check_rules(method, config.to_knobs())
+    """Raise KnobError when ``config`` breaks a rule between knobs that ``method`` reads; warn
+    (``UserWarning``) for a combination that runs but measurably hurts."""
+    knobs = config.to_knobs()
+    error = check_rules(method, knobs)
     if error is not None:
         raise KnobError(error.field, error.reason)
+    for warning in rule_warnings(method, knobs):
+        warnings.warn(str(warning), UserWarning, stacklevel=2)
 
 
 def config_from_knobs(knobs: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:

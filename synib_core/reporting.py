@@ -193,9 +193,30 @@ def _delta_cell(delta: Mapping[str, float] | None) -> str:
     return f"{delta['delta']:+.3f} [{delta['lo']:+.3f}, {delta['hi']:+.3f}]"
 
 
+def verdict(method: str, baseline: str, deltas: Mapping[str, Mapping[str, float]]) -> str:
+    """One sentence on ``method`` against ``baseline`` from its synergy_acc (else test_acc) delta:
+    better or worse only when the 95% CI excludes 0, otherwise "did not beat" in words.
+
+    Example: verdict("synib", "vanilla", {"synergy_acc": {"delta": 0.02, "lo": -0.01,
+    "hi": 0.05}}) -> "synib vs vanilla: synergy_acc +0.020 [-0.010, +0.050]; the 95% CI
+    includes 0: synib did not beat vanilla on the synergy subset (no winner)."
+    """
+    metric = "synergy_acc" if "synergy_acc" in deltas else "test_acc"
+    d = deltas.get(metric)
+    if not d:
+        return f"{method} vs {baseline}: no paired delta (no shared seeds or no synergy subset)."
+    where = "on the synergy subset" if metric == "synergy_acc" else "overall"
+    head = f"{method} vs {baseline}: {metric} {_delta_cell(d)}"
+    if d["lo"] > 0:
+        return f"{head}; the 95% CI is above 0: {method} beat {baseline} {where}."
+    if d["hi"] < 0:
+        return f"{head}; the 95% CI is below 0: {method} was worse than {baseline} {where}."
+    return f"{head}; the 95% CI includes 0: {method} did not beat {baseline} {where} (no winner)."
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """A plain-text table: one row per method, mean ± std over seeds, then the deltas vs the
-    baseline with their 95% CI."""
+    baseline with their 95% CI; below it one verdict line per method in words (``verdict``)."""
     header = ["method", *TABLE_METRICS, "synergy_n"]
     header += [f"Δ {k}" for k in DELTA_METRICS]
     rows = [header]
@@ -211,7 +232,16 @@ def format_table(report: Mapping[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     seeds = ", ".join(str(s) for s in report.get("seeds", []))
     lines.append(f"baseline: {report.get('baseline')}; seeds: {seeds}; selection: val_acc")
+    baseline = str(report.get("baseline"))
+    for method, entry in report["methods"].items():
+        point = entry.get("best_config") or {}
+        if "sweep_curve" in entry and len(entry["sweep_curve"]) > 1:
+            chosen = ", ".join(f"{k}={v}" for k, v in sorted(point.items()))
+            lines.append(f"{method}: selected {chosen} (highest mean val_acc over seeds)")
     lines += pid_and_power_lines(report)
+    for method, entry in report["methods"].items():  # the verdicts last: the conclusion
+        if method != baseline and "delta_vs_baseline" in entry:
+            lines.append(verdict(method, baseline, entry["delta_vs_baseline"]))
     return "\n".join(lines)
 
 

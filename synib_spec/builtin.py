@@ -79,6 +79,7 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
         "n_val": int_param(300, 1),
         "n_test": int_param(30000, 1),
         "dim": int_param(64, 10, 100_000),
+        "val_alpha": float_param(-1.0, -1.0, 10.0),  # -1: as alpha (the shortcut in val too)
     },
     "xor_pid": {
         "p": Param(
@@ -99,6 +100,20 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
         "n_test": int_param(1000, 1),
         "synergy_rate": float_param(0.2, 0.0, 1.0, open_high=True),
         "layout": choice_param("flat", ("flat", "image")),
+    },
+    # Real signals (espeak-ng speech embedded by resemblyzer, text by MiniLM, digit images):
+    # synib_core/data/speech_irony.py and digit_speech.py say what each sample is.
+    "speech_irony": {
+        "n_train": int_param(2000, 2),
+        "n_val": int_param(400, 1),
+        "n_test": int_param(1000, 1),
+        "synergy_rate": float_param(0.1, 0.0, 1.0, open_high=True),
+    },
+    "digit_speech": {
+        "n_train": int_param(2000, 2),
+        "n_val": int_param(400, 1),
+        "n_test": int_param(1000, 1),
+        "synergy_rate": float_param(0.1, 0.0, 1.0, open_high=True),
     },
 }
 

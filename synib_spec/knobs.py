@@ -34,6 +34,7 @@ __all__ = [
     "KnobError",
     "Method",
     "Rule",
+    "broken_rules",
     "check_rules",
     "defaults",
     "knob_table",
@@ -42,6 +43,8 @@ __all__ = [
     "parse_knobs",
     "parse_modality_weights",
     "resolve",
+    "resolve_feature_norm",
+    "rule_warnings",
 ]
 
 KnobType = Literal["int", "float", "str", "bool"]
@@ -221,9 +224,10 @@ KNOBS_LIST: tuple[Knob, ...] = (
     _k("fusion_hidden", "int", 128, "fusion width", "backbone", min=1),
     _k("fusion_layers", "int", 1, "hidden layers of the fusion MLP / transformer layers",
        "backbone", min=1),
-    _k("feature_norm", "str", "layernorm",
-       "parameter-free LayerNorm on encoder outputs (needed by feature-level masks) or none",
-       "backbone", choices=("layernorm", "none")),
+    _k("feature_norm", "str", "auto",
+       "parameter-free LayerNorm on encoder outputs; auto = layernorm with feature-level masks, "
+       "none with input-level masks (docs/METHOD.md, 'Why the LayerNorm follows mask_level')",
+       "backbone", choices=("auto", "layernorm", "none")),
     # training
     _k("epochs", "int", 30, "training epochs", "training", min=1),
     _k("batch_size", "int", 64, "mini-batch size", "training", min=1),
@@ -398,34 +402,78 @@ def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
     return {**defaults(), **values}
 
 
+def resolve_feature_norm(values: Mapping[str, Any]) -> str:
+    """The LayerNorm a model really uses: ``auto`` (the default) is ``layernorm`` with
+    feature-level masks (they corrupt normalised features) and ``none`` with input-level masks
+    (with it the encoder learns to make corrupted inputs recognisable: docs/METHOD.md)."""
+    resolved = resolve(values)
+    if resolved["feature_norm"] != "auto":
+        return str(resolved["feature_norm"])
+    return "layernorm" if resolved["mask_level"] == "feature" else "none"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A rule between knobs: ``problem(values)`` returns why the combination is refused (None:
-    allowed). It applies to a method only when the method reads every knob in ``knobs``, and an
-    error names ``field``."""
+    """A rule between knobs: ``problem(values)`` returns why the combination is refused
+    (``severity`` "error") or measurably hurts (``"warning"``: the run goes ahead), else None.
+    It applies to a method only when the method reads every knob in ``knobs``; its message
+    names ``field``, the knob to change."""
 
     knobs: tuple[str, ...]
     field: str
     problem: Callable[[Mapping[str, Any]], str | None]
+    severity: Literal["error", "warning"] = "error"
+
+
+def _feature_level_needs_layernorm(v: Mapping[str, Any]) -> str | None:
+    if v["mask_level"] == "feature" and resolve_feature_norm(v) == "none":
+        return (
+            "mask_level='feature' corrupts LayerNorm-normalised features: use "
+            "feature_norm='auto' (or 'layernorm'), or mask_level='input'"
+        )
+    return None
+
+
+def _input_level_with_layernorm(v: Mapping[str, Any]) -> str | None:
+    if v["mask_level"] == "input" and resolve_feature_norm(v) == "layernorm":
+        return (
+            "mask_level='input' with feature_norm='layernorm' lets the encoder make corrupted "
+            "inputs recognisable, so the penalty is met without using both modalities (it lost "
+            "up to 17 synergy points on real data; docs/METHOD.md): use feature_norm='auto' "
+            "(or 'none')"
+        )
+    return None
+
+
+def _oracle_indexes_inputs(v: Mapping[str, Any]) -> str | None:
+    if v["mask"] == "oracle" and v["mask_level"] == "feature" and v["encoder"] != "identity":
+        return (
+            "mask='oracle' corrupts the dataset's oracle INPUT coordinates: use "
+            "mask_level='input' (at 'feature' they would index encoder units, meaningful only "
+            "with encoder='identity')"
+        )
+    return None
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(
-        ("mask_level", "feature_norm"),
-        "feature_norm",
-        lambda v: (
-            "mask_level='feature' corrupts normalised features: use "
-            "feature_norm='layernorm' or mask_level='input'"
-            if v["mask_level"] == "feature" and v["feature_norm"] == "none"
-            else None
-        ),
-    ),
+    Rule(("mask_level", "feature_norm"), "feature_norm", _feature_level_needs_layernorm),
+    Rule(("mask_level", "feature_norm"), "feature_norm", _input_level_with_layernorm, "warning"),
+    Rule(("mask", "mask_level", "encoder"), "mask_level", _oracle_indexes_inputs),
     Rule(
         ("mask", "w_uni"),
         "w_uni",
         lambda v: (
             "mask='learned' needs unimodal heads: set w_uni > 0"
             if v["mask"] == "learned" and v["w_uni"] <= 0
+            else None
+        ),
+    ),
+    Rule(
+        ("penalty", "w_uni"),
+        "w_uni",
+        lambda v: (
+            "penalty='anchor' needs unimodal heads: set w_uni > 0"
+            if v["penalty"] == "anchor" and v["w_uni"] <= 0
             else None
         ),
     ),
@@ -439,29 +487,38 @@ RULES: tuple[Rule, ...] = (
             else None
         ),
     ),
-    Rule(
-        ("penalty", "w_uni"),
-        "w_uni",
-        lambda v: (
-            "penalty='anchor' needs unimodal heads: set w_uni > 0"
-            if v["penalty"] == "anchor" and v["w_uni"] <= 0
-            else None
-        ),
-    ),
 )
 
 
-def check_rules(method: str, values: Mapping[str, Any]) -> SpecError | None:
-    """The first rule ``method`` breaks with these typed knobs (unset ones take their defaults),
-    as a KnobError naming the knob; None when every rule holds."""
+def broken_rules(method: str, values: Mapping[str, Any]) -> list[tuple[Rule, str]]:
+    """Every rule ``method`` breaks with these typed knobs (unset ones take their defaults), with
+    its reason; errors before warnings."""
     resolved = resolve(values)
+    broken = []
     for rule in RULES:
-        if not all(method_reads(method, k) for k in rule.knobs):
-            continue
-        reason = rule.problem(resolved)
-        if reason is not None:
+        if all(method_reads(method, k) for k in rule.knobs):
+            reason = rule.problem(resolved)
+            if reason is not None:
+                broken.append((rule, reason))
+    return sorted(broken, key=lambda pair: pair[0].severity != "error")
+
+
+def check_rules(method: str, values: Mapping[str, Any]) -> SpecError | None:
+    """The first rule ``method`` breaks as an error (a KnobError naming the knob to change);
+    None when no error rule is broken (warnings: ``rule_warnings``)."""
+    for rule, reason in broken_rules(method, values):
+        if rule.severity == "error":
             return KnobError(rule.field, reason)
     return None
+
+
+def rule_warnings(method: str, values: Mapping[str, Any]) -> list[SpecError]:
+    """The warning rules ``method`` breaks (the run goes ahead; users are told why it may hurt)."""
+    return [
+        KnobError(r.field, why)
+        for r, why in broken_rules(method, values)
+        if r.severity == "warning"
+    ]
 
 
 def knob_table() -> dict[str, Any]:

@@ -20,7 +20,13 @@ from synib_core.backbones.fusions import (
     SumUnimodalFusion,
     TransformerFusion,
 )
-from synib_core.backbones.model import ModelSpecLike, MultimodalModel, build_model, to_probs
+from synib_core.backbones.model import (
+    ModelSpecLike,
+    MultimodalModel,
+    build_model,
+    resolved_feature_norm,
+    to_probs,
+)
 
 __all__ = [
     "ENCODERS",
@@ -42,5 +48,6 @@ __all__ = [
     "TransformerFusion",
     "TransformerSeqEncoder",
     "build_model",
+    "resolved_feature_norm",
     "to_probs",
 ]

@@ -22,11 +22,19 @@ from torch import Tensor, nn
 from synib_core.backbones.encoders import ENCODERS, Encoder
 from synib_core.backbones.fusions import FUSIONS, Fusion
 from synib_core.config import METHODS, KnobError, TrainConfig
+from synib_spec.knobs import resolve_feature_norm
 
 if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
     from synib_core.objectives.base import Batch
 
-__all__ = ["METHOD_FUSIONS", "ModelSpecLike", "MultimodalModel", "build_model", "to_probs"]
+__all__ = [
+    "METHOD_FUSIONS",
+    "ModelSpecLike",
+    "MultimodalModel",
+    "build_model",
+    "resolved_feature_norm",
+    "to_probs",
+]
 
 # Methods whose fused prediction is part of the method (the ``fusion`` knob is not read):
 # ensemble and reconboost sum one learner per modality, mla shares one head across modalities.
@@ -115,6 +123,12 @@ def _check_spec(spec: ModelSpecLike) -> None:
         raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
 
 
+def resolved_feature_norm(config: TrainConfig) -> str:
+    """``"layernorm"`` or ``"none"``: the knob's value, ``auto`` resolved from ``mask_level``
+    (``synib_spec.knobs.resolve_feature_norm``)."""
+    return resolve_feature_norm(config.to_knobs())
+
+
 def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
     """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
     ((D,) | (T, D) | (C, H, W)) and num_classes. ``METHOD_FUSIONS`` fixes the fusion of some
@@ -130,6 +144,5 @@ def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> Multim
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes
     fusion_name = METHOD_FUSIONS.get(method, config.fusion)
     fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
-    return MultimodalModel(
-        encoders, fusion, spec.num_classes, feature_norm=config.feature_norm == "layernorm"
-    )
+    norm = resolved_feature_norm(config)
+    return MultimodalModel(encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm")

@@ -16,13 +16,26 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def make_xor_spurious(
-    seed: int, *, alpha: float, n_train: int, n_val: int, n_test: int, dim: int, fingerprint: str
+    seed: int,
+    *,
+    alpha: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    dim: int,
+    fingerprint: str,
+    val_alpha: float = -1.0,
 ) -> MultimodalData:
     """y = b0 XOR b1; bit b_m written into x_m[0:4]; shortcut of strength alpha in x_a[4:10] in
-    train and validation only (alpha = 0 at test). Modalities "a", "b": (N, dim) float32."""
+    train and validation (alpha = 0 at test). Modalities "a", "b": (N, dim) float32.
+
+    val_alpha: the shortcut's strength in the validation split; -1 (default) = alpha, as in the
+    paper. 0 gives a validation split drawn like the test split (no shortcut): selecting on it
+    uses knowledge of the shift, never the test samples."""
     rng = np.random.default_rng(seed)
     parts = []
-    for sid, n, a in ((0, n_train, alpha), (1, n_val, alpha), (2, n_test, 0.0)):
+    v_alpha = alpha if val_alpha < 0 else val_alpha
+    for sid, n, a in ((0, n_train, alpha), (1, n_val, v_alpha), (2, n_test, 0.0)):
         bits = rng.integers(0, 2, size=(2, n))
         y = bits[0] ^ bits[1]
         xs = []

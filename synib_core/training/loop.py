@@ -25,7 +25,7 @@ from synib_core.config import METHODS, KnobError, TrainConfig, check_method_rule
 from synib_core.data import MultimodalData
 from synib_core.objectives import build_objective
 from synib_core.objectives.base import Batch, Objective
-from synib_core.training.evaluate import accuracy_of, test_metrics
+from synib_core.training.evaluate import accuracy_of, fit_split_temperature, test_metrics
 from synib_core.training.results import EpochReport, FitResult, TrainingDiverged
 from synib_core.training.run import TrainingRun, resume_or_start, save_checkpoint
 
@@ -198,7 +198,8 @@ def _finish(run: TrainingRun, references: References | None) -> FitResult:
     state = run.state
     run.model.load_state_dict(state.best_state)
     run.model.eval()
-    test, probs = test_metrics(run.model, run.test, references)
+    temperature = fit_split_temperature(run.model, run.val)  # validation NLL, every method
+    test, probs = test_metrics(run.model, run.test, references, temperature)
     best = state.history[state.best_epoch - 1]
     metrics = {"val_acc": best["val_acc"], "train_loss": best["train_loss"], **test}
     return FitResult(
@@ -212,4 +213,5 @@ def _finish(run: TrainingRun, references: References | None) -> FitResult:
         dataset_fingerprint=run.fingerprint,
         test_probs=probs,
         stopped_early=state.stopped_early,
+        temperature=temperature,
     )

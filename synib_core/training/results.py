@@ -46,8 +46,10 @@ class FitResult:
 
     best_epoch: 1-based epoch selected by val_acc; metrics: the metric vocabulary at that epoch;
     history: one metrics dict per epoch run; model: the selected model in eval mode;
-    test_probs: (N_test, K) float32 fused test probabilities of the selected model (for
-    per-sample comparisons such as the paired bootstrap); stopped_early: patience ran out.
+    test_probs: (N_test, K) float32 fused test probabilities of the selected model, calibrated
+    with ``temperature`` (for per-sample comparisons such as the paired bootstrap);
+    stopped_early: patience ran out; temperature: T > 0 fitted on the validation split (the
+    logits are divided by it in ``test_probs`` and in the saved bundle's ``predict_proba``).
     """
 
     best_epoch: int
@@ -60,6 +62,7 @@ class FitResult:
     dataset_fingerprint: str
     test_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     stopped_early: bool = False
+    temperature: float = 1.0
 
     @property
     def test_pred(self) -> np.ndarray:
@@ -79,4 +82,5 @@ class FitResult:
             self.metrics,
             self.dataset_fingerprint,
             extra=extra,
+            temperature=self.temperature,
         )

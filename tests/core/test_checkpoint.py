@@ -13,8 +13,9 @@ import torch
 from synib_core.checkpoint import BundleError, PredictInputError, load, save_bundle
 from synib_core.config import TrainConfig
 from synib_core.data import MultimodalData
+from synib_core.metrics import temperature_probs
 from synib_core.training import FitResult, fit
-from synib_core.training.evaluate import predict_probs
+from synib_core.training.evaluate import predict_logits, predict_probs
 from synib_core.training.tensors import split_tensors
 
 torch.set_num_threads(1)
@@ -73,8 +74,11 @@ def test_sequence_model_round_trip_with_lengths(tmp_path: Path) -> None:
     test = data.subset("test")
     loaded = load(result.save(tmp_path / "seq"))
     np.testing.assert_array_equal(loaded.predict_proba(test.x, test.lengths), result.test_probs)
-    in_memory = predict_probs(result.model, split_tensors(data, "test", torch.device("cpu")))
+    split = split_tensors(data, "test", torch.device("cpu"))
+    in_memory = temperature_probs(predict_logits(result.model, split), result.temperature)
     np.testing.assert_array_equal(in_memory, result.test_probs)
+    raw = predict_probs(result.model, split)  # uncalibrated: the same argmax
+    np.testing.assert_array_equal(raw.argmax(axis=1), result.test_pred)
     with pytest.raises(PredictInputError, match=r"lengths\['b'\]"):
         loaded.predict(test.x, {"b": np.full(len(test), 9)})
 

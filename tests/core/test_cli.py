@@ -14,6 +14,7 @@ import torch
 
 from synib_core.cli import register
 from synib_core.data import load_npz
+from synib_core.training.sweep import DEFAULT_SWEEP
 
 torch.set_num_threads(1)
 TINY = [
@@ -96,9 +97,73 @@ def test_compare_writes_report(
     assert len(report["methods"]["synib"]["metrics"]["test_acc"]["values"]) == 2
     assert "test_acc" in report["methods"]["synib"]["delta_vs_baseline"]
     assert set(report["references"]) == {"0", "1"} and "test_acc" in report["references"]["0"]["a"]
-    assert (out / "runs" / "synib-seed1.json").exists()
+    assert report["sweep"] == {"lambda": list(DEFAULT_SWEEP["lambda"])}  # the default sweep
+    for lam in DEFAULT_SWEEP["lambda"]:
+        assert (out / "runs" / f"synib-seed1-lambda={lam}.json").exists()
+    assert (out / "runs" / "vanilla-seed1.json").exists()  # vanilla reads no lambda: one run
+    chosen = report["methods"]["synib"]["best_config"]["lambda"]
+    curve = {p["config"]["lambda"]: p["val_acc"]["mean"] for p in report["methods"]["synib"]["sweep_curve"]}  # fmt: skip
+    assert curve[chosen] == max(curve.values())
     table = capsys.readouterr().out
     assert "synib" in table and "Δ test_acc" in table
+    assert f"synib: selected lambda={chosen}" in table
+    assert "synib vs vanilla: synergy_acc" in table.splitlines()[-1]
+
+
+def test_compare_with_an_explicit_sweep_or_none(tiny_npz: Path, tmp_path: Path) -> None:
+    argv = ["compare", str(tiny_npz), "--methods", "synib", "--seeds", "0", *TINY, "--no-progress"]
+    assert run_cli([*argv, "--sweep", "none", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["sweep"] == {}
+    sweep = ["--sweep", "lambda=0.5,2", "--sweep", "mask_prob=0.3"]
+    assert run_cli([*argv, *sweep, "--out", str(tmp_path / "b")]) == 0
+    runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
+    assert runs == [
+        "synib-seed0-lambda=0.5-mask_prob=0.3.json",
+        "synib-seed0-lambda=2.0-mask_prob=0.3.json",
+    ]
+    assert run_cli([*argv, "--sweep", "lambda=-1", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()  # refused before anything trained
+
+
+def _service_trial(data_path: Path, method: str, seed: int, knobs: dict[str, str]) -> dict:
+    """What a service trial does (worker/trainable.py): set the trial's threads, then ``fit``."""
+    from synib_core.config import config_from_knobs
+    from synib_core.training import fit
+    from synib_core.training.threads import use_threads
+
+    use_threads(1)
+    result = fit(config_from_knobs(knobs), load_npz(data_path), method=method, seed=seed)
+    return result.metrics
+
+
+def test_cli_and_a_service_trial_give_the_same_numbers(tiny_npz: Path, tmp_path: Path) -> None:
+    knobs = {"epochs": "2", "hidden": "8", "fusion_hidden": "8", "batch_size": "32"}
+    torch.set_num_threads(2)  # whatever the process had before, the CLI sets its own
+    argv = ["train", str(tiny_npz), "--method", "synib", *TINY, "--seed", "4", "--no-progress"]
+    assert run_cli([*argv, "--out", str(tmp_path / "cli")]) == 0
+    assert torch.get_num_threads() == 1  # the default: one thread, as a service trial
+    cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    torch.set_num_threads(2)
+    service = _service_trial(tiny_npz, "synib", 4, knobs)
+    assert {k: cli[k] for k in service} == service
+    assert run_cli([*argv, "--threads", "2", "--out", str(tmp_path / "two")]) == 0
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+
+
+def test_threads_must_be_positive(
+    tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", str(tiny_npz), "--method", "vanilla", *TINY, "--threads", "0"]
+    assert run_cli([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert "--threads: expected an integer from 1 to" in capsys.readouterr().err
+
+
+def test_vanilla_runs_with_feature_norm_none(tiny_npz: Path, tmp_path: Path) -> None:
+    """A method that never masks is not refused by a rule between the mask knobs: the rule
+    check is per method (``synib_spec.knobs.check_rules``)."""
+    argv = ["train", str(tiny_npz), "--method", "vanilla", *TINY, "--set", "feature_norm=none"]
+    assert run_cli([*argv, "--no-progress", "--out", str(tmp_path / "v")]) == 0
 
 
 @pytest.mark.parametrize(
@@ -136,6 +201,7 @@ def test_user_errors_exit_2_with_one_line(
             f"--seeds: expected an integer from 0 to 2147483647, got {2**64}",
         ),
         (["--methods", "vanilla,synib,vanilla"], "--methods: a method is named twice in"),
+        (["--set", "mask=oracle"], "mask_level (synib): mask='oracle' corrupts the dataset's"),
     ],
 )
 def test_compare_checks_its_options_before_training(

@@ -23,7 +23,13 @@ from synib_core.data import (
 
 
 def test_registry_names() -> None:
-    assert set(GENERATORS) == {"xor_spurious", "xor_pid", "digits_pairs"}
+    assert set(GENERATORS) == {
+        "xor_spurious",
+        "xor_pid",
+        "digits_pairs",
+        "speech_irony",
+        "digit_speech",
+    }
 
 
 def test_xor_spurious_structure_and_shortcut() -> None:
@@ -196,3 +202,16 @@ def test_digits_pairs_no_view_alone_reveals_the_synergy_class(digits: Multimodal
     p_b = parity.predict_proba(digits.x["b"][test])[:, 1]
     disagree = p_a * (1 - p_b) + (1 - p_a) * p_b
     assert roc_auc_score(is_syn[test], disagree) > 0.75
+
+
+def test_xor_spurious_val_alpha_draws_validation_like_the_test_split() -> None:
+    data = GENERATORS["xor_spurious"](seed=2, alpha=1.0, n_test=50, val_alpha=0.0)
+    sign = 2 * data.y - 1
+    shortcut = data.x["a"][:, 4:10].mean(axis=1)
+    train, val = data.split == 0, data.split == 1
+    np.testing.assert_allclose(shortcut[train], 1.3 * sign[train], atol=1e-5)
+    assert abs(np.corrcoef(shortcut[val], sign[val])[0, 1]) < 0.2  # noise, as at test
+    default = GENERATORS["xor_spurious"](seed=2, alpha=1.0, n_test=50)  # -1: as alpha
+    np.testing.assert_allclose(
+        default.x["a"][default.split == 1, 4:10].mean(axis=1), 1.3 * sign[val], atol=1e-5
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synib_core.metrics import paired_bootstrap_ci
-from synib_core.reporting import RunRecord, compare_report, format_table, run_record
+from synib_core.reporting import RunRecord, compare_report, format_table, run_record, verdict
 
 Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
 REFS = {"a": np.array([0, 1, 1, 0, 0, 1, 1, 0]), "b": np.array([0, 0, 1, 0, 0, 1, 1, 1])}
@@ -87,3 +87,29 @@ def test_format_table() -> None:
     vanilla = next(line for line in lines if line.startswith("vanilla"))
     assert vanilla.rstrip().endswith("-")  # no delta for the baseline itself
     assert any(line.startswith("baseline: vanilla; seeds: 0, 1") for line in lines)
+    assert any(line.startswith("synib vs vanilla: synergy_acc +") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "words"),
+    [
+        (0.01, 0.2, "the 95% CI is above 0: synib beat vanilla on the synergy subset."),
+        (-0.05, 0.2, "the 95% CI includes 0: synib did not beat vanilla on the synergy subset"),
+        (-0.3, -0.01, "the 95% CI is below 0: synib was worse than vanilla on the synergy subset."),
+    ],
+)
+def test_verdict_says_in_words_whether_the_ci_excludes_zero(
+    lo: float, hi: float, words: str
+) -> None:
+    deltas = {"synergy_acc": {"delta": (lo + hi) / 2, "lo": lo, "hi": hi}}
+    line = verdict("synib", "vanilla", deltas)
+    assert line.startswith("synib vs vanilla: synergy_acc ") and line.endswith(
+        (words, words + " (no winner).")
+    )
+    assert ("no winner" in line) == (lo <= 0 <= hi)
+
+
+def test_verdict_falls_back_to_overall_accuracy() -> None:
+    line = verdict("synib", "vanilla", {"test_acc": {"delta": 0.0, "lo": -0.1, "hi": 0.1}})
+    assert "test_acc +0.000 [-0.100, +0.100]" in line and "overall (no winner)" in line
+    assert "no paired delta" in verdict("synib", "vanilla", {})

@@ -1,5 +1,5 @@
 """The product's promise in one short run: on xor_pid, SynIB learns the synergistic samples that
-the vanilla baseline misses (SYNIB_METHOD.md section 6, scaled down to run in seconds on a CPU)."""
+the vanilla baseline misses (docs/METHOD.md, reference datasets; scaled down to run in seconds on a CPU)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from synib_core.config import config_from_knobs
 from synib_core.data import GENERATORS
 from synib_core.training import fit
 
-# A small version of the paper's recipe: input-level random masks with noise fill, kl_uniform.
+# A small version of the paper's recipe: input-level random masks with noise fill, kl_uniform,
+# lambda 10, unimodal heads on detached features; feature_norm follows the mask level (none).
 KNOBS = {
     "hidden": 256,
     "encoder_layers": 2,
@@ -17,11 +18,12 @@ KNOBS = {
     "epochs": 10,
     "lr": 1e-3,
     "w_uni": 1.0,
+    "uni_detach": True,
     "mask": "random",
     "mask_prob": 0.5,
     "mask_level": "input",
     "fill": "noise",
-    "lambda": 1.0,
+    "lambda": 10.0,
 }
 
 

@@ -74,7 +74,7 @@ def test_config_layers_and_epochs() -> None:
         "mask": "full",
         "lambda": 3.0,
     }
-    assert parsed.knob_values("synib", "lambda") == [0.01, 0.1, 1.0, 10.0]  # the default sweep
+    assert parsed.knob_values("synib", "lambda") == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]  # default
     assert parsed.knob_values("vanilla", "mask") == ["random"]
 
 
