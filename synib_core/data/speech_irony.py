@@ -26,10 +26,10 @@ import os
 
 import numpy as np
 
-from synib_spec.datasets import stratified_split
 from synib_core.data.dataset import MultimodalData
 from synib_core.data.extractors import speech_features, text_features, utterance_spec
 from synib_core.data.feature_cache import with_features
+from synib_spec.datasets import stratified_split
 
 IRONY_CLASS = 2
 

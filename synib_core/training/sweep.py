@@ -1,8 +1,9 @@
 """Sweep + select by validation: the comparison rule of the service, as one library call.
 
-For every method, seed and sweep point (a grid over knobs), train once; per method the best
-point is the one with the highest MEAN validation accuracy over seeds (the first one on ties, in
-grid order); its test metrics (mean, std over seeds) are reported, with paired bootstrap 95% CIs
+For every method, seed and sweep point (a grid over knobs), train once; per method the reported
+point is ``synib_spec.selection.best_point``'s (the highest MEAN validation accuracy over seeds,
+first on ties; a lambda = 0 point kept unless beaten by more than the validation noise); its test
+metrics (mean, std over seeds) are reported, with paired bootstrap 95% CIs
 of the deltas against the baseline's best point. A method that reads none of the swept knobs
 (``synib_spec.knobs.method_reads``) trains once per seed, not once per point. Unimodal references (the synergy
 subset) are trained once per seed with the base config. Test numbers never take part in the
@@ -34,6 +35,7 @@ from synib_core.config import KNOBS, TrainConfig, config_from_knobs, method_read
 from synib_core.data import MultimodalData
 from synib_core.reporting import compare_report, run_record
 from synib_spec.jobs import DEFAULT_SWEEP as JOB_DEFAULT_SWEEP
+from synib_spec.selection import best_point, is_null_point
 
 __all__ = [
     "DEFAULT_SWEEP",
@@ -73,6 +75,7 @@ class SweepResult:
     references: dict[int, dict[str, np.ndarray]]
     y_test: np.ndarray
     base_knobs: dict[str, Any] = field(default_factory=dict)
+    n_val: int | None = None  # validation samples (the selection's noise margin)
 
 
 def sweep_grid(sweep: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
@@ -140,7 +143,8 @@ def run_sweep(
             runs.append(run)
             if on_run is not None:
                 on_run(run)
-    return SweepResult(runs, {s: refs[s] for s in seeds}, y_test, base.to_knobs())
+    n_val = int(np.sum(data.split == 1))
+    return SweepResult(runs, {s: refs[s] for s in seeds}, y_test, base.to_knobs(), n_val)
 
 
 def _as_vanilla(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,22 +156,26 @@ def _label(point: Mapping[str, Any]) -> str:
     return "|".join(f"{k}={point[k]:g}" if isinstance(point[k], float) else f"{k}={point[k]}" for k in sorted(point))  # fmt: skip
 
 
-def best_points(runs: Sequence[SweepRun]) -> dict[str, dict[str, Any]]:
-    """method -> its best point: the highest mean val_acc over seeds (first in grid order on
-    ties). Only runs that report val_acc count."""
-    best: dict[str, tuple[float, dict[str, Any]]] = {}
-    scores: dict[tuple[str, str], list[float]] = {}
-    first: dict[tuple[str, str], dict[str, Any]] = {}
+def best_points(runs: Sequence[SweepRun], n_val: int | None = None) -> dict[str, dict[str, Any]]:
+    """method -> its reported point (``synib_spec.selection.best_point``: the highest mean
+    val_acc over seeds, except that a lambda = 0 point is kept unless beaten by more than the
+    validation noise, when ``n_val`` is given). Only runs that report val_acc count."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    points: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
         if SELECTION in run.metrics:
-            key = (run.method, _label(run.point))
-            scores.setdefault(key, []).append(run.metrics[SELECTION])
-            first.setdefault(key, run.point)
-    for (method, label), values in scores.items():
-        score = float(np.mean(values))
-        if method not in best or score > best[method][0]:
-            best[method] = (score, first[(method, label)])
-    return {m: dict(p) for m, (_, p) in best.items()}
+            label = _label(run.point)
+            scores.setdefault(run.method, {}).setdefault(label, []).append(run.metrics[SELECTION])
+            points.setdefault((run.method, label), run.point)
+    best: dict[str, dict[str, Any]] = {}
+    for method, by_label in scores.items():
+        null = next(
+            (label for label in by_label if is_null_point(method, points[(method, label)])), None
+        )
+        chosen = best_point(by_label, null=null, n_val=n_val)
+        if chosen is not None:
+            best[method] = dict(points[(method, chosen)])
+    return best
 
 
 def _curve(runs: Sequence[SweepRun], method: str) -> list[dict[str, Any]]:
@@ -199,7 +207,7 @@ def sweep_report(
     ``best_config`` (the selected point) and ``sweep_curve`` (every point's mean/std).
     ``data_pid``: the PID of the test labels; ``prediction_pid(test_pred)``: the PID of a run's
     predictions (both optional, see ``synib_core.metrics.pid``)."""
-    best = best_points(result.runs)
+    best = best_points(result.runs, n_val=result.n_val)
     selected = [r for r in result.runs if r.method in best and r.point == best[r.method]]
     records = [
         run_record(
