@@ -1,7 +1,7 @@
 """The reconciler: the database is the source of truth, the broker only a hint.
 
 One pass (``Reconciler.run_once``) does, in order:
-1. reaps the local Ray processes of worker processes that died (``worker.ray_owners``);
+1. (nothing: a worker's local Ray ends with the worker process);
 2. ``running`` jobs whose heartbeat is older than ``settings.heartbeat_stale_s`` (their worker
    died): back to ``queued`` (their open trials back to ``pending``) and sent again; the next
    run resumes every unfinished trial from its checkpoint;
@@ -39,7 +39,6 @@ from infra.db import crud
 from infra.db.models import Dataset, Job, Trial, utcnow
 from infra.db.session import make_engine, make_session_factory
 from infra.settings import Settings
-from worker import ray_owners
 from worker.db_retry import is_connection_error
 
 log = logging.getLogger(__name__)
@@ -175,7 +174,6 @@ class Reconciler:
     def run_once(self) -> ReconcileResult:
         """One pass (see the module docstring); database errors propagate."""
         result = ReconcileResult()
-        result.reaped = ray_owners.reap_dead_owners(self.settings.state_dir)
         try:
             self._jobs_pass(result)
         except Exception as exc:
