@@ -22,24 +22,26 @@ from worker import db_ops
 from worker.job_context import JobContext
 from worker.limits import trial_memory_mb
 from worker.ray_session import ray_for_job
+from worker.references import (
+    JobCancelled,
+    ReferenceCheck,
+    cancel_references,
+    reference_summary,
+    references_beside_trials,
+    start_references,
+    wait_for_references,
+)
 from worker.trainable import TrialPayload
 from worker.trial_plan import TrialSpec, base_config
 from worker.tune_callbacks import CancelWatch, TrialRecorder, live_hooks
 from worker.tune_results import drop_experiment, sync_results
 from worker.tune_runner import (
-    JobCancelled,
-    ReferenceCheck,
-    cancel_references,
     check_fits,
     experiment_path,
     fit_off_main_thread,
     make_trainable,
     new_tuner,
-    reference_summary,
-    references_beside_trials,
     restored_tuner,
-    start_references,
-    wait_for_references,
 )
 
 if TYPE_CHECKING:

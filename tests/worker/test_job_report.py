@@ -7,8 +7,9 @@ import pytest
 
 from synib_spec.jobs import JobSpec, parse_job_spec
 from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.references import references_beside_trials
 from worker.tune_callbacks import failure_reason, metrics_of
-from worker.tune_runner import check_fits, make_scheduler, references_beside_trials
+from worker.tune_runner import check_fits, make_scheduler
 
 Y = np.array([0, 1, 0, 1])
 # Test predictions per trial: vanilla gets 2/4 right, synib lambda=10 gets 4/4, lambda=1 gets 3/4.

@@ -1,4 +1,4 @@
-"""The unimodal references beside the trials (worker/tune_runner.py, worker/trainable.py), on a
+"""The unimodal references beside the trials (worker/references.py, worker/trainable.py), on a
 real local Ray with one CPU: they run while every CPU is held, their predictions reach the
 trials after the last epoch, a failed one names its seed and cause, and a cancelled job stops
 them."""
@@ -16,15 +16,15 @@ from infra.settings import Settings
 from synib_core.data import MultimodalData, make_dataset
 from synib_spec.jobs import Resources
 from worker import ray_session
-from worker.trainable import ReferencesFailed, reference_predictions, seed_references
-from worker.tune_runner import (
+from worker.references import (
     JobCancelled,
     ReferenceCheck,
     cancel_references,
-    fit_off_main_thread,
     start_references,
     wait_for_references,
 )
+from worker.trainable import ReferencesFailed, reference_predictions, seed_references
+from worker.tune_runner import fit_off_main_thread
 
 pytestmark = pytest.mark.slow
 
