@@ -113,6 +113,9 @@ def new_tuner(
             mode="max",
             scheduler=make_scheduler(spec, max_epochs),
             max_concurrent_trials=spec.max_concurrent_trials,
+            # A trial's process imports torch, Ray Tune and the training code (seconds): the
+            # next trial with the same resources (all of a job's) runs in it.
+            reuse_actors=True,
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_dirname,
         ),
