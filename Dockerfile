@@ -36,7 +36,7 @@ CMD ["synib", "api"]
 # ---- GPU worker -----------------------------------------------------------------------------
 FROM ${TORCH_IMAGE} AS worker
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    SYNIB_STATE_DIR=/var/lib/synib SYNIB_RAY_TMP_DIR=/tmp/synib_ray
+    SYNIB_STATE_DIR=/var/lib/synib
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY synib_core/ synib_core/
@@ -48,9 +48,9 @@ COPY migrations/ migrations/
 # checks that the list names every requirement of the worker extra).
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
- && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
+ && pip install -c /tmp/constraints-gpu.txt 'ray[tune]>=2.60,<3' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
       alembic pydantic pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart \
-      prometheus-client tqdm safetensors scikit-learn numpy pyyaml grpcio \
+      prometheus-client tqdm safetensors scikit-learn numpy pyyaml \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib
 USER synib
