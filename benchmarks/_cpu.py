@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
-TRIALS = "trials (Ray tasks)"
+TRIALS = "trials run as Ray tasks"
 REFERENCES = "unimodal references (Ray tasks)"
-ACTORS = "Tune trial actors (process start, relaying epochs)"
+ACTORS = "Tune trial actors (process start, and the trials that train in them)"
 POOL = "other Ray worker processes (starting, idle)"
 OTHER = "other processes of the service"
 TASKS = (TRIALS, REFERENCES)

@@ -234,20 +234,13 @@ class Service:
 @contextlib.contextmanager
 def run_serve(state_dir: Path, cpus: int) -> Iterator[Service]:
     """``synib serve`` (embedded: SQLite, SQLite broker, local Ray with ``cpus`` CPUs) on
-    a free port with its own state folder and a short Ray temp dir."""
+    a free port with its own state folder."""
     port = free_port()
-    ray_tmp = Path(f"/tmp/sbo{os.getpid()}")  # Ray's socket paths must stay short
     env = service_env(
-        state_dir, host="127.0.0.1", port=port, cpus=cpus, ray_tmp_dir=ray_tmp,
-        rate_limit_per_minute=10**6,
-    )  # fmt: skip
+        state_dir, host="127.0.0.1", port=port, cpus=cpus, rate_limit_per_minute=10**6
+    )
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "worker.cli", "serve"]
-    try:
-        with _spawn(argv, env, state_dir, url) as (log, pid):
-            credentials = json.loads((state_dir / "config" / "credentials.json").read_text())
-            yield Service(url, str(credentials["token"]), state_dir, log, pid)
-    finally:
-        import shutil
-
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    with _spawn(argv, env, state_dir, url) as (log, pid):
+        credentials = json.loads((state_dir / "config" / "credentials.json").read_text())
+        yield Service(url, str(credentials["token"]), state_dir, log, pid)

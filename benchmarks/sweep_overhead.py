@@ -1,32 +1,33 @@
-"""Overhead of the service over a direct run: the same 8-trial sweep both ways.
+"""Overhead of the service over a direct run: the same 8-trial sweep both ways, and a job's
+fixed overhead.
 
     python benchmarks/sweep_overhead.py [--epochs 10] [--cpus 2] [--rounds 1] [--smoke]
 
 The sweep: xor_pid (saved as .npz), vanilla + synib over lambda {0.1, 1, 10}, seeds {0, 1}
-(2 + 6 trials), the mlp of examples/xor_pid_sweep.yaml (``KNOBS``), ``--epochs`` epochs, one unimodal reference model per
-modality and seed. It runs:
+(2 + 6 trials), the mlp of examples/xor_pid_sweep.yaml (``KNOBS``), ``--epochs`` epochs, one
+unimodal reference model per modality and seed. It runs:
 
 1. directly, in one fresh process, serially: exactly what ``synib compare`` does per seed
    (``train_references`` once, then ``fit`` per trial; ``synib compare`` itself cannot sweep
-   lambda, so the loop calls the same two functions), 1 torch thread;
+   lambda, so the loop calls the same two functions), 1 torch thread; then the work of the
+   tiny job below (references of one seed, one 1-epoch ``fit``);
 2. through the service: ``synib serve`` (SQLite, SQLite broker, local Ray with
-   ``SYNIB_CPUS=--cpus``) in a subprocess with a temp state dir; the .npz is uploaded, then the
-   job is submitted with ``max_concurrent_trials`` 1 and then 2 (1 CPU per trial) and followed
-   on its event stream (as ``Client.wait`` and ``synib watch`` do) until it succeeded.
+   ``SYNIB_CPUS=--cpus``) in a subprocess with a temp state dir; the .npz is uploaded. A first
+   tiny job (1 trial, 1 epoch, 1 seed) starts the worker's Ray (the worker keeps it for every
+   later job); ``FIXED_JOBS`` more tiny jobs then give a job's fixed overhead: its wall time
+   minus the direct time of the same work. Then the sweep is submitted with
+   ``max_concurrent_trials`` 1 and then 2 (1 CPU per trial) and followed on its event stream
+   (as ``Client.wait`` and ``synib watch`` do) until it succeeded.
 
 Wall times include everything (the direct process's start and imports; for the service, from
 POST to the ``succeeded`` event); the job's own timestamps split the service's time into
-queue wait, setup (dataset load, Tune start; the references train beside the trials), trials
-and finalisation (artifacts, report). The jobs are sent once the worker has started and warmed its Ray (it keeps it across
-jobs) and prestarted the Tune actor processes of the next job; the seconds that took are
-printed apart. After a job, the worker's task prestarts the next job's Tune actor processes
-before it returns: the parallel job is sent when it has (the seconds are printed too). A second table gives each job's CPU seconds by
-component (``_cpu.CpuMeter``: trials, references, Tune actors, driver, API, Ray daemons) and the
-speed-up they allow on the machine's cores. With ``--rounds N`` the pair of service jobs runs N
-times on the same service, in alternating order (1 then 2 at a time, then 2 then 1, ...), so that
-a host that speeds up or slows down during the run favours neither; the speed-up over all
-rounds is the total serial wall time over the total parallel one. Targets from the issue are
-printed, never asserted.
+queue wait, setup (dataset load, Tune start, the first trial's process start; the references
+train beside the trials), trials and finalisation (artifacts, report). A second table gives
+each job's CPU seconds by component (``_cpu.CpuMeter``: trial processes, references, driver,
+API, Ray daemons) and the speed-up they allow on the machine's cores. With ``--rounds N`` the
+pair of sweep jobs runs N times on the same service, in alternating order (1 then 2 at a time,
+then 2 then 1, ...), so that a host that speeds up or slows down during the run favours
+neither. Targets from the issue are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ KNOBS: dict[str, Any] = {
     "mask": "random", "mask_level": "input", "fill": "noise", "device": "cpu",
 }  # fmt: skip
 SMOKE_DATA = {"n_train": 200, "n_val": 50, "n_test": 200}
-TARGET_RATIO, TARGET_SPEEDUP = 1.3, 1.5
+TARGET_RATIO, TARGET_SPEEDUP, TARGET_FIXED_S = 1.3, 1.5, 6.0
+FIXED_JOBS = 3  # tiny jobs on a worker whose Ray runs: their median is the fixed overhead
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -102,6 +104,11 @@ def direct_child(npz: str, sweep: Sweep) -> None:
         t2 = time.perf_counter()
         fit(config_from_knobs(knobs), data, method=method, seed=seed, references=refs[seed])
         out["trials"].append(time.perf_counter() - t2)
+    t3 = time.perf_counter()  # the tiny job's work: references of one seed, one 1-epoch fit
+    tiny = config_from_knobs({**KNOBS, "epochs": 1})
+    tiny_refs = train_references(tiny, data, seed=0)
+    fit(tiny, data, method="vanilla", seed=0, references=tiny_refs)
+    out["tiny_s"] = time.perf_counter() - t3
     print(json.dumps(out))
 
 
@@ -143,11 +150,8 @@ def wait_for_log(log: Path, pattern: str, timeout_s: float, start: int = 0) -> s
     raise RuntimeError(f"{pattern!r} not in the service log after {timeout_s:.0f} s")
 
 
-# The worker's task returns after the job's final status, once it has prestarted the next
-# job's Tune actor processes (worker/actor_prestart.py); before the first job, the warm-up does.
+# Celery's line once the job's task returned (after the job's final status).
 TASK_DONE = r"Task synib\.run_job\[[^\]]+\] succeeded in"
-WORKER_READY = r"prestarted \d+ process\(es\) for Tune's actors|for Tune's actors idle after"
-PRESTART_S = r"prestarted \d+ process\(es\) for Tune's actors in ([\d.]+) s"
 
 
 def upload(service: Service, npz: Path) -> str:
@@ -157,14 +161,8 @@ def upload(service: Service, npz: Path) -> str:
         return str(response.json()["id"])
 
 
-def run_job(
-    service: Service, dataset_id: str, sweep: Sweep, concurrent: int, timeout_s: float = 1800
-) -> dict[str, Any]:
-    """Submit the sweep and follow it as a client does (``Client.wait``: the job's event
-    stream) until it ends: wall time, the job and its trials, what the worker logged meanwhile
-    (ray.init, per-trial and tuner.fit seconds) and the CPU seconds by component."""
-    log_start = service.log.stat().st_size
-    spec = {
+def sweep_spec(dataset_id: str, sweep: Sweep, concurrent: int) -> dict[str, Any]:
+    return {
         "name": f"sweep overhead x{concurrent}",
         "dataset_id": dataset_id,
         "methods": ["vanilla", "synib"],
@@ -175,6 +173,27 @@ def run_job(
         "resources": {"cpus_per_trial": 1},
         "max_concurrent_trials": concurrent,
     }
+
+
+def tiny_spec(dataset_id: str) -> dict[str, Any]:
+    """One vanilla trial of one epoch on one seed (with its references)."""
+    return {
+        "name": "fixed overhead",
+        "dataset_id": dataset_id,
+        "methods": ["vanilla"],
+        "config": KNOBS,
+        "sweep": {},
+        "seeds": [0],
+        "epochs": 1,
+        "resources": {"cpus_per_trial": 1},
+    }
+
+
+def run_job(service: Service, spec: dict[str, Any], timeout_s: float = 1800) -> dict[str, Any]:
+    """Submit the job and follow it as a client does (``Client.wait``: the job's event stream)
+    until it ends: wall time, the job and its trials, what the worker logged meanwhile
+    (ray.init, per-trial and tuner.fit seconds) and the CPU seconds by component."""
+    log_start = service.log.stat().st_size
     meter = CpuMeter(service.pid).start()
     with service.client() as client, Client(service.url, service.token) as follower:
         t0 = time.perf_counter()
@@ -189,9 +208,6 @@ def run_job(
     t1 = time.perf_counter()
     text = wait_for_log(service.log, TASK_DONE, 120, start=log_start)
     after = {"task_returned_s": time.perf_counter() - t1}
-    prestart = re.search(PRESTART_S, text)
-    if prestart:
-        after["prestart_s"] = float(prestart.group(1))
     cpu = {
         "components": meter.seconds,
         "benchmark_s": meter.own_s,
@@ -228,11 +244,17 @@ def log_seconds(text: str, pattern: str) -> list[float]:
     return [float(m) for m in re.findall(pattern + r"[^\n]*?([\d.]+) s", text)]
 
 
+# The worker's line once Tune's run returned (``job <id>: tuner.fit took <s> s``; before the
+# redesign ``tuner.fit: <n> trials in <s> s``).
+TUNER_FIT = r"tuner\.fit(?::| took)"
+
+
 def tuner_end(text: str) -> float:
-    """Epoch seconds of the worker's ``tuner.fit: ...`` log line (local time, as logged)."""
-    found = re.findall(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}):[^\]]*\] tuner\.fit:", text)
+    """Epoch seconds of the worker's last ``tuner.fit`` log line (local time, as logged)."""
+    stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}):[^\]]*\] (?:job \S+: )?"
+    found = re.findall(stamp + TUNER_FIT, text)
     if not found:
-        raise RuntimeError("no 'tuner.fit:' line in the worker log")
+        raise RuntimeError("no 'tuner.fit' line in the worker log")
     return datetime.strptime(found[-1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
@@ -251,7 +273,7 @@ def phases(run: dict[str, Any]) -> dict[str, float]:
         "rest": finished - trials_end,
         "job": finished - created,
         "ray_init": sum(log_seconds(text, r"ray\.init took")),
-        "tuner_fit": sum(log_seconds(text, r"tuner\.fit: \d+ trials in")),
+        "tuner_fit": sum(log_seconds(text, TUNER_FIT)),
         "trial_sum": sum(log_seconds(text, r"trial \S+ ended after")),
     }
 
@@ -265,7 +287,7 @@ def _service_row(label: str, run: dict[str, Any], p: dict[str, float]) -> list[s
 
 
 def report(
-    direct: dict[str, Any], serial: dict[str, Any], parallel: dict[str, Any], startup: str
+    direct: dict[str, Any], serial: dict[str, Any], parallel: dict[str, Any], first_job: str
 ) -> str:
     p1, p2 = phases(serial), phases(parallel)
     fit_sum = sum(direct["trials"])
@@ -282,11 +304,7 @@ def report(
     speedup = serial["wall_s"] / parallel["wall_s"]
     n = len(direct["trials"])
     per_trial = (p1["trial_sum"] - fit_sum) / n
-    refs_wait_s = sum(log_seconds(serial["log"], r"references of \d+ seed\(s\) ready \(waited"))
-    init_s = sum(log_seconds(startup, r"ray\.init took"))
-    warm_s = sum(log_seconds(startup, r"warmed \d+ Ray worker\(s\) in"))
-    prestart_s = sum(float(m) for m in re.findall(PRESTART_S, startup))
-    between = serial["after"]
+    init_s = sum(log_seconds(first_job, r"ray\.init took"))
     artifacts_s = sum(log_seconds(serial["log"], r"model artifact\(s\) in"))
     report_s = sum(log_seconds(serial["log"], r"report computed in"))
     stored_s = sum(log_seconds(serial["log"], r"s, stored in"))
@@ -304,24 +322,45 @@ def report(
             "tuner.fit returned) + rest (artifacts, report); sum of trials: each trial's "
             "start -> end as the worker logged it",
             f"- setup (serial job) {p1['setup']:.1f} s = dataset load + Tune start + the first "
-            "trial actor's process start; the references train beside the trials (one Ray task "
-            f"per seed; the job waited {refs_wait_s:.2f} s for them after its last trial; "
-            f"directly, serially: {direct['references_s']:.1f} s, imports and data "
+            "trial's process start (the references train beside the trials: one Ray task per "
+            f"seed; directly, serially: {direct['references_s']:.1f} s, imports and data "
             f"{direct['import_load_s']:.1f} s)",
-            f"- once per worker process, before any job (not in the table): ray.init "
-            f"{init_s:.1f} s, then warming the Ray workers {warm_s:.1f} s and prestarting "
-            f"the first job's Tune actor processes {prestart_s:.1f} s (the worker keeps its Ray "
-            "across jobs)",
+            f"- once per worker process, in its first job (not in the table): ray.init "
+            f"{init_s:.1f} s (the worker keeps its Ray across jobs)",
             "- between the jobs (not in the table): the worker's task returned "
-            f"{between['task_returned_s']:.1f} s after the serial job's `succeeded` event; it "
-            f"prestarted the next job's Tune actor processes in {between.get('prestart_s', 0):.1f} s",
+            f"{serial['after']['task_returned_s']:.1f} s after the serial job's `succeeded` event",
             f"- tuner.fit (serial job): {p1['tuner_fit']:.1f} s, of which the trials' own "
-            f"time {p1['trial_sum']:.1f} s (the rest: Tune's start, actor starts, scheduling)",
+            f"time {p1['trial_sum']:.1f} s (the rest: Tune's start, trial process starts, "
+            "scheduling)",
             f"- per-trial overhead (service trial minus direct fit, serial): {per_trial:.2f} s "
-            f"({n} trials; Tune bookkeeping, a checkpoint and a database row per epoch, the "
-            "first trial's actor start)",
+            f"({n} trials; the trial's process start where Tune does not reuse one, Tune "
+            "bookkeeping, a checkpoint and a database row per epoch)",
             f"- rest (serial job) {p1['rest']:.1f} s: model artifacts {artifacts_s:.2f} s, "
             f"report computed in {report_s:.2f} s, stored in {stored_s:.2f} s",
+        ]
+    )
+
+
+def fixed_report(first: dict[str, Any], tiny: list[dict[str, Any]], direct: dict[str, Any]) -> str:
+    """A job's fixed overhead: tiny jobs (one 1-epoch trial, one seed) through the service on a
+    worker whose Ray runs, minus the direct time of the same work."""
+    walls = sorted(run["wall_s"] for run in tiny)
+    median = walls[len(walls) // 2]
+    fixed = median - direct["tiny_s"]
+    rows = [
+        ["first job of the worker (starts its Ray)", f"{first['wall_s']:.1f}"],
+        *([f"tiny job {i}", f"{run['wall_s']:.1f}"] for i, run in enumerate(tiny, start=1)),
+        ["the same work directly (references of 1 seed, one 1-epoch fit)",
+         f"{direct['tiny_s']:.1f}"],
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "A job's fixed overhead (tiny jobs: 1 trial x 1 epoch, 1 seed):",
+            "",
+            markdown_table(["run", "wall s"], rows),
+            "",
+            f"- fixed overhead (median tiny job minus the direct work): **{fixed:.1f} s** "
+            f"(target <= {TARGET_FIXED_S:g} s: {'met' if fixed <= TARGET_FIXED_S else 'MISSED'})",
         ]
     )
 
@@ -424,27 +463,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"direct: {direct['wall_s']:.1f} s", file=sys.stderr)
         with run_serve(Path(tmp) / "state", cpus=args.cpus) as service:
             wait_for_log(service.log, r"ready\.", timeout_s=120)
-            # The worker starts its Ray and warms it when it starts (ray_keep_alive): jobs are
-            # measured on a running worker, as users meet it after `synib serve` is up.
-            wait_for_log(service.log, WORKER_READY, timeout_s=180)
-            startup = service.log.read_text(errors="replace")
             dataset_id = upload(service, npz)
-            limit = 120 if args.smoke else 1800
-            serial = run_job(service, dataset_id, sweep, 1, limit)
+            limit = 300 if args.smoke else 1800
+            first = run_job(service, tiny_spec(dataset_id), limit)
+            tiny = [run_job(service, tiny_spec(dataset_id), limit) for _ in range(FIXED_JOBS)]
+            print(f"first job {first['wall_s']:.1f} s, tiny jobs "
+                  f"{[round(t['wall_s'], 1) for t in tiny]} s", file=sys.stderr)  # fmt: skip
+            serial = run_job(service, sweep_spec(dataset_id, sweep, 1), limit)
             print(f"service serial: {serial['wall_s']:.1f} s; worker ready again "
                   f"{serial['after']['task_returned_s']:.1f} s later", file=sys.stderr)  # fmt: skip
-            parallel = run_job(service, dataset_id, sweep, 2, limit)
+            parallel = run_job(service, sweep_spec(dataset_id, sweep, 2), limit)
             rounds = [(serial, parallel)]
             for r in range(1, args.rounds):  # alternately 2-then-1 and 1-then-2: drift cancels
                 order = (2, 1) if r % 2 else (1, 2)
-                done = {c: run_job(service, dataset_id, sweep, c, limit) for c in order}
+                done = {c: run_job(service, sweep_spec(dataset_id, sweep, c), limit) for c in order}
                 rounds.append((done[1], done[2]))
                 print(f"round {r + 1}: serial {done[1]['wall_s']:.1f} s, parallel "
                       f"{done[2]['wall_s']:.1f} s", file=sys.stderr)  # fmt: skip
         n = len(sweep.trials())
         print(f"## Sweep overhead: {n} trials x {sweep.epochs} epoch(s), {args.cpus} Ray CPUs, "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
-        print(report(direct, serial, parallel, startup), flush=True)
+        print(report(direct, serial, parallel, first["log"]), flush=True)
+        print("\n" + fixed_report(first, tiny, direct))
         if len(rounds) > 1:
             print("\n" + rounds_report(rounds, direct))
         print("\n" + cpu_report(serial, parallel, os.cpu_count() or 1))
@@ -464,7 +504,10 @@ def main(argv: list[str] | None = None) -> int:
              "serial_cpu": a["cpu"], "parallel_cpu": b["cpu"]}
             for a, b in rounds
         ]  # fmt: skip
-        out.write_text(json.dumps({"direct": direct, **keep, "rounds": walls}, indent=1))
+        fixed = {"first_s": first["wall_s"], "tiny_s": [t["wall_s"] for t in tiny]}
+        out.write_text(
+            json.dumps({"direct": direct, **keep, "rounds": walls, "fixed": fixed}, indent=1)
+        )
         print(f"\n(results: {out})")
     return 0
 

@@ -51,17 +51,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("SYNIB_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
     )
-    ray_tmp_dir: Path = Path("/tmp/synib_ray")
-    # Keep one Ray per worker process across jobs (started when the process starts, warm
-    # workers); false: every job starts and stops its own Ray (memory freed between jobs).
-    ray_keep_alive: bool = True
-    # Ray worker processes a kept Ray holds warm (torch and the training code imported, about
-    # 0.35 GB each); trials and references run in them. None: one per CPU plus one per CPU up
-    # to 4 more, for the reference tasks beside the trials (worker/ray_session.py).
-    ray_warm_workers: int | None = Field(default=None, ge=1)
-    # Idle Ray worker processes a kept local Ray holds ready for the next job's Tune actors
-    # (Ray Tune imported, about 0.2 GB each). None: one per CPU; 0: none (worker/actor_prestart.py).
-    ray_prestart_actors: int | None = Field(default=None, ge=0)
+    # Where Ray Tune keeps each job's experiment (trial checkpoints and results, what a job
+    # resumes from after its worker died): a local folder or a URI such as s3://bucket/synib
+    # that every Ray node reaches. Empty: <artifact_dir>/tune.
+    tune_storage: str = ""
     worker_concurrency: int = Field(default=1, ge=1)
     cpus: int | None = Field(default=None, ge=1)
     # GPUs the worker's local Ray may hand to trials (None: what Ray detects).
@@ -100,9 +93,6 @@ class Settings(BaseSettings):
     # Memory (MiB) each trial may allocate beyond its process's footprint at the start
     # (RLIMIT_DATA; None: no cap). A job's resources.memory_mb_per_trial may ask for less.
     trial_memory_mb: int | None = Field(default=None, ge=64)
-    # TEST ONLY: fault-injection rules for the trials (see worker/faults.py), e.g.
-    # "raise_at_epoch:lambda=1|:2". Off (empty) by default; not reachable through the API.
-    fault_injection: str = ""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -138,6 +128,11 @@ class Settings(BaseSettings):
         if not self.broker_url.startswith(EMBEDDED_BROKER_SCHEME):
             return None
         return Path(self.broker_url.removeprefix(EMBEDDED_BROKER_SCHEME))
+
+    @property
+    def tune_storage_path(self) -> str:
+        """``tune_storage``, or the absolute folder ``<artifact_dir>/tune``."""
+        return self.tune_storage or str(self.artifact_root.resolve() / "tune")
 
     @property
     def housekeeper_schedule_file(self) -> Path:

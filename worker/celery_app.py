@@ -27,9 +27,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # No worker_max_tasks_per_child: recycling a pool child after each job made billiard
         # SIGTERM it (Celery resets SIGTERM to SIG_DFL in children) and occasionally left the
         # next child hung on a process-shared lock. The child runs job after job instead, on
-        # one Ray it starts when forked (``_start_ray``); ``worker.ray_session.ray_for_job``
-        # restores the signal handlers Ray and Tune replace (SIGUSR1: soft time limits,
-        # SIGTERM, SIGINT) after each job.
+        # one Ray it starts at its first job; ``worker.ray_session.ray_for_job`` restores the
+        # signal handlers Ray and Tune replace (SIGUSR1: soft time limits, SIGTERM, SIGINT)
+        # after each job.
         worker_max_tasks_per_child=None,
         # Celery's stdout redirection breaks `import ray.tune`.
         worker_redirect_stdouts=False,
@@ -46,18 +46,9 @@ app = make_celery()
 __all__ = ["QUEUE", "app", "make_celery"]
 
 
-@signals.worker_process_init.connect
-def _start_ray(**_kwargs: Any) -> None:
-    """A new pool child starts its Ray in the background (``ray_keep_alive``), so the first job
-    finds it running; the child stays responsive meanwhile (Celery waits only 4 s for it)."""
-    from worker.ray_session import start_in_background
-
-    start_in_background(get_settings())
-
-
 @signals.worker_process_shutdown.connect
 def _stop_ray(**_kwargs: Any) -> None:
-    """A pool child that exits takes its Ray with it."""
+    """A pool child that exits takes the Ray it started (at its first job) with it."""
     from worker.ray_session import shutdown_ray
 
-    shutdown_ray(get_settings())
+    shutdown_ray()

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from infra.db import crud
 from infra.db.models import Dataset
+from infra.db.session import SessionFactory
 from infra.storage import ArtifactStore, sha256_file
 from synib_spec.datasets import validate_npz
-from worker.db_ops import SessionFactory
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData

@@ -14,12 +14,9 @@ import logging
 import threading
 
 from infra.db import crud
-from infra.db.crud import beat_job as beat  # old name, until the Tune rewrite imports crud
-from infra.db.crud import owns_job
-from infra.db.models import JOB_LEASED as LEASE_STATUSES
 from infra.db.session import SessionFactory
 
-__all__ = ["LEASE_STATUSES", "JobHeartbeat", "beat", "owns_job"]
+__all__ = ["JobHeartbeat"]
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""Trial outputs in the artifact store: register each successful trial's zipped model bundle
-with its sha256, store the report, and read back the per-sample test predictions.
+"""Trial outputs in the artifact store: copy a finished trial's outputs out of its final Tune
+checkpoint, register its zipped model bundle with its sha256, store the report, and read back
+the per-sample test predictions.
 
 Layout under the store root: ``jobs/<job_id>/<trial_id>/`` holds what the trial wrote:
 ``model.zip`` (the bundle, loadable with ``synib_core.load``), ``test_pred.npy`` and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,9 @@ import numpy as np
 
 from infra.db import crud
 from infra.db.models import Job, Trial
+from infra.db.session import SessionFactory
 from infra.storage import ArtifactStore, sha256_file
-from worker import db_ops
-from worker.db_ops import SessionFactory
-
-MODEL_ZIP = "model.zip"
-PREDICTIONS = "test_pred.npy"
+from worker.trainable import MODEL_ZIP, OUTPUTS, PREDICTIONS
 
 
 def trial_relpath(job_id: str, trial_id: str, name: str = "") -> str:
@@ -36,12 +35,24 @@ def artifact_name(trial_key: str) -> str:
     return f"model_{safe}.zip"
 
 
+def store_trial_outputs(store: ArtifactStore, job_id: str, trial_id: str, source: Path) -> None:
+    """Copy the trial's outputs (``worker.trainable.OUTPUTS``) from ``source`` (its final
+    checkpoint) into the store, each file moved into place whole; ones already there stay."""
+    for name in OUTPUTS:
+        relative = trial_relpath(job_id, trial_id, name)
+        if store.resolve(relative).is_file():
+            continue
+        tmp = store.new_temp_file(suffix=Path(name).suffix)
+        shutil.copyfile(source / name, tmp)
+        store.put(tmp, relative)
+
+
 def store_trial_model(
     sessions: SessionFactory, store: ArtifactStore, job: Job, trial: Trial
 ) -> str | None:
     """Register the trial's model zip (once); returns the artifact id, None without a bundle."""
     with sessions() as session:
-        existing = db_ops.model_artifact_of(session, trial_id=trial.id)
+        existing = crud.model_artifact_of(session, trial_id=trial.id)
         if existing is not None:
             return existing.id
     relative = trial_relpath(job.id, trial.id, MODEL_ZIP)
@@ -74,9 +85,9 @@ def store_report(
     target = store.put(tmp, relative)
     sha, size = sha256_file(target)
     with sessions() as session:
-        existing = db_ops.report_artifact_of(session, job_id=job.id)
+        existing = crud.report_artifact_of(session, job_id=job.id)
         if existing is not None:
-            db_ops.replace_artifact_file(session, artifact=existing, sha256=sha, size_bytes=size)
+            crud.replace_artifact_file(session, artifact=existing, sha256=sha, size_bytes=size)
             return existing.id
         row = crud.add_artifact(
             session,
@@ -99,10 +110,3 @@ def prediction_loader(store: ArtifactStore, job_id: str) -> Any:
         return np.load(path) if path.is_file() else None
 
     return load
-
-
-def trial_out_dir(store: ArtifactStore, job_id: str, trial_id: str) -> Path:
-    """Absolute output folder of a trial (created)."""
-    path = store.resolve(trial_relpath(job_id, trial_id))
-    path.mkdir(parents=True, exist_ok=True)
-    return path

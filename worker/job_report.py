@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from synib_spec.jobs import sweep_label
+from synib_spec.jobs import JobSpec, sweep_label
 
 SELECTION = "val_acc"
 CURVE_METRICS = ("val_acc", "test_acc", "synergy_acc")
@@ -172,7 +172,7 @@ def method_report(
 def build_report(
     *,
     job_id: str,
-    spec: Mapping[str, Any],
+    spec: JobSpec,
     trials: Sequence[TrialOutcome],
     test: TestSplit,
     preds: PredictionLoader,
@@ -180,7 +180,7 @@ def build_report(
     references: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The report JSON. ``artifacts``: trial_id -> model artifact id."""
-    baseline = str(spec.get("baseline") or "vanilla")
+    baseline = spec.baseline
     methods = list(dict.fromkeys(t.method for t in trials))
     baseline_points = group_points([t for t in trials if t.method == baseline])
     baseline_label = best_point(baseline_points)
@@ -190,7 +190,7 @@ def build_report(
         "baseline": baseline,
         "selection": SELECTION,
         "seeds": sorted({t.seed for t in trials}),
-        "sweep_knobs": sorted((spec.get("sweep") or {}).keys()),
+        "sweep_knobs": sorted(axis.knob for axis in spec.sweep),
         "methods": {
             m: method_report(
                 [t for t in trials if t.method == m],

@@ -9,46 +9,25 @@ it ``failed`` with a short reason; nothing raises out.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from infra.db import crud
-from infra.db.models import Job
+from infra.db.session import SessionFactory
 from infra.settings import Settings
 from infra.storage import ArtifactStore
 from synib_spec.jobs import JobSpec, parse_job_spec
-from worker import db_ops
 from worker.datasets import load_job_dataset
-from worker.db_ops import SessionFactory
-from worker.db_retry import is_connection_error, write_with_retry
-from worker.faults import checked_fault_rules, trial_memory_mb
-from worker.heartbeat import JobHeartbeat, owns_job
-from worker.job_artifacts import (
-    prediction_loader,
-    store_report,
-    store_trial_model,
-    trial_out_dir,
-)
+from worker.db_retry import is_connection_error
+from worker.heartbeat import JobHeartbeat
+from worker.job_artifacts import prediction_loader, store_report, store_trial_model
+from worker.job_context import JobContext
 from worker.job_report import TestSplit, TrialOutcome, build_report
-from worker.job_resume import adopt_finished_trials, backfill_epochs, drop_checkpoints
-from worker.ray_session import ray_for_job
-from worker.trainable import TrialPayload
-from worker.trial_plan import TrialSpec, base_config, plan_trials
-from worker.tune_callbacks import CancelWatch
-from worker.tune_runner import (
-    JobCancelled,
-    Resources,
-    cancel_references,
-    reference_summary,
-    run_trials,
-    start_references,
-    wait_for_references,
-)
+from worker.job_trials import drop_job_experiment, train_job
+from worker.trial_plan import TrialSpec, plan_trials
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
@@ -56,28 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded"  # the job was given to another worker meanwhile: nothing written
-INTERRUPTED = "interrupted"  # the database went away: the reconciler resumes the job later
-TERMINAL_TRIALS = ("succeeded", "stopped")  # never rerun
-
-
-@dataclass
-class JobContext:
-    """Everything one run of a job shares (``worker``: who holds it; "" = not fenced)."""
-
-    job: Job
-    settings: Settings
-    sessions: SessionFactory
-    store: ArtifactStore
-    worker: str = ""
-
-    def write(self, fn: Any, what: str) -> Any:
-        """``fn(session)`` retried while the database is unreachable (``db_retry_max_s``)."""
-        return write_with_retry(
-            self.sessions,
-            fn,
-            what=f"{what} of job {self.job.id}",
-            max_wait_s=self.settings.db_retry_max_s,
-        )
+INTERRUPTED = "interrupted"  # the database went away: the housekeeping resumes the job later
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 def finish(ctx: JobContext, status: str, reason: str | None = None) -> str:
@@ -89,15 +48,15 @@ def finish(ctx: JobContext, status: str, reason: str | None = None) -> str:
 
 
 def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> str:
-    if ctx.worker and not owns_job(session, job_id=ctx.job.id, worker=ctx.worker):
+    if ctx.worker and not crud.owns_job(session, job_id=ctx.job.id, worker=ctx.worker):
         session.rollback()
         log.warning("job %s: held by another worker now; leaving it alone", ctx.job.id)
         return SUPERSEDED
-    db_ops.close_open_trials(
+    crud.close_open_trials(
         session,
         job_id=ctx.job.id,
         status="cancelled" if status == "cancelled" else "failed",
-        reason=None if status == "cancelled" else db_ops.unfinished_reason(reason),
+        reason=None if status == "cancelled" else crud.unfinished_reason(reason),
     )
     done = crud.set_job_status(
         session, job_id=ctx.job.id, status=status, failure_reason=reason, only_from=("running",)
@@ -108,105 +67,6 @@ def _finish(ctx: JobContext, session: Any, status: str, reason: str | None) -> s
         )
         return "cancelled"
     return status
-
-
-def register_trials(ctx: JobContext, plan: list[TrialSpec]) -> dict[str, Any]:
-    """Create (or find) the trial rows; returns trial_key -> row."""
-    return dict(ctx.write(lambda session: _register_trials(ctx, session, plan), "trial rows"))
-
-
-def _register_trials(ctx: JobContext, session: Any, plan: list[TrialSpec]) -> dict[str, Any]:
-    rows = {}
-    for t in plan:
-        rows[t.key] = crud.upsert_trial(
-            session,
-            job_id=ctx.job.id,
-            trial_key=t.key,
-            method=t.method,
-            seed=t.seed,
-            config=t.config,
-        )
-    db_ops.set_trials_total(session, job_id=ctx.job.id, trials_total=len(plan))
-    return rows
-
-
-def payloads_for(
-    ctx: JobContext, plan: list[TrialSpec], rows: dict[str, Any], resources: Resources
-) -> list[TrialPayload]:
-    """Payloads of the trials still to run (a rerun skips the succeeded ones)."""
-    return [
-        TrialPayload(
-            key=t.key,
-            job_id=ctx.job.id,
-            trial_id=rows[t.key].id,
-            method=t.method,
-            seed=t.seed,
-            knobs=t.config,
-            cpus=resources.threads,
-            ray_cpus=resources.cpus,
-            gpus=resources.gpus,
-            out_dir=str(trial_out_dir(ctx.store, ctx.job.id, rows[t.key].id)),
-            memory_mb=trial_memory_mb(ctx.job.spec, ctx.settings.trial_memory_mb),
-            faults=checked_fault_rules(ctx.settings.fault_injection),
-        )
-        for t in plan
-        if rows[t.key].status not in TERMINAL_TRIALS
-    ]
-
-
-def train_job(
-    ctx: JobContext, data: MultimodalData, job_spec: JobSpec, plan: list[TrialSpec]
-) -> tuple[bool, Any]:
-    """The trials under Ray, the references beside them; returns (cancelled, references per
-    seed). The references' accuracies are stored on the job once they are in."""
-    spec = ctx.job.spec
-    resources = Resources.from_spec(spec)
-    rows = register_trials(ctx, plan)
-    adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
-    payloads = payloads_for(ctx, plan, rows, resources)
-    watch = CancelWatch(ctx.settings.database_url, ctx.job.id, worker=ctx.worker or None)
-    seeds = sorted({t.seed for t in plan})
-    storage = ctx.store.resolve(f"jobs/{ctx.job.id}/_tune")
-    shutil.rmtree(storage, ignore_errors=True)  # a killed run's Tune experiment: not reused
-    with ray_for_job(ctx.settings):
-        import ray
-
-        if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
-            resources.check_fits(ray.cluster_resources())
-        data_ref = ray.put(data)  # one copy in Ray's object store for references and trials
-        pending = start_references(base_config(job_spec), data_ref, seeds, resources)
-        try:
-            if not resources.references_beside_trials:  # GPU or multi-thread trials
-                wait_for_references(pending, watch)
-            if payloads:
-                run_trials(
-                    spec=spec,
-                    payloads=payloads,
-                    data_ref=data_ref,
-                    references=pending,
-                    resources=resources,
-                    watch=watch,
-                    storage_dir=storage,
-                    retry_s=ctx.settings.db_retry_max_s,
-                )
-            t0 = time.perf_counter()
-            refs = wait_for_references(pending, watch)
-        except JobCancelled:
-            return True, {}
-        finally:
-            cancel_references(pending)
-            shutil.rmtree(storage, ignore_errors=True)
-    log.info("job %s: references of %d seed(s) ready (waited %.2f s after the trials)",
-             ctx.job.id, len(seeds), time.perf_counter() - t0)  # fmt: skip
-    if not watch.superseded:
-        summary = reference_summary(refs, data.y[data.split == 2])
-        ctx.write(
-            lambda s: crud.set_job_references(s, job_id=ctx.job.id, references=summary),
-            "references",
-        )
-        adopt_finished_trials(ctx.sessions, ctx.store, ctx.job.id, rows)
-        backfill_epochs(ctx.sessions, ctx.store, ctx.job.id, ctx.settings.db_retry_max_s)
-    return watch.cancelled or watch.check(), refs
 
 
 def outcomes(ctx: JobContext, plan: list[TrialSpec]) -> list[TrialOutcome]:
@@ -239,7 +99,9 @@ def all_failed_reason(trials: list[TrialOutcome]) -> str | None:
     return f"all {len(trials)} trials failed"
 
 
-def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], refs: Any) -> str:
+def complete_job(
+    ctx: JobContext, data: MultimodalData, spec: JobSpec, plan: list[TrialSpec], refs: Any
+) -> str:
     """Artifacts and report after the trials ran; the final status."""
     trials = outcomes(ctx, plan)
     reason = all_failed_reason(trials)
@@ -263,7 +125,7 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
         refs_json = (crud.get_job(session, job_id=ctx.job.id) or ctx.job).references or {}
     report = build_report(
         job_id=ctx.job.id,
-        spec=ctx.job.spec,
+        spec=spec,
         trials=trials,
         test=TestSplit(y=data.y[test], group=group, references=refs),
         preds=prediction_loader(ctx.store, ctx.job.id),
@@ -277,10 +139,7 @@ def complete_job(ctx: JobContext, data: MultimodalData, plan: list[TrialSpec], r
         "job %s: %d model artifact(s) in %.2f s, report computed in %.2f s, stored in %.2f s",
         ctx.job.id, len(artifacts), t1 - t0, t2 - t1, time.perf_counter() - t2,
     )  # fmt: skip
-    status = finish(ctx, "succeeded")
-    if status == "succeeded":
-        drop_checkpoints(ctx.store, ctx.job.id, list(rows))
-    return status
+    return finish(ctx, "succeeded")
 
 
 def execute(ctx: JobContext) -> str:
@@ -293,7 +152,7 @@ def execute(ctx: JobContext) -> str:
     cancelled, refs = train_job(ctx, data, job_spec, plan)
     if cancelled:
         return finish(ctx, "cancelled")
-    return complete_job(ctx, data, plan, refs)
+    return complete_job(ctx, data, job_spec, plan, refs)
 
 
 def run_job(
@@ -319,7 +178,15 @@ def run_job(
 
 
 def run_claimed(ctx: JobContext) -> str:
-    """Run a claimed job, classifying what goes wrong; never raises."""
+    """Run a claimed job, classifying what goes wrong; never raises. Once the job has its final
+    status its Tune experiment is deleted (a later "rerun failed trials" starts a fresh one)."""
+    status = _run_classified(ctx)
+    if status in FINAL_STATUSES:
+        drop_job_experiment(ctx)
+    return status
+
+
+def _run_classified(ctx: JobContext) -> str:
     job_id = ctx.job.id
     try:
         status = execute(ctx)
@@ -331,7 +198,7 @@ def run_claimed(ctx: JobContext) -> str:
         status = finish(ctx, "failed", "the job exceeded the worker's time limit")
     except Exception as exc:
         if is_connection_error(exc):
-            log.error("job %s: database unavailable; the reconciler will resume it", job_id)
+            log.error("job %s: database unavailable; the housekeeping will resume it", job_id)
             return INTERRUPTED
         log.exception("job %s: internal error", job_id)
         reason = f"internal error ({type(exc).__name__}); see the worker log"

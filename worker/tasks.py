@@ -15,7 +15,7 @@ from infra.db import crud
 from infra.db.session import session_factory
 from infra.settings import get_settings
 from infra.storage import ArtifactStore
-from worker import db_ops, job_runner, ray_session
+from worker import job_runner
 from worker.celery_app import app
 from worker.datasets import materialise_dataset
 
@@ -32,16 +32,13 @@ def _worker_name(task: Any) -> str:
 def run_job(self: Any, job_id: str) -> str:
     """Run the job ``job_id`` to a final status; returns it (or ``skipped``)."""
     settings = get_settings()
-    status = job_runner.run_job(
+    return job_runner.run_job(
         job_id,
         settings=settings,
-        sessions=db_ops.session_factory(settings.database_url),
+        sessions=session_factory(settings.database_url),
         worker=_worker_name(self),
         task_id=getattr(self.request, "id", None),
     )
-    # The job's final status is written: get the next job's Tune actor processes ready now.
-    ray_session.prepare_next_job(settings)
-    return status
 
 
 @app.task(name="synib.make_dataset", bind=True)

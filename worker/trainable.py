@@ -1,63 +1,64 @@
-"""The Ray Tune function trainable: one trial = one ``synib_core.fit`` run.
+"""The Ray Tune function trainable: one trial = one ``synib_core.fit`` run in the trial's process.
 
-Runs in a Ray worker process. Each trial gets ``config["trial"]`` (a ``TrialPayload`` dict) and,
-through ``tune.with_parameters``, the dataset and the unimodal references of every seed: Ray
-object refs of the reference tasks, which are still running when the first trials start. A trial
-fetches its seed's references only after its last epoch (``fit`` takes them as a callable), so
-the trials' start and first epochs overlap the references' training. Every
-epoch it reports the epoch metrics to Tune. The resumable state is ``fit``'s own checkpoint in
-``<out_dir>/ckpt`` (the artifact store, written after every epoch): a job resumed after its
-worker died continues each trial from there. Tune keeps no checkpoints of its own (trials are
-never restarted by Tune, ``max_failures=0``, and copying the state into Tune's storage every
-epoch cost about 0.1 s per epoch).
+``train_trial`` gets ``config["trial"]`` (a ``TrialPayload``) and, through
+``tune.with_parameters``, the dataset and the unimodal references of every seed (object refs of
+the reference tasks, which may still be running: a trial needs its seed's references only after
+its last epoch, for the synergy metrics). Tune gives the trial its CPUs and GPUs
+(``tune.with_resources``); the trial uses exactly those CPUs for torch.
 
-At the end it writes into ``out_dir`` (in the artifact store): ``model.zip`` (the best model's
-bundle, ``FitResult.save``, with the job and trial ids in its ``extra``), ``test_pred.npy`` ((N_test,) int predictions for the paired bootstrap) and
-``result.json`` (best_epoch, metrics). A failed trial leaves ``error.json`` with a readable reason.
+Every epoch it reports the epoch's metrics with a checkpoint: the folder ``fit`` wrote its
+resumable state to (``checkpoint_dir``, written after each epoch before ``on_epoch_end``). A
+trial Tune restores (the job's worker died, ``Tuner.restore``) starts from
+``tune.get_checkpoint()``: a copy of it is ``fit``'s ``checkpoint_dir``, so training goes on
+from the next epoch with the same RNG state.
+
+The last report (``final=1``) carries the trial's outputs in its checkpoint: ``model.zip`` (the
+selected model's bundle, ``FitResult.save``, with the job and trial ids in its ``extra``),
+``test_pred.npy`` ((N_test,) int64 predictions, for the paired bootstrap) and ``result.json``
+(best_epoch, metrics, where the trial ran). A failed trial raises ``TrialFailed`` with a
+one-line reason (``TrainingDiverged: training diverged: loss is nan at epoch 2, ...``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import queue
-import threading
-import traceback
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 
-from worker.faults import (
-    describe_out_of_memory,
-    memory_cap,
-    release_accelerator_memory,
-    with_faults,
-)
+from worker.limits import describe_out_of_memory, memory_cap, release_accelerator_memory
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
+    from synib_core.training import EpochReport, FitResult
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "ckpt"  # under the trial's out_dir: fit's resumable state
+MODEL_ZIP = "model.zip"
+PREDICTIONS = "test_pred.npy"
+RESULT_JSON = "result.json"  # in a checkpoint: the trial's final outputs
+OUTPUTS = (MODEL_ZIP, PREDICTIONS, RESULT_JSON)
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
 class InStore:
-    """An object ref handed to the trainable through ``tune.with_parameters`` (which cannot
-    store a bare object ref): the dataset, resolved only in the task that trains."""
+    """An object ref handed to the trainable through ``tune.with_parameters``, which puts each
+    parameter into Ray's object store itself and cannot take a bare object ref: the dataset the
+    reference tasks read too, one copy for all."""
 
     ref: Any
 
 
-class TrialError(RuntimeError):
-    """A trial's failure as Ray transports it (message only: always picklable)."""
+class TrialFailed(RuntimeError):
+    """A trial's failure as one readable line (always picklable, unlike some causes)."""
 
 
 class ReferencesFailed(ValueError):
@@ -65,7 +66,7 @@ class ReferencesFailed(ValueError):
 
 
 class TrialPayload(TypedDict):
-    """What a trial needs besides the data: its identity, knobs, resources and output folder."""
+    """What a trial needs besides the data: its identity, knobs and limits."""
 
     key: str
     job_id: str
@@ -73,18 +74,13 @@ class TrialPayload(TypedDict):
     method: str
     seed: int
     knobs: dict[str, Any]
-    cpus: int  # torch / OMP threads
-    out_dir: str
-    ray_cpus: NotRequired[float]  # the trial's CPUs in Ray's accounting (may be a fraction)
-    gpus: NotRequired[float]
-    memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.faults.memory_cap)
-    faults: NotRequired[str]  # test-only fault-injection rules (worker.faults), "" = none
-    tune_actor_pid: NotRequired[int]  # the process of the Tune actor that started the task
+    threads: int  # torch / OMP threads: the trial's whole CPUs
+    memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.limits.memory_cap)
 
 
-def limit_threads(cpus: int) -> None:
-    """Use exactly the CPUs Ray gave this process (oversubscription is 30x slower here)."""
-    n = max(1, int(cpus))
+def limit_threads(threads: int) -> None:
+    """Use exactly the CPUs Ray gave this trial (oversubscription made tiny models 30x slower)."""
+    n = max(1, int(threads))
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(n)
     import torch
@@ -93,25 +89,21 @@ def limit_threads(cpus: int) -> None:
 
 
 def placement(device_knob: str) -> dict[str, Any]:
-    """Where this trial ran: its process, the GPU ids Ray assigned (it also sets
+    """Where this trial ran: its node, process, the GPU ids Ray assigned (Ray also sets
     CUDA_VISIBLE_DEVICES to them) and the torch device that trained, e.g. ``{"pid": 4711,
-    "gpu_ids": ["0"], "device": "cuda"}``."""
+    "gpu_ids": ["0"], "device": "cuda", ...}``."""
     import ray
 
     from synib_core.training.tensors import resolve_device
 
     return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
         "pid": os.getpid(),
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "device": resolve_device(device_knob).type,
     }
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, default=float))
-    tmp.replace(path)
 
 
 def readable_error(exc: BaseException) -> str:
@@ -120,8 +112,14 @@ def readable_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:1000]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+def task_cause(exc: BaseException) -> BaseException:
+    """The exception a Ray task raised (``RayTaskError.cause``), else ``exc`` itself."""
+    return getattr(exc, "cause", None) or exc
+
+
+def references_failure(seed: int, exc: BaseException) -> str:
+    """``unimodal references of seed 0 failed: TrainingDiverged: ...`` for a failed Ray task."""
+    return f"unimodal references of seed {seed} failed: {readable_error(task_cause(exc))}"
 
 
 def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[], Any]:
@@ -146,157 +144,89 @@ def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[]
     return fetch
 
 
-def task_cause(exc: BaseException) -> BaseException:
-    """The exception a Ray task raised (``RayTaskError.cause``), else ``exc`` itself."""
-    return getattr(exc, "cause", None) or exc
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+    }
 
 
-def references_failure(seed: int, exc: BaseException) -> str:
-    """``unimodal references of seed 0 failed: TrainingDiverged: ...`` for a failed Ray task."""
-    return f"unimodal references of seed {seed} failed: {readable_error(task_cause(exc))}"
+def report_epochs(state_dir: Path) -> Callable[[EpochReport], None]:
+    """``fit``'s ``on_epoch_end``: the epoch's metrics to Tune, with fit's state as checkpoint
+    (Tune copies the folder to its storage before ``tune.report`` returns)."""
+    from ray import tune
+
+    def report(epoch: EpochReport) -> None:
+        metrics = {**_numbers(epoch.metrics), "epoch": int(epoch.epoch)}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(state_dir)))
+
+    return report
 
 
-def run_trial(
-    payload: TrialPayload,
-    data: MultimodalData,
-    references: dict[int, Any] | None,
-    on_epoch_end: Callable[[Any], None],
-) -> dict[str, Any]:
-    """Train one trial, write its outputs to ``payload["out_dir"]``; returns result.json's dict."""
-    from synib_core.config import config_from_knobs
-    from synib_core.training import fit
+def restore_from(checkpoint: Any, state_dir: Path, final_dir: Path) -> dict[str, Any] | None:
+    """Copy Tune's checkpoint of this trial (None: a fresh start) into ``state_dir``, or into
+    ``final_dir`` when it holds the final outputs; then returns result.json's dict."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as saved:
+        final = (Path(saved) / RESULT_JSON).is_file()
+        shutil.copytree(saved, final_dir if final else state_dir, dirs_exist_ok=True)
+    if not final:
+        return None
+    return dict(json.loads((final_dir / RESULT_JSON).read_text()))
 
-    limit_threads(payload["cpus"])
-    out_dir = Path(payload["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # fit's checkpoint lives with the trial's outputs (one folder per trial of the job), so a
-    # job resumed after its worker died continues every trial from its last epoch.
-    ckpt_dir = out_dir / CHECKPOINT_DIR
-    ckpt_dir.mkdir(exist_ok=True)
-    result = fit(
-        config_from_knobs(payload["knobs"]),
-        data,
-        method=payload["method"],
-        seed=payload["seed"],
-        references=seed_references(references, payload["seed"]),
-        on_epoch_end=with_faults(on_epoch_end, payload.get("faults") or "", payload["key"]),
-        checkpoint_dir=str(ckpt_dir),
-    )
+
+def write_outputs(result: FitResult, payload: TrialPayload, out: Path) -> dict[str, Any]:
+    """The trial's outputs into ``out``; returns result.json's dict."""
+    out.mkdir(parents=True, exist_ok=True)
     extra = {
         "job_id": payload["job_id"],
         "trial_id": payload["trial_id"],
         "trial_key": payload["key"],
     }
-    result.save(str(out_dir / "model.zip"), extra=extra)
-    np.save(out_dir / "test_pred.npy", np.asarray(result.test_pred, dtype=np.int64))
+    result.save(str(out / MODEL_ZIP), extra=extra)
+    np.save(out / PREDICTIONS, np.asarray(result.test_pred, dtype=np.int64))
     summary = {
         "best_epoch": int(result.best_epoch),
-        "metrics": {k: float(v) for k, v in result.metrics.items() if _is_number(v)},
-        "placement": {
-            **placement(str(payload["knobs"].get("device", "auto"))),
-            "tune_actor_pid": payload.get("tune_actor_pid"),
-        },
+        "metrics": _numbers(result.metrics),
+        "placement": placement(str(payload["knobs"].get("device", "auto"))),
     }
-    write_json(out_dir / "result.json", summary)
+    (out / RESULT_JSON).write_text(json.dumps(summary))
     return summary
 
 
-def trial_epochs(
-    payload: TrialPayload, data: MultimodalData, references: dict[int, Any] | None
-) -> Iterator[dict[str, Any]]:
-    """The trial's training, as a Ray streaming-generator task on a pooled Ray worker.
-
-    Yields ``{"epoch": metrics}`` after every epoch and ``{"final": result.json's dict}`` at the
-    end. ``run_trial`` runs in a helper thread (a generator cannot yield from inside ``fit``'s
-    callback); when the task is cancelled (the trial was stopped: ASHA, the job's cancel) the
-    thread stops at its next epoch's end and the process stays in the pool. A failure writes
-    ``error.json`` and raises ``TrialError(reason)`` (see ``guarded_trial``).
-    """
-    outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-    taken = threading.Semaphore(1)  # released when Tune has handled the last epoch reported
-    stop = threading.Event()
-
-    def on_epoch_end(report: Any) -> None:
-        # At most one epoch ahead of Tune: epoch k+1 trains while the driver handles epoch k
-        # (its database row, ASHA's decision), instead of the trial waiting for the driver
-        # every epoch; a trial that Tune stops after epoch k has trained at most k+1.
-        while not stop.is_set() and not taken.acquire(timeout=0.5):
-            pass
-        if stop.is_set():
-            raise TrialStopped("the trial was stopped")
-        metrics = {k: float(v) for k, v in report.metrics.items() if _is_number(v)}
-        outbox.put(("epoch", {**metrics, "epoch": int(report.epoch)}))
-
-    def target() -> None:
-        try:
-            outbox.put(("final", guarded_trial(payload, data, references, on_epoch_end)))
-        except TrialStopped:
-            outbox.put(("stopped", None))
-        except BaseException as exc:  # TrialError (error.json written) or anything else
-            outbox.put(("error", exc))
-
-    thread = threading.Thread(target=target, name=f"trial-{payload['key']}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                kind, value = outbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if kind == "epoch":
-                # Each yield returns once the trainable took the item (the task's
-                # backpressure is one item): the first when it fetched the epoch, the second
-                # when it came back for more, that is after Tune handled the epoch.
-                yield {"epoch": value}
-                yield {}
-                taken.release()
-            elif kind == "final":
-                yield {"final": value}
-                return
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:  # cancelled (KeyboardInterrupt here) or done: the thread ends at its next epoch
-        stop.set()
-        thread.join()
-
-
-class TrialStopped(Exception):
-    """Raised in a trial's training thread when its task was cancelled."""
-
-
-def guarded_trial(
+def run_fit(
     payload: TrialPayload,
     data: MultimodalData,
     references: dict[int, Any] | None,
-    on_epoch_end: Callable[[Any], None],
+    state_dir: Path,
+    final_dir: Path,
 ) -> dict[str, Any]:
-    """``run_trial`` under the trial's memory cap (``payload["memory_mb"]``).
+    """``fit`` under the trial's memory cap, reporting every epoch; writes the outputs to
+    ``final_dir`` and returns result.json's dict. Raises ``TrialFailed`` with the reason (``out
+    of memory: ...`` when it ran out of memory; cached GPU memory is released first)."""
+    from synib_core.config import config_from_knobs
+    from synib_core.training import fit
 
-    A failure writes ``error.json`` (``{"reason": ...}``) next to the outputs and raises
-    ``TrialError(reason)`` (the original exception may not survive pickling across processes);
-    running out of memory is the reason ``out of memory: ...`` and cached GPU memory is
-    released before the error goes out. ``TrialStopped`` passes through.
-    """
     memory_mb = payload.get("memory_mb")
-    reason: str | None = None
     try:
         with memory_cap(memory_mb):
-            return run_trial(payload, data, references, on_epoch_end)
-    except TrialStopped:
-        raise
-    except Exception as exc:
+            result = fit(
+                config_from_knobs(payload["knobs"]),
+                data,
+                method=payload["method"],
+                seed=payload["seed"],
+                references=seed_references(references, payload["seed"]),
+                on_epoch_end=report_epochs(state_dir),
+                checkpoint_dir=str(state_dir),
+            )
+            return write_outputs(result, payload, final_dir)
+    except Exception as exc:  # not BaseException: Tune ends a stopped trial with SystemExit
         reason = describe_out_of_memory(exc, memory_mb) or readable_error(exc)
-        write_error(Path(payload["out_dir"]), reason, traceback.format_exc()[-4000:])
     # Outside the except: the traceback's frames (tensors) are gone.
     release_accelerator_memory()
-    raise TrialError(reason)
-
-
-def write_error(out_dir: Path, reason: str, trace: str = "") -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "error.json", {"reason": reason, "traceback": trace})
+    raise TrialFailed(reason)
 
 
 def train_trial(
@@ -304,91 +234,35 @@ def train_trial(
     data: InStore | None = None,
     references: dict[int, Any] | None = None,
 ) -> None:
-    """The Tune function trainable (wrap with ``tune.with_parameters(data=InStore(<object ref
-    of the dataset>), references=...)``).
-
-    It runs in the trial's Tune actor, which holds no resources (the empty head bundle of the
-    trial's placement group, ``tune_runner.Resources.as_tune``) and does not train: it starts
-    ``trial_epochs`` as a Ray task in the trial's placement group, with the trial's CPUs and
-    GPUs, and reports each epoch the task yields to Tune. CPU trials so run in Ray's pooled
-    worker processes, which the worker warmed (torch and the training code imported) and keeps
-    across jobs; the Tune actor itself runs in a process prestarted before the job with Ray Tune
-    imported (``worker.actor_prestart``). A GPU trial gets a process of its own
-    (``max_calls=1``: its CUDA context and memory go with it). When Tune stops the trial (ASHA,
-    the job's cancel), ``tune.report`` exits this thread and the task is cancelled.
-    """
+    """The Tune function trainable; wrap it with ``tune.with_parameters(data=InStore(<object ref
+    of the dataset>), references={seed: <object ref or predictions>})`` and
+    ``tune.with_resources``."""
     import ray
     from ray import tune
 
-    from worker.ray_envs import task_pool_env
-
     payload: TrialPayload = config["trial"]
-    payload = {**payload, "tune_actor_pid": os.getpid()}
     if data is None:
         raise ValueError("data: the trainable needs the dataset (tune.with_parameters)")
-    gpus = float(payload.get("gpus") or 0.0)
-    task = _trial_task(own_process=gpus > 0).options(
-        num_cpus=float(payload.get("ray_cpus") or payload["cpus"]),
-        num_gpus=gpus,
-        runtime_env=task_pool_env(),  # the warm pool's processes, not the actors' (ray_envs)
-        num_returns="streaming",
-        _generator_backpressure_num_objects=1,
-        max_retries=0,
-        name=f"trial {payload['key']}",
-    )
-    epochs: Any = task.remote(payload, data.ref, references)  # an ObjectRefGenerator
-    final: dict[str, Any] | None = None
-    try:
-        for ref in epochs:
-            item = ray.get(ref)
-            if "epoch" in item:
-                tune.report(item["epoch"])
-            elif "final" in item:
-                final = item["final"]
-    except ray.exceptions.RayTaskError as exc:  # the task raised (error.json written)
-        cause = task_cause(exc)
-        reason = str(cause) if isinstance(cause, TrialError) else readable_error(cause)
-        raise TrialError(reason) from None
-    except ray.exceptions.RayError as exc:  # its process died (e.g. the kernel's OOM killer)
-        reason = f"the trial's process died: {readable_error(exc)}"
-        write_error(Path(payload["out_dir"]), reason)
-        raise TrialError(reason) from None
-    finally:
-        if final is None:  # stopped by Tune, or failed: end the task, keep its process
-            stop_task(epochs)
-    if final is None:
-        raise TrialError("the trial's task ended without a result")
-    tune.report({**final["metrics"], "final": 1, "best_epoch": final["best_epoch"]})
-
-
-@functools.cache
-def _trial_task(own_process: bool) -> Any:
-    """``trial_epochs`` as a Ray remote function, made once per actor process, not per trial;
-    ``own_process`` (GPU trials): its process ends with it (``max_calls=1``)."""
-    import ray
-
-    return ray.remote(max_calls=1 if own_process else 0)(trial_epochs)
-
-
-def stop_task(epochs: Any, wait_s: float = 5.0) -> None:
-    """Cancel a trial's task (a KeyboardInterrupt in it, not a kill: its pooled process lives
-    on) and wait up to ``wait_s`` for it to end, so that its resources are free."""
-    import ray
-
-    try:
-        ray.cancel(epochs, force=False)
-        ray.wait([epochs.completed()], timeout=wait_s)
-    except Exception:  # never mask why the trial stopped
-        log.debug("stopping a trial task failed", exc_info=True)
+    limit_threads(payload["threads"])
+    with tempfile.TemporaryDirectory(prefix="synib-trial-") as work:
+        state_dir, final_dir = Path(work) / "state", Path(work) / "final"
+        state_dir.mkdir()
+        final = restore_from(tune.get_checkpoint(), state_dir, final_dir)
+        if final is None:  # not finished before Tune restored it
+            final = run_fit(payload, ray.get(data.ref), references, state_dir, final_dir)
+        tune.report(
+            {**final["metrics"], "final": 1, "best_epoch": final["best_epoch"]},
+            checkpoint=tune.Checkpoint.from_directory(str(final_dir)),
+        )
 
 
 def reference_predictions(
-    knobs: dict[str, Any], data: MultimodalData, seed: int, cpus: int
+    knobs: dict[str, Any], data: MultimodalData, seed: int, threads: int
 ) -> dict[str, np.ndarray]:
     """Unimodal reference test predictions for one seed: modality -> (N_test,) int64."""
     from synib_core.config import config_from_knobs
     from synib_core.training import train_references
 
-    limit_threads(cpus)
+    limit_threads(threads)
     refs = train_references(config_from_knobs(knobs), data, seed=seed)
     return {m: np.asarray(p, dtype=np.int64) for m, p in refs.items()}

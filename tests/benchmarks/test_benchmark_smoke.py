@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from db_testing import redis_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _cpu import ACTORS, TRIALS
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
@@ -90,17 +93,19 @@ def test_sweep_overhead_smoke_prints_its_table() -> None:
     )
     assert re.search(r"2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)
     # Where each job's CPU went. The smoke trials are too short for the meter's 0.5 s samples
-    # (their CPU may land on the idle worker's row); the Tune actors' start takes seconds.
-    assert all(float(c) >= 0 for c in _row(out, "trials (Ray tasks)")[1:3])
-    assert all(
-        float(c) > 0 for c in _row(out, "Tune trial actors (process start, relaying epochs)")[1:3]
-    )
+    # (their CPU may land on an idle worker's row); the trial actors' start takes seconds.
+    assert all(float(c) >= 0 for c in _row(out, TRIALS)[1:3])
+    assert all(float(c) > 0 for c in _row(out, ACTORS)[1:3])
     assert re.search(r"the parallel job used [\d.]+ CPU seconds: on \d+ cores it cannot take", out)
     # --rounds 2: a second pair of jobs, the 2-at-a-time one sent first, and the total.
     assert _row(out, "1")[1] == "1 at a time" and _row(out, "2")[1] == "2 at a time"
     assert all(float(c) > 0 for c in _row(out, "2")[2:4])
     assert re.search(r"over all rounds: 2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)
     assert re.search(r"processes started during the parallel job \(count, their CPU seconds\)", out)
+    # A job's fixed overhead: a first tiny job (it starts the worker's Ray), then more.
+    assert float(_row(out, "first job of the worker (starts its Ray)")[1]) > 0
+    assert float(_row(out, "tiny job 1")[1]) > 0
+    assert re.search(r"fixed overhead \(median tiny job minus the direct work\): \*\*", out)
 
 
 @pytest.mark.browser

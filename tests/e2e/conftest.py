@@ -125,7 +125,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     _build_dashboard()
     state = tmp_path_factory.mktemp("synib_state")
     port = _free_port()
-    ray_tmp = Path(f"/tmp/sre{os.getpid()}")  # Ray needs a short socket path
+    ray_tmp = Path(f"/tmp/sre{os.getpid()}")  # a marker in the environment of the processes this test starts
     env = {
         **os.environ,
         "PYTHONPATH": this_checkout_first(),
@@ -134,7 +134,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "SYNIB_PORT": str(port),
         "SYNIB_STATIC_DIR": str(DIST),
         "SYNIB_CONFIG_DIR": str(state / "config"),
-        "SYNIB_RAY_TMP_DIR": str(ray_tmp),
+        "SYNIB_TEST_SANDBOX": str(ray_tmp),
         "SYNIB_CPUS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",

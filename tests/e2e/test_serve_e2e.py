@@ -59,7 +59,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "SYNIB_STATE_DIR": str(root / "state"),
             "SYNIB_CONFIG_DIR": str(root / "config"),
             "SYNIB_PORT": str(port),
-            "SYNIB_RAY_TMP_DIR": f"/tmp/sre_{secrets.token_hex(3)}",
+            "SYNIB_TEST_SANDBOX": f"/tmp/sre_{secrets.token_hex(3)}",
             "SYNIB_CPUS": "2",
             "OMP_NUM_THREADS": "1",
             "PYTHONPATH": str(REPO),

@@ -37,12 +37,12 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def sandbox(pg_database_url: str, tmp_path: Path) -> Iterator[Sandbox]:
     from infra.db import crud
-    from worker.db_ops import session_factory
+    from infra.db.session import session_factory
 
     sessions = session_factory(pg_database_url)
     with sessions() as session:
         owner = crud.create_user(session, name=f"r1-{secrets.token_hex(4)}")
-    ray_tmp = Path(f"/tmp/srr_{secrets.token_hex(3)}")  # short: Ray's socket path limit
+    ray_tmp = Path(f"/tmp/srr_{secrets.token_hex(3)}")  # a marker in the environment of the processes this test starts
     box = Sandbox(tmp_path / "state", ray_tmp, pg_database_url, sessions, owner.id, [])
     box.state_dir.mkdir()
     try:
@@ -50,7 +50,7 @@ def sandbox(pg_database_url: str, tmp_path: Path) -> Iterator[Sandbox]:
     finally:
         for worker in box.workers:
             worker.stop()
-        marker = f"SYNIB_RAY_TMP_DIR={ray_tmp}"
+        marker = f"SYNIB_TEST_SANDBOX={ray_tmp}"
         try:
             wait_for(
                 lambda: not live_processes_with(marker),

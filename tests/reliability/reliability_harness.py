@@ -179,7 +179,7 @@ def worker_env(
         "SYNIB_STATE_DIR": str(state_dir),
         "SYNIB_DATABASE_URL": database_url,
         "SYNIB_BROKER_URL": broker_url,
-        "SYNIB_RAY_TMP_DIR": str(ray_tmp),
+        "SYNIB_TEST_SANDBOX": str(ray_tmp),
         "SYNIB_CPUS": "2",
         "SYNIB_WORKER_CONCURRENCY": "1",
         "SYNIB_HEARTBEAT_INTERVAL_S": "1",

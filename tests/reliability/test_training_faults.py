@@ -1,12 +1,15 @@
 """Training faults: a diverging trial (NaN loss), a trial that raises, a trial that runs out of
 memory under its cap and a trial whose process is killed (the kernel's OOM killer) each end
-``failed`` with a readable reason, the rest of the job succeeds, and the worker process takes
-the next job. The end-to-end part runs a real Celery worker process with a local Ray, the
-faults injected through the test-only ``SYNIB_FAULT_INJECTION`` setting (worker/faults.py).
+``failed`` with a one-line reason, the rest of the job succeeds, and the worker process takes
+the next job. The end-to-end part runs a real Celery worker process with a local Ray; the
+faults come from the test side: ``fault_hook/sitecustomize.py`` on the worker's PYTHONPATH
+wraps ``synib_core.training.fit`` in every process of the worker by the rules in
+``SYNIB_TEST_FAULTS`` (the service has no fault hook of its own).
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 from collections.abc import Iterator
@@ -19,19 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
 
 from db_testing import redis_url
 from worker_process import create_job, create_owner, running_worker, wait_final
-from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
+from worker_testing import REPO, WorkerHarness, tiny_config, tiny_pid_params
 
 from infra.settings import Settings
-from worker import faults
+from synib_spec.jobs import parse_job_spec
+from worker import limits
 
 MIB = 1024 * 1024
-FAULT_RULES = ";".join(
-    [
-        "raise_at_epoch:synib|lambda=1|:2",
-        "allocate_at_epoch:synib|lambda=3|:1:4096",
-        "kill_at_epoch:synib|lambda=7|:1",
-    ]
-)
+FAULT_HOOK = Path(__file__).resolve().parent / "fault_hook"
+FAULT_RULES = [
+    {"action": "raise", "method": "synib", "knobs": {"lambda": 1.0}, "epoch": 2},
+    {"action": "allocate", "method": "synib", "knobs": {"lambda": 3.0}, "epoch": 1, "mib": 4096},
+    {"action": "kill", "method": "synib", "knobs": {"lambda": 7.0}, "epoch": 1},
+]
 BROKER_URL = redis_url(12)  # its own database: no other test worker takes its jobs
 JOB_CAP_MB = 256
 WORKER_CAP_MB = 512
@@ -44,59 +47,18 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-class Report:
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-
-# ---------------------------------------------------------------- unit: rules, caps, reasons
-
-
-def test_fault_rules_parse_and_reject_malformed_ones() -> None:
-    rules = faults.parse_rules(FAULT_RULES)
-    assert rules == [
-        faults.FaultRule("raise_at_epoch", "synib|lambda=1|", 2),
-        faults.FaultRule("allocate_at_epoch", "synib|lambda=3|", 1, 4096, "cpu"),
-        faults.FaultRule("kill_at_epoch", "synib|lambda=7|", 1),
-    ]
-    assert faults.parse_rules("") == [] and faults.parse_rules(" ; ") == []
-    bad = {
-        "explode:x:1": "unknown action 'explode'",
-        "raise_at_epoch:x": "expected 3 fields",
-        "raise_at_epoch::1": "expected 3 fields",
-        "raise_at_epoch:x:0": "epoch must be >= 1, got 0",
-        "allocate_at_epoch:x:1": "expected 4 fields",
-        "allocate_at_epoch:x:1:lots": "MiB must be an integer, got 'lots'",
-        "allocate_at_epoch:x:1:8:tpu": "device must be cpu or cuda, got 'tpu'",
-    }
-    for rule, reason in bad.items():
-        with pytest.raises(faults.FaultSpecError, match=f"fault_injection: rule .*{reason}"):
-            faults.checked_fault_rules(rule)
-
-
-def test_fault_hook_fires_only_in_matching_trials_at_its_epoch() -> None:
-    seen: list[int] = []
-
-    def report(r: Any) -> None:
-        seen.append(r.epoch)
-
-    assert faults.with_faults(report, FAULT_RULES, "vanilla|seed=0") is report
-    assert faults.with_faults(report, "", "synib|lambda=1|seed=0") is report
-    # lambda=10 contains "lambda=1" but not "lambda=1|": untouched.
-    assert faults.with_faults(report, FAULT_RULES, "synib|lambda=10|seed=0") is report
-    hooked = faults.with_faults(report, FAULT_RULES, "synib|lambda=1|seed=0")
-    hooked(Report(1))
-    with pytest.raises(faults.InjectedFault, match=r"at epoch 2 of trial synib\|lambda=1\|seed=0"):
-        hooked(Report(2))
-    assert seen == [1]  # the faulty epoch is not reported
+# ---------------------------------------------------------------- unit: caps and reasons
 
 
 def test_trial_memory_cap_is_the_smaller_of_job_and_worker_settings() -> None:
-    spec = {"resources": {"memory_mb_per_trial": 1024}}
-    assert faults.trial_memory_mb(spec, None) == 1024
-    assert faults.trial_memory_mb(spec, 768) == 768
-    assert faults.trial_memory_mb({"resources": {"memory_mb_per_trial": None}}, 2048) == 2048
-    assert faults.trial_memory_mb({}, None) is None
+    def spec(resources: dict[str, Any]) -> Any:
+        return parse_job_spec({"dataset_id": "d", "methods": ["vanilla"], "resources": resources})
+
+    capped = spec({"memory_mb_per_trial": 1024})
+    assert limits.trial_memory_mb(capped, None) == 1024
+    assert limits.trial_memory_mb(capped, 768) == 768
+    assert limits.trial_memory_mb(spec({"memory_mb_per_trial": None}), 2048) == 2048
+    assert limits.trial_memory_mb(spec({}), None) is None
 
 
 def test_settings_and_job_schema_fields(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,11 +66,10 @@ def test_settings_and_job_schema_fields(monkeypatch: pytest.MonkeyPatch) -> None
 
     from api.schemas.jobs import JobCreate
 
-    assert Settings().fault_injection == "" and Settings().trial_memory_mb is None
-    monkeypatch.setenv("SYNIB_FAULT_INJECTION", "raise_at_epoch:x:1")
+    assert Settings().trial_memory_mb is None
     monkeypatch.setenv("SYNIB_TRIAL_MEMORY_MB", "2048")
-    settings = Settings()
-    assert (settings.fault_injection, settings.trial_memory_mb) == ("raise_at_epoch:x:1", 2048)
+    assert Settings().trial_memory_mb == 2048
+    assert not hasattr(Settings(), "fault_injection")  # no fault hook in the service
 
     job = JobCreate(dataset_id="d", methods=["vanilla"], resources={"memory_mb_per_trial": 1024})
     assert job.to_spec().to_json()["resources"]["memory_mb_per_trial"] == 1024
@@ -116,9 +77,6 @@ def test_settings_and_job_schema_fields(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValidationError) as info:
         JobCreate(dataset_id="d", methods=["vanilla"], resources={"memory_mb_per_trial": 10})
     assert info.value.errors()[0]["loc"] == ("resources", "memory_mb_per_trial")
-    # Not reachable through the API: a job spec cannot carry fault rules.
-    with pytest.raises(ValidationError):
-        JobCreate(dataset_id="d", methods=["vanilla"], fault_injection="raise_at_epoch:x:1")  # type: ignore[call-arg]
 
 
 def test_out_of_memory_errors_are_recognised() -> None:
@@ -126,18 +84,18 @@ def test_out_of_memory_errors_are_recognised() -> None:
         "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
         "memory: you tried to allocate 8 bytes. Error code 12 (Cannot allocate memory)"
     )
-    reason = faults.describe_out_of_memory(alloc, 1024)
+    reason = limits.describe_out_of_memory(alloc, 1024)
     assert reason == (
         "out of memory: DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 "
         "bytes. Error code 12 (Cannot allocate memory) (the trial may allocate 1024 MiB; raise "
         "memory_mb_per_trial or lower batch_size / hidden)"
     )
-    assert faults.describe_out_of_memory(MemoryError(), None) == (
+    assert limits.describe_out_of_memory(MemoryError(), None) == (
         "out of memory: MemoryError (no memory cap was set; the machine ran out or lower "
         "batch_size / hidden)"
     )
-    assert faults.describe_out_of_memory(RuntimeError("shape mismatch"), None) is None
-    assert faults.describe_out_of_memory(ValueError("out of memory"), None) is None
+    assert limits.describe_out_of_memory(RuntimeError("shape mismatch"), None) is None
+    assert limits.describe_out_of_memory(ValueError("out of memory"), None) is None
 
 
 def test_memory_cap_turns_a_big_allocation_into_out_of_memory_and_is_lifted_after() -> None:
@@ -145,12 +103,12 @@ def test_memory_cap_turns_a_big_allocation_into_out_of_memory_and_is_lifted_afte
 
     before = resource.getrlimit(resource.RLIMIT_DATA)
     cap = 256
-    with pytest.raises(RuntimeError) as info, faults.memory_cap(cap):
+    with pytest.raises(RuntimeError) as info, limits.memory_cap(cap):
         small = torch.ones(MIB)  # well under the cap: fine
         assert float(small.sum()) == MIB
         torch.ones(512 * MIB, dtype=torch.uint8)
     assert resource.getrlimit(resource.RLIMIT_DATA) == before
-    reason = faults.describe_out_of_memory(info.value, cap)
+    reason = limits.describe_out_of_memory(info.value, cap)
     assert reason is not None and reason.startswith(
         "out of memory: DefaultCPUAllocator: can't allocate memory: you tried to allocate "
         f"{512 * MIB} bytes"
@@ -167,18 +125,17 @@ def test_cuda_out_of_memory_is_a_reason_and_the_cache_is_freed() -> None:
         pytest.skip("needs a CUDA device")
     torch.ones(1, device="cuda")
     baseline = torch.cuda.memory_reserved()
-    hook = faults.with_faults(lambda r: None, "allocate_at_epoch:t:1:1000000000:cuda", "t")
     try:
         block = torch.ones(256 * MIB, dtype=torch.uint8, device="cuda")
         del block  # leaves 256 MiB in the caching allocator
-        hook(Report(1))  # ~1 PB: CUDA out of memory
+        torch.ones(10**15, dtype=torch.uint8, device="cuda")  # ~1 PB: CUDA out of memory
     except torch.cuda.OutOfMemoryError as exc:
-        reason = faults.describe_out_of_memory(exc, None)
+        reason = limits.describe_out_of_memory(exc, None)
     else:
         raise AssertionError("a 1 PB allocation should fail")
     assert reason is not None and reason.startswith("out of memory: CUDA out of memory")
     assert torch.cuda.memory_reserved() > baseline
-    faults.release_accelerator_memory()
+    limits.release_accelerator_memory()
     assert torch.cuda.memory_reserved() <= baseline
 
 
@@ -190,7 +147,11 @@ def faulty_worker(
     pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerHarness]:
     """A worker whose trials get the fault rules and a 512 MiB memory cap."""
-    env = {"SYNIB_FAULT_INJECTION": FAULT_RULES, "SYNIB_TRIAL_MEMORY_MB": str(WORKER_CAP_MB)}
+    env = {
+        "PYTHONPATH": f"{FAULT_HOOK}:{REPO}",
+        "SYNIB_TEST_FAULTS": json.dumps(FAULT_RULES),
+        "SYNIB_TRIAL_MEMORY_MB": str(WORKER_CAP_MB),
+    }
     state = tmp_path_factory.mktemp("faulty_worker")
     with running_worker(pg_database_url, state, env, BROKER_URL) as harness:
         yield harness
@@ -260,8 +221,7 @@ def test_faulty_trials_fail_with_reasons_and_the_job_succeeds(faulty_job: dict[s
     assert nan.startswith("TrainingDiverged: training diverged: loss is ")
     assert nan.endswith("(try a lower lr or lambda)")
     assert failed["synib|lambda=1|seed=0"].failure_reason == (
-        "InjectedFault: injected fault at epoch 2 of trial synib|lambda=1|seed=0 "
-        "(SYNIB_FAULT_INJECTION)"
+        "InjectedFault: injected at epoch 2 of synib (lambda=1.0), seed 0"
     )
     # Epoch 1 was reported before the fault; epoch 2 had trained (and was checkpointed) when it
     # struck at the epoch's end, so a resume-aware runner may record it too.
@@ -274,7 +234,10 @@ def test_faulty_trials_fail_with_reasons_and_the_job_succeeds(faulty_job: dict[s
     )
     assert f"the trial may allocate {JOB_CAP_MB} MiB" in oom  # the job's cap, below the worker's
     killed = failed["synib|lambda=7|seed=0"].failure_reason
-    assert killed and "died" in killed.lower(), killed
+    assert killed and killed.startswith("the trial's process died"), killed
+    # One line each, never a Ray traceback (paths, pids, colour codes).
+    for trial in failed.values():
+        assert not any(s in trial.failure_reason for s in ("\n", "pid=", "\x1b", "Traceback"))
     # Each failure also went out as a `trial` event with the same reason.
     for key, trial in failed.items():
         last = [e for e in faulty_job["events"] if e["trial_key"] == key][-1]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from infra.db import crud
+from infra.db.session import session_factory
 from infra.storage import ArtifactStore
 from worker.datasets import DatasetUnavailable, load_job_dataset, materialise_dataset
-from worker.db_ops import session_factory
 
 REASON = (
     "built-in dataset digits_pairs cannot be generated on this worker: it needs the Python "

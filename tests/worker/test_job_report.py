@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
+from synib_spec.jobs import JobSpec, parse_job_spec
 from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.references import references_beside_trials
 from worker.tune_callbacks import failure_reason, metrics_of
-from worker.tune_runner import Resources, make_scheduler
+from worker.tune_runner import check_fits, make_scheduler
 
 Y = np.array([0, 1, 0, 1])
 # Test predictions per trial: vanilla gets 2/4 right, synib lambda=10 gets 4/4, lambda=1 gets 3/4.
@@ -45,7 +45,14 @@ def report() -> dict:
     refs = {s: {"a": Y.copy(), "b": 1 - Y} for s in (0, 1)}
     return build_report(
         job_id="j",
-        spec={"baseline": "vanilla", "sweep": {"lambda": {}}},
+        spec=parse_job_spec(
+            {
+                "dataset_id": "d",
+                "methods": ["vanilla", "synib"],
+                "sweep": {"lambda": {"type": "grid", "values": [1, 10]}},
+                "baseline": "vanilla",
+            }
+        ),
         trials=trials,
         test=TestSplit(y=Y, group=np.array(["s", "s", "r", "r"]), references=refs),
         preds=lambda tid: PREDS.get(tid),
@@ -91,31 +98,50 @@ def test_metrics_of_drops_tune_bookkeeping() -> None:
     assert metrics_of({**result, "hostname": "h", "flag": True}) == {"val_acc": 0.5}
 
 
-def test_failure_reason_prefers_the_trainables_error_json(tmp_path) -> None:
-    (tmp_path / "error.json").write_text('{"reason": "TrainingDiverged: loss is nan"}')
-    trial = SimpleNamespace(config={"trial": {"out_dir": str(tmp_path)}}, error_file=None)
-    assert failure_reason(trial) == "TrainingDiverged: loss is nan"
-    other = tmp_path / "other"
-    other.mkdir()
-    error_file = tmp_path / "error.txt"
-    error_file.write_text("Traceback ...\n  line\nRuntimeError: boom\n")
-    trial = SimpleNamespace(config={"trial": {"out_dir": str(other)}}, error_file=str(error_file))
-    assert failure_reason(trial) == "RuntimeError: boom"
+def test_failure_reason_is_one_line() -> None:
+    import ray
+
+    from worker.trainable import TrialFailed
+    from worker.tune_callbacks import PROCESS_DIED
+
+    diverged = TrialFailed("TrainingDiverged: training diverged: loss is nan at epoch 2")
+    # What Tune hands back for a trainable that raised: Ray's task error around the cause.
+    wrapped = ray.exceptions.RayTaskError(
+        "train", "Traceback (most recent call last): ...", diverged
+    )
+    assert failure_reason(wrapped) == str(diverged)
+    assert failure_reason(diverged) == str(diverged)
+    assert failure_reason(ray.exceptions.RayTaskError("f", "tb", KeyError("x"))) == "KeyError: 'x'"
+    assert failure_reason(ray.exceptions.ActorDiedError()) == PROCESS_DIED
+    assert failure_reason(None) == PROCESS_DIED
+    assert "\n" not in PROCESS_DIED and "died" in PROCESS_DIED
 
 
-def test_resources_and_scheduler_from_the_spec() -> None:
-    res = Resources.from_spec({"resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 1}})
-    # The trial's Tune actor holds nothing (empty head bundle); its training task takes all.
-    group = res.as_tune()
-    assert group.head_bundle_is_empty and group.bundles == [{"CPU": 0.5, "GPU": 1.0}]
-    assert res.threads == 1
-    assert Resources.from_spec({"resources": {"cpus_per_trial": 3}}).threads == 3
-    with pytest.raises(ValueError, match="cpus_per_trial"):
-        Resources.from_spec({"resources": {"cpus_per_trial": -1}})
+def spec(**fields: object) -> JobSpec:
+    return parse_job_spec({"dataset_id": "d", "methods": ["vanilla", "synib"], **fields})
+
+
+def test_scheduler_resources_and_report_read_the_typed_spec() -> None:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    assert isinstance(make_scheduler({}, 5), FIFOScheduler)
-    asha = make_scheduler({"scheduler": {"type": "asha", "grace_period": 2}}, 5)
+    assert isinstance(make_scheduler(spec(), 5), FIFOScheduler)
+    asha = make_scheduler(spec(scheduler={"type": "asha", "grace_period": 2}), 5)
     assert isinstance(asha, ASHAScheduler)
-    with pytest.raises(ValueError, match=r"scheduler\.type"):
-        make_scheduler({"scheduler": {"type": "pbt"}}, 5)
+    # One-thread CPU trials train beside the references; GPU or multi-thread ones do not.
+    assert references_beside_trials(spec().resources)
+    assert references_beside_trials(spec(resources={"cpus_per_trial": 0.5}).resources)
+    assert not references_beside_trials(spec(resources={"cpus_per_trial": 2}).resources)
+    assert not references_beside_trials(spec(resources={"gpus_per_trial": 0.5}).resources)
+    check_fits(spec(resources={"cpus_per_trial": 2}).resources, {"CPU": 2.0})
+    with pytest.raises(ValueError, match=r"^resources\.gpus_per_trial: each trial asks for 1 "):
+        check_fits(spec(resources={"gpus_per_trial": 1}).resources, {"CPU": 2.0})
+    # A spec without "sweep" gets the default lambda sweep: the report names it.
+    assert spec().sweep and build_report(
+        job_id="j",
+        spec=spec(),
+        trials=[],
+        test=TestSplit(y=Y, group=None, references={}),
+        preds=lambda tid: None,
+        artifacts={},
+        references={},
+    )["sweep_knobs"] == ["lambda"]

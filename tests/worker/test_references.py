@@ -1,15 +1,12 @@
-"""The unimodal references beside the trials (worker/tune_runner.py, worker/trainable.py), on a
+"""The unimodal references beside the trials (worker/references.py, worker/trainable.py), on a
 real local Ray with one CPU: they run while every CPU is held, their predictions reach the
 trials after the last epoch, a failed one names its seed and cause, and a cancelled job stops
 them."""
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,17 +14,17 @@ import pytest
 
 from infra.settings import Settings
 from synib_core.data import MultimodalData, make_dataset
+from synib_spec.jobs import Resources
 from worker import ray_session
-from worker.trainable import ReferencesFailed, reference_predictions, seed_references
-from worker.tune_runner import (
+from worker.references import (
     JobCancelled,
     ReferenceCheck,
-    Resources,
     cancel_references,
-    fit_off_main_thread,
     start_references,
     wait_for_references,
 )
+from worker.trainable import ReferencesFailed, reference_predictions, seed_references
+from worker.tune_runner import fit_off_main_thread
 
 pytestmark = pytest.mark.slow
 
@@ -50,25 +47,16 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def one_cpu_ray() -> Iterator[None]:
-    ray_tmp = Path(f"/tmp/sref_{secrets.token_hex(3)}")  # short: Ray's socket path limit
-    settings = Settings(state_dir=ray_tmp / "state", ray_tmp_dir=ray_tmp, cpus=1, ray_address=None)
-    ray_session.ensure_ray(settings)
+def one_cpu_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    state = tmp_path_factory.mktemp("references")
+    ray_session.ensure_ray(Settings(state_dir=state, cpus=1, gpus=0, ray_address=None))
     yield
-    ray_session.shutdown_ray(settings)
-    shutil.rmtree(ray_tmp, ignore_errors=True)
+    ray_session.shutdown_ray()
 
 
 @pytest.fixture(scope="module")
 def data() -> MultimodalData:
     return make_dataset("xor_pid", 0, n_train=200, n_val=50, n_test=120)
-
-
-def test_only_one_thread_cpu_trials_have_their_references_beside_them() -> None:
-    assert Resources(cpus=1).references_beside_trials
-    assert Resources(cpus=0.5).references_beside_trials  # a fraction of a CPU: one thread
-    assert not Resources(cpus=2).references_beside_trials  # thread teams would contend
-    assert not Resources(cpus=1, gpus=0.5).references_beside_trials  # could wait on its GPU
 
 
 def test_references_run_while_the_trials_hold_every_cpu(
@@ -85,7 +73,7 @@ def test_references_run_while_the_trials_hold_every_cpu(
     ray.get(holder.ready.remote())
     assert ray.available_resources().get("CPU", 0) == 0
     try:
-        pending = start_references(KNOBS, data, [0, 1], Resources(cpus=1))
+        pending = start_references(KNOBS, data, [0, 1], Resources(cpus_per_trial=1))
         # With a CPU each they would wait for the trial to end: here, forever.
         done, _ = ray.wait(list(pending.values()), num_returns=2, timeout=60)
         assert len(done) == 2, "the references waited for a CPU"
@@ -105,7 +93,7 @@ def test_references_run_while_the_trials_hold_every_cpu(
 def test_a_trial_fetches_its_seeds_references_when_asked(
     one_cpu_ray: None, data: MultimodalData
 ) -> None:
-    pending = start_references(KNOBS, data, [3], Resources(cpus=1))
+    pending = start_references(KNOBS, data, [3], Resources(cpus_per_trial=1))
     fetch = seed_references(pending, 3)  # what fit calls after the last epoch
     got = fetch()
     assert got is not None and set(got) == {"a", "b"}

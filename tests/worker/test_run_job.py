@@ -3,6 +3,8 @@ and a local Ray (tiny xor_pid trials)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,6 +101,16 @@ def test_tiny_job_succeeds_with_trials_epochs_artifacts_and_report(
     assert delta["lo"] <= delta["delta"] <= delta["hi"]
     assert synib["best_artifact_id"] in {a.id for a in models}
     assert set(report["references"]["0"]) == {"a", "b"}
+    # Where each trial ran, as it recorded it; the job's Tune experiment is gone once the
+    # outputs are in the artifact store.
+    for trial in trials:
+        result = json.loads(
+            store.resolve(f"jobs/{finished_job}/{trial.id}/result.json").read_text()
+        )
+        assert result["best_epoch"] == trial.best_epoch
+        assert result["placement"]["pid"] > 0 and result["placement"]["node_id"]
+    storage = Path(worker_harness.settings.tune_storage_path)
+    assert storage.is_dir() and not (storage / f"job-{finished_job}").exists()
 
 
 def test_saved_predictions_match_the_stored_model(
@@ -191,6 +203,32 @@ def test_diverging_trial_fails_with_reason_and_job_succeeds(
     assert report["methods"]["synib"]["best_config"] is None
     assert report["methods"]["synib"]["trials_failed"] == 1
 
+    # "Rerun failed trials": the failed trial runs again (a fresh Tune run of it alone) and
+    # fails again with its reason; the succeeded one is neither run nor recorded again.
+    def epoch_events() -> dict[str, int]:
+        with worker_harness.sessions() as session:
+            events = crud.list_events(session, job_id=job_id, limit=10_000)
+        counts: dict[str, int] = {}
+        for e in events:
+            if e.type == "epoch":
+                counts[e.data["trial_key"]] = counts.get(e.data["trial_key"], 0) + 1
+        return counts
+
+    before = epoch_events()
+    with worker_harness.sessions() as session:
+        assert crud.requeue_failed(session, job_id=job_id) == 1
+    worker_harness.send("synib.run_job", job_id)
+    assert wait_final(worker_harness, job_id) == "succeeded"
+    with worker_harness.sessions() as session:
+        again = {t.method: t for t in crud.list_trials(session, job_id=job_id)}
+        events = crud.list_events(session, job_id=job_id, limit=10_000)
+    assert again["synib"].status == "failed"
+    assert again["synib"].failure_reason == trials["synib"].failure_reason
+    assert again["vanilla"].finished_at == trials["vanilla"].finished_at
+    assert epoch_events().get("vanilla|seed=0") == before.get("vanilla|seed=0") == 2
+    reruns = [e for e in events if e.type == "trial" and e.data["trial_key"] == "synib|seed=0"]
+    assert [e.data["status"] for e in reruns][-3:] == ["pending", "running", "failed"]
+
 
 def test_cancel_stops_the_trials_processes(worker_harness: WorkerHarness, owner_id: str) -> None:
     # Quick references (2 epochs), long trials (their method config overrides the epochs).
@@ -210,7 +248,7 @@ def test_cancel_stops_the_trials_processes(worker_harness: WorkerHarness, owner_
             return bool(session.query(JobEvent).filter_by(job_id=job_id, type="epoch").count())
 
     wait_for(some_epoch_recorded, JOB_TIMEOUT_S, f"a first epoch\n{worker_harness.log()[-2000:]}")
-    marker = str(worker_harness.settings.ray_tmp_dir)
+    marker = worker_harness.marker
     assert busy_ray_pids(marker), "the job's trial processes should be visible while it runs"
     with worker_harness.sessions() as session:
         crud.request_cancel(session, job_id=job_id)
@@ -248,8 +286,7 @@ def test_asha_stops_a_hopeless_trial_early(worker_harness: WorkerHarness, owner_
     stopped = [lr for lr, t in trials.items() if t.status == "stopped"]
     assert stopped and set(stopped) <= {1e-7, 1e-8}, {lr: t.status for lr, t in trials.items()}
     assert all(trials[lr].epochs_done < 6 for lr in stopped)
-    # The trial's task may have trained one epoch past the rung (it runs one epoch ahead of
-    # Tune); the record holds exactly the epochs Tune took.
+    # The record holds exactly the epochs the stopped trials reported to Tune.
     with worker_harness.sessions() as session:
         for lr in stopped:
             rows = crud.list_epoch_metrics(session, trial_id=trials[lr].id)

@@ -1,38 +1,44 @@
-"""The driver-side trial recorder's status writes and the signal handlers kept across jobs
-(no Ray, no database: the writes are captured)."""
+"""The driver-side Tune hooks (worker/tune_callbacks.py) without Ray or a database: the
+recorder's status and epoch writes are captured, and the hooks' pickled form (what Tune keeps
+with an experiment and hands back on ``Tuner.restore``) resolves to the live hooks of the job in
+the process that unpickles it."""
 
 from __future__ import annotations
 
-import json
-import signal
-from pathlib import Path
+import pickle
 from types import SimpleNamespace
 from typing import Any
 
-from worker.ray_session import restore_signal_handlers, signal_handlers
-from worker.tune_callbacks import CancelWatch, TrialRecorder
+from worker.tune_callbacks import (
+    CancelWatch,
+    TrialRecorder,
+    live_hooks,
+    live_recorder,
+    live_watch,
+)
 
 
 class CapturingRecorder(TrialRecorder):
-    """A recorder whose status writes land in ``writes`` instead of the database."""
+    """A recorder whose writes land in ``writes`` instead of the database."""
 
-    def __init__(self) -> None:
-        # retry_s=0: the epoch write (no tables in this in-memory database) fails at once.
-        super().__init__("sqlite://", CancelWatch("sqlite://", "job"), retry_s=0)
+    def __init__(self, watch: CancelWatch | None = None) -> None:
+        super().__init__("sqlite://", watch or CancelWatch("sqlite://", "job"), retry_s=0)
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
 
     def _set_status(self, trial_id: str, status: str, **kwargs: Any) -> None:
         self.writes.append((trial_id, status, kwargs))
 
-
-def fake_trial(trial_id: str, out_dir: Path) -> Any:
-    payload = {"trial_id": trial_id, "key": f"vanilla|seed={trial_id}", "out_dir": str(out_dir)}
-    return SimpleNamespace(config={"trial": payload}, error_file=None)
+    def _write_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        self.writes.append((trial_id, f"epoch {epoch}", metrics))
 
 
-def test_final_report_marks_the_trial_succeeded_at_once_and_only_once(tmp_path: Path) -> None:
+def fake_trial(trial_id: str) -> Any:
+    return SimpleNamespace(config={"trial": {"trial_id": trial_id, "key": f"vanilla|{trial_id}"}})
+
+
+def test_final_report_marks_the_trial_succeeded_at_once_and_only_once() -> None:
     rec = CapturingRecorder()
-    trial = fake_trial("t1", tmp_path)
+    trial = fake_trial("t1")
     rec.on_trial_start(0, [], trial)
     rec.on_trial_result(0, [], trial, {"epoch": 1, "val_acc": 0.5, "training_iteration": 1})
     rec.on_trial_result(
@@ -40,36 +46,55 @@ def test_final_report_marks_the_trial_succeeded_at_once_and_only_once(tmp_path: 
     )
     assert rec.writes == [
         ("t1", "running", {}),
+        ("t1", "epoch 1", {"val_acc": 0.5}),
         ("t1", "succeeded", {"metrics": {"val_acc": 0.75, "test_acc": 0.5}, "best_epoch": 1}),
     ]
-    rec.on_trial_start(0, [], trial)  # a late start (reused actor) must not undo it
+    rec.on_trial_start(0, [], trial)  # a late start (a reused actor) must not undo it
     rec.on_trial_complete(0, [], trial)
-    assert len(rec.writes) == 2
+    assert len(rec.writes) == 3
 
 
-def test_completion_without_final_report_uses_the_saved_result(tmp_path: Path) -> None:
-    for name in ("model.zip", "test_pred.npy"):
-        (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "result.json").write_text(json.dumps({"best_epoch": 3, "metrics": {"val_acc": 1}}))
+def test_a_trial_ending_without_its_final_report_is_stopped_or_cancelled() -> None:
     rec = CapturingRecorder()
-    rec.on_trial_complete(0, [], fake_trial("t2", tmp_path))
-    assert rec.writes == [("t2", "succeeded", {"metrics": {"val_acc": 1.0}, "best_epoch": 3})]
-    # Without complete outputs (and no cancel): stopped early, with the last epoch's metrics.
-    other = CapturingRecorder()
-    other.on_trial_complete(0, [], fake_trial("t3", tmp_path / "missing"))
-    assert other.writes == [("t3", "stopped", {"metrics": None})]
+    rec.on_trial_result(0, [], fake_trial("t2"), {"epoch": 1, "val_acc": 0.25})
+    rec.on_trial_complete(0, [], fake_trial("t2"))  # the scheduler (ASHA) stopped it
+    assert rec.writes[-1] == ("t2", "stopped", {"metrics": {"val_acc": 0.25}})
+    rec.watch.cancelled = True
+    rec.on_trial_complete(0, [], fake_trial("t3"))
+    assert rec.writes[-1] == ("t3", "cancelled", {"metrics": None})
+    rec.watch.cancelled = False
+    rec.watch.interrupt("the job exceeded the worker's time limit")
+    rec.on_trial_complete(0, [], fake_trial("t4"))
+    assert rec.writes[-1] == (
+        "t4",
+        "failed",
+        {
+            "failure_reason": "the job ended before this trial finished: the job exceeded "
+            "the worker's time limit",
+            "metrics": None,
+        },
+    )
 
 
-def test_signal_handlers_replaced_during_a_job_are_restored() -> None:
-    def mine(signum: int, frame: Any) -> None:
-        return None
+def test_a_restored_run_does_not_record_the_epochs_it_trains_again() -> None:
+    rec = CapturingRecorder()
+    rec.resumed_epochs = {"t5": 3}  # the database holds epochs 1-3; Tune resumes from epoch 2
+    for epoch in (3, 4):
+        rec.on_trial_result(0, [], fake_trial("t5"), {"epoch": epoch, "val_acc": 0.5})
+    assert rec.writes == [("t5", "epoch 4", {"val_acc": 0.5})]
 
-    before = signal.getsignal(signal.SIGUSR1)
-    signal.signal(signal.SIGUSR1, mine)
-    try:
-        saved = signal_handlers()
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # what Tune's fit does to SIGUSR1
-        restore_signal_handlers(saved)
-        assert signal.getsignal(signal.SIGUSR1) is mine
-    finally:
-        signal.signal(signal.SIGUSR1, before)
+
+def test_pickled_hooks_come_back_as_the_live_hooks_of_their_job() -> None:
+    watch = CancelWatch("sqlite://", "job-a", worker="worker-2/42")
+    recorder = CapturingRecorder(watch)
+    # What Tune saved with the experiment (pickled by another worker, with its own hooks).
+    saved = pickle.dumps((CancelWatch("sqlite://", "job-a", worker="worker-1/7"), recorder))
+    with live_hooks(watch, recorder):
+        restored_watch, restored_recorder = pickle.loads(saved)
+        assert restored_watch is watch and restored_recorder is recorder
+        assert live_watch("sqlite://", "job-a").worker == "worker-2/42"
+    # No job of that id runs here: fresh hooks, not fenced to any worker.
+    orphan_watch, orphan_recorder = pickle.loads(saved)
+    assert orphan_watch is not watch and orphan_watch.worker is None
+    assert orphan_recorder is not recorder and orphan_recorder.watch.job_id == "job-a"
+    assert live_recorder("sqlite://", "job-b").watch.job_id == "job-b"

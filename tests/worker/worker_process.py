@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from worker_testing import BROKER_URL, REPO, WorkerHarness, wait_for
+from worker_testing import BROKER_URL, MARKER_ENV, REPO, WorkerHarness, wait_for
 
 JOB_TIMEOUT_S = 240
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -47,17 +47,20 @@ def running_worker(
     broker_url: str = BROKER_URL,
 ) -> Iterator[WorkerHarness]:
     """A Celery worker subprocess (concurrency 1, queue ``synib``, 2 Ray CPUs) until the block
-    ends; ``extra_env`` adds or overrides environment variables (e.g. ``SYNIB_*`` settings)."""
-    from infra.settings import Settings
-    from worker.db_ops import session_factory
+    ends; ``extra_env`` adds or overrides environment variables (e.g. ``SYNIB_*`` settings).
 
-    ray_tmp = Path(f"/tmp/srw_{secrets.token_hex(3)}")
+    Its environment carries ``MARKER_ENV=<a token of its own>``, which every process it starts
+    inherits (its local Ray's processes too): ``harness.marker`` finds them."""
+    from infra.db.session import session_factory
+    from infra.settings import Settings
+
+    marker = f"{MARKER_ENV}={secrets.token_hex(4)}"
     env = {
         **os.environ,
         "SYNIB_STATE_DIR": str(state),
         "SYNIB_DATABASE_URL": database_url,
         "SYNIB_BROKER_URL": broker_url,
-        "SYNIB_RAY_TMP_DIR": str(ray_tmp),
+        MARKER_ENV: marker.split("=", 1)[1],
         "SYNIB_CPUS": "2",
         "SYNIB_WORKER_CONCURRENCY": "1",
         "SYNIB_RECONCILE_INTERVAL_S": "0",  # off unless a test asks (extra_env)
@@ -66,9 +69,7 @@ def running_worker(
         **(extra_env or {}),
     }
     env.pop("RAY_ADDRESS", None)
-    settings = Settings(
-        state_dir=state, database_url=database_url, broker_url=broker_url, ray_tmp_dir=ray_tmp
-    )
+    settings = Settings(state_dir=state, database_url=database_url, broker_url=broker_url)
     flush_broker(broker_url)
     log_path = state / "worker.log"
     celery = Path(sys.executable).parent / "celery"
@@ -79,7 +80,7 @@ def running_worker(
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
-    harness = WorkerHarness(settings, session_factory(database_url), log_path, process)
+    harness = WorkerHarness(settings, session_factory(database_url), log_path, process, marker)
     try:
         wait_for(
             lambda: " ready." in harness.log() or process.poll() is not None, 60, "worker ready"

@@ -14,6 +14,7 @@ from db_testing import redis_url
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_URL = redis_url(14)  # the test Redis (SYNIB_TEST_REDIS_URL), a database of its own
+MARKER_ENV = "SYNIB_TEST_WORKER"  # in a test worker's environment, inherited by its processes
 RAY_PROCESS = re.compile(r"raylet|gcs_server|ray::|/ray/|default_worker\.py")
 
 
@@ -29,10 +30,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: floa
 
 
 def ray_pids(marker: str) -> set[int]:
-    """PIDs of Ray processes (by command line) whose environment mentions ``marker``.
+    """PIDs of Ray processes (by command line) whose environment holds ``marker``.
 
-    Ray processes inherit the environment of the process that started Ray, so the worker's
-    private ``SYNIB_RAY_TMP_DIR`` tells its Ray apart from any other Ray on the machine.
+    Ray processes inherit the environment of the process that started Ray, so a test worker's
+    marker (``MARKER_ENV=<token>``) tells its Ray apart from any other Ray on the machine.
     """
     pids = set()
     needle = marker.encode()
@@ -49,9 +50,9 @@ def ray_pids(marker: str) -> set[int]:
 
 
 def busy_ray_pids(marker: str) -> set[int]:
-    """The Ray processes of ``ray_pids(marker)`` that run a task or an actor (a trial, a
-    reference model, e.g. ``ray::ImplicitFunc``): not Ray's daemons and agents
-    (``ray::DashboardAgent``), nor the idle workers (``ray::IDLE``) kept warm between jobs."""
+    """The Ray processes of ``ray_pids(marker)`` that run a task or an actor (a trial's
+    ``ray::ImplicitFunc``, a reference model): not Ray's daemons and agents
+    (``ray::DashboardAgent``), nor idle worker processes (``ray::IDLE``)."""
     busy = set()
     for pid in ray_pids(marker):
         try:
@@ -72,6 +73,7 @@ class WorkerHarness:
     sessions: Any
     log_path: Path
     process: subprocess.Popen[bytes]
+    marker: str  # MARKER_ENV=<token>: in the environment of the worker's processes
 
     def send(self, task: str, object_id: str) -> None:
         from infra.broker import TaskProducer
