@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from synib_spec.jobs import JobSpec, sweep_label
+from synib_spec.selection import SELECTION_METRIC, best_point, is_null_point
 
-SELECTION = "val_acc"
+SELECTION = SELECTION_METRIC
 CURVE_METRICS = ("val_acc", "test_acc", "synergy_acc")
 
 
@@ -42,6 +43,7 @@ class TestSplit:
     y: np.ndarray
     group: np.ndarray | None
     references: dict[int, dict[str, np.ndarray]]
+    n_val: int | None = None  # validation samples: the selection's noise margin
 
 
 PredictionLoader = Callable[[str], np.ndarray | None]
@@ -62,14 +64,21 @@ def group_points(trials: Sequence[TrialOutcome]) -> dict[str, list[TrialOutcome]
     return {k: sorted(v, key=lambda t: t.seed) for k, v in points.items()}
 
 
-def best_point(points: Mapping[str, list[TrialOutcome]]) -> str | None:
-    """Label of the point with the highest mean validation accuracy (first one on ties)."""
-    best, best_score = None, -np.inf
-    for label, trials in points.items():
-        score = float(np.mean([t.metrics[SELECTION] for t in trials]))
-        if score > best_score:
-            best, best_score = label, score
-    return best
+def reported_point(
+    method: str, points: Mapping[str, list[TrialOutcome]], n_val: int | None
+) -> str | None:
+    """Label of the point ``method`` is reported at (``synib_spec.selection.best_point``: the
+    highest mean val_acc over seeds; a lambda = 0 point kept unless beaten beyond the noise)."""
+    scores = {label: [t.metrics[SELECTION] for t in trials] for label, trials in points.items()}
+    null = next(
+        (
+            label
+            for label, trials in points.items()
+            if is_null_point(method, trials[0].sweep_values)
+        ),
+        None,
+    )
+    return best_point(scores, null=null, n_val=n_val)
 
 
 def metric_summary(trials: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:
@@ -137,6 +146,7 @@ def deltas_vs_baseline(
 
 
 def method_report(
+    method: str,
     trials: Sequence[TrialOutcome],
     baseline_best: Sequence[TrialOutcome] | None,
     test: TestSplit,
@@ -145,7 +155,7 @@ def method_report(
 ) -> dict[str, Any]:
     """One method's entry of the report (see the module docstring)."""
     points = group_points(trials)
-    label = best_point(points)
+    label = reported_point(method, points, test.n_val)
     entry: dict[str, Any] = {
         "best_config": None,
         "metrics": {},
@@ -169,6 +179,19 @@ def method_report(
     return entry
 
 
+def verdicts(report: Mapping[str, Any]) -> dict[str, str]:
+    """Per method compared with the baseline, one sentence in words: better or worse only when
+    the 95% CI of its synergy delta (else overall) excludes 0, otherwise "did not beat"."""
+    from synib_core.reporting import verdict
+
+    baseline = str(report["baseline"])
+    return {
+        method: verdict(method, baseline, entry["delta_vs_baseline"])
+        for method, entry in report["methods"].items()
+        if method != baseline and entry.get("best_config") is not None
+    }
+
+
 def build_report(
     *,
     job_id: str,
@@ -183,9 +206,9 @@ def build_report(
     baseline = spec.baseline
     methods = list(dict.fromkeys(t.method for t in trials))
     baseline_points = group_points([t for t in trials if t.method == baseline])
-    baseline_label = best_point(baseline_points)
+    baseline_label = reported_point(baseline, baseline_points, test.n_val)
     baseline_best = baseline_points[baseline_label] if baseline_label is not None else None
-    return {
+    report = {
         "job_id": job_id,
         "baseline": baseline,
         "selection": SELECTION,
@@ -193,6 +216,7 @@ def build_report(
         "sweep_knobs": sorted(axis.knob for axis in spec.sweep),
         "methods": {
             m: method_report(
+                m,
                 [t for t in trials if t.method == m],
                 None if m == baseline else baseline_best,
                 test,
@@ -203,3 +227,5 @@ def build_report(
         },
         "references": dict(references),
     }
+    report["verdicts"] = verdicts(report)
+    return report

@@ -127,7 +127,9 @@ def complete_job(
         job_id=ctx.job.id,
         spec=spec,
         trials=trials,
-        test=TestSplit(y=data.y[test], group=group, references=refs),
+        test=TestSplit(
+            y=data.y[test], group=group, references=refs, n_val=int(np.sum(data.split == 1))
+        ),
         preds=prediction_loader(ctx.store, ctx.job.id),
         artifacts=artifacts,
         references=refs_json,

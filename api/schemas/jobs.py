@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import CleanText
 from infra.db.models import JobStatus, TrialStatus
-from synib_spec.jobs import MAX_TRIALS, JobSpec, parse_job_spec
+from synib_spec.jobs import MAX_TRIALS, JobSpec, parse_job_spec, sweep_label
+from synib_spec.knobs import method_reads
+from synib_spec.selection import best_point
 
 
 class MethodEntry(BaseModel):
@@ -139,17 +141,24 @@ class JobsPublic(BaseModel):
     count: int
 
 
-def best_by_method(trials: list[Any]) -> dict[str, BestTrial]:
-    """Per method, the succeeded trial with the highest ``val_acc`` (ties: lowest trial_key)."""
-    best: dict[str, Any] = {}
-    for trial in sorted(trials, key=lambda t: t.trial_key):
-        if trial.status != TrialStatus.SUCCEEDED or not isinstance(
-            trial.metrics.get("val_acc"), int | float
-        ):
-            continue
-        current = best.get(trial.method)
-        if current is None or trial.metrics["val_acc"] > current.metrics["val_acc"]:
-            best[trial.method] = trial
+def best_by_method(job: Any, trials: list[Any]) -> dict[str, BestTrial]:
+    """Per method, the trial the job is reported at: the report's ``best_trial_id`` once the job
+    has a report; before, the same rule over the succeeded trials so far
+    (``synib_spec.selection``: the sweep point with the highest mean val_acc over seeds, then
+    its trial with the highest val_acc)."""
+    succeeded = {
+        t.id: t
+        for t in trials
+        if t.status == TrialStatus.SUCCEEDED and isinstance(t.metrics.get("val_acc"), int | float)
+    }
+    chosen: dict[str, Any] = {}
+    if job.report:
+        for method, entry in (job.report.get("methods") or {}).items():
+            trial = succeeded.get(entry.get("best_trial_id"))
+            if trial is not None:
+                chosen[method] = trial
+    else:
+        chosen = _best_so_far(job.spec or {}, list(succeeded.values()))
     return {
         method: BestTrial(
             trial_id=t.id,
@@ -158,8 +167,23 @@ def best_by_method(trials: list[Any]) -> dict[str, BestTrial]:
             test_acc=t.metrics.get("test_acc"),
             synergy_acc=t.metrics.get("synergy_acc"),
         )
-        for method, t in best.items()
+        for method, t in chosen.items()
     }
+
+
+def _best_so_far(spec: Mapping[str, Any], trials: list[Any]) -> dict[str, Any]:
+    swept = list((spec.get("sweep") or {}).keys())
+    points: dict[str, dict[str, list[Any]]] = {}
+    for trial in sorted(trials, key=lambda t: t.trial_key):
+        knobs = {k: trial.config.get(k) for k in swept if method_reads(trial.method, k)}
+        points.setdefault(trial.method, {}).setdefault(sweep_label(knobs), []).append(trial)
+    best = {}
+    for method, by_label in points.items():
+        scores = {label: [t.metrics["val_acc"] for t in ts] for label, ts in by_label.items()}
+        label = best_point(scores)
+        if label is not None:
+            best[method] = max(by_label[label], key=lambda t: t.metrics["val_acc"])
+    return best
 
 
 def build_job_public(job: Any, succeeded_trials: list[Any]) -> JobPublic:
@@ -178,5 +202,5 @@ def build_job_public(job: Any, succeeded_trials: list[Any]) -> JobPublic:
         started_at=job.started_at,
         finished_at=job.finished_at,
         updated_at=job.updated_at,
-        best=best_by_method(succeeded_trials),
+        best=best_by_method(job, succeeded_trials),
     )

@@ -9,11 +9,12 @@ import pytest
 from api_factories import add_job, add_ready_dataset
 from broker_testing import drain_tasks
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from api.main import create_app
 from infra.db import crud
-from infra.db.models import Dataset
+from infra.db.models import Dataset, Job
 from infra.settings import Settings
 
 URL = "/api/v1/jobs"
@@ -216,6 +217,40 @@ def test_list_filter_get_and_best(
     assert job["best"]["synib"]["val_acc"] == 0.9
     assert job["best"]["synib"]["test_acc"] == pytest.approx(0.8)
     assert only["data"][0]["best"]["synib"]["val_acc"] == 0.9
+
+
+def test_best_is_the_reported_point_over_seeds_and_then_the_report_itself(
+    client: TestClient,
+    auth: dict[str, str],
+    db_session: Session,
+    dataset: Dataset,
+    user_token: tuple[str, str],
+) -> None:
+    """One definition of "best" (issue: the list, GET /jobs/{id}, the report and the download
+    named different trials): the sweep point with the highest MEAN val_acc over seeds, then its
+    best seed; once the job has a report, the report's own choice."""
+    job = add_job(db_session, user_token[1], dataset.id, status="running")
+    spec = {**job.spec, "sweep": {"lambda": {"type": "grid", "values": [1.0, 10.0]}}}
+    db_session.execute(update(Job).where(Job.id == job.id).values(spec=spec))
+    db_session.commit()
+    ids = {}
+    for lam, seed, val_acc in ((1.0, 0, 0.95), (1.0, 1, 0.55), (10.0, 0, 0.8), (10.0, 1, 0.82)):
+        key = f"synib|lambda={lam:g}|seed={seed}"
+        trial = crud.upsert_trial(
+            db_session, job_id=job.id, trial_key=key, method="synib", seed=seed,
+            config={"lambda": lam},
+        )  # fmt: skip
+        crud.set_trial_status(
+            db_session, trial_id=trial.id, status="succeeded", metrics={"val_acc": val_acc}
+        )
+        ids[key] = trial.id
+    best = client.get(f"{URL}/{job.id}", headers=auth).json()["best"]["synib"]
+    # lambda=1 has the single best trial (0.95) but the lower mean (0.75 < 0.81)
+    assert best["trial_id"] == ids["synib|lambda=10|seed=1"]
+    report = {"methods": {"synib": {"best_trial_id": ids["synib|lambda=10|seed=0"]}}}
+    crud.set_job_report(db_session, job_id=job.id, report=report)
+    best = client.get(f"{URL}/{job.id}", headers=auth).json()["best"]["synib"]
+    assert best["trial_id"] == ids["synib|lambda=10|seed=0"]  # the report's, as downloads
 
 
 def test_cancel(

@@ -125,7 +125,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     _build_dashboard()
     state = tmp_path_factory.mktemp("synib_state")
     port = _free_port()
-    ray_tmp = Path(f"/tmp/sre{os.getpid()}")  # a marker in the environment of the processes this test starts
+    ray_tmp = Path(
+        f"/tmp/sre{os.getpid()}"
+    )  # a marker in the environment of the processes this test starts
     env = {
         **os.environ,
         "PYTHONPATH": this_checkout_first(),

@@ -42,7 +42,9 @@ def sandbox(pg_database_url: str, tmp_path: Path) -> Iterator[Sandbox]:
     sessions = session_factory(pg_database_url)
     with sessions() as session:
         owner = crud.create_user(session, name=f"r1-{secrets.token_hex(4)}")
-    ray_tmp = Path(f"/tmp/srr_{secrets.token_hex(3)}")  # a marker in the environment of the processes this test starts
+    ray_tmp = Path(
+        f"/tmp/srr_{secrets.token_hex(3)}"
+    )  # a marker in the environment of the processes this test starts
     box = Sandbox(tmp_path / "state", ray_tmp, pg_database_url, sessions, owner.id, [])
     box.state_dir.mkdir()
     try:

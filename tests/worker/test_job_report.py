@@ -145,3 +145,42 @@ def test_scheduler_resources_and_report_read_the_typed_spec() -> None:
         artifacts={},
         references={},
     )["sweep_knobs"] == ["lambda"]
+
+
+def test_lambda_zero_is_reported_unless_a_penalty_beats_it_beyond_the_noise() -> None:
+    def trials(val_penalty: float) -> list[TrialOutcome]:
+        return [
+            outcome("v0", "vanilla", 0, None, 0.9),
+            outcome("v1", "vanilla", 1, None, 0.9),
+            outcome("v0", "synib", 0, 0.0, 0.9),  # lambda = 0: vanilla's model
+            outcome("v1", "synib", 1, 0.0, 0.9),
+            outcome("s10_0", "synib", 0, 10.0, val_penalty),
+            outcome("s10_1", "synib", 1, 10.0, val_penalty),
+        ]
+
+    def synib_at(val_penalty: float, n_val: int | None) -> dict:
+        rep = build_report(
+            job_id="j",
+            spec=parse_job_spec(
+                {
+                    "dataset_id": "d",
+                    "methods": ["vanilla", "synib"],
+                    "sweep": {"lambda": {"type": "grid", "values": [0, 10]}},
+                }
+            ),
+            trials=trials(val_penalty),
+            test=TestSplit(y=Y, group=None, references={}, n_val=n_val),
+            preds=lambda tid: PREDS.get(tid),
+            artifacts={},
+            references={},
+        )
+        return {"entry": rep["methods"]["synib"], "verdict": rep["verdicts"]["synib"]}
+
+    # noise margin at p = 0.9, 400 samples, 2 seeds: sqrt(0.09 / 800) = 0.0106
+    within = synib_at(0.91, n_val=400)
+    assert within["entry"]["best_config"] == {"lambda": 0.0}
+    assert within["entry"]["delta_vs_baseline"]["test_acc"]["delta"] == 0.0
+    assert "did not beat vanilla" in within["verdict"] and "(no winner)" in within["verdict"]
+    beyond = synib_at(0.92, n_val=400)
+    assert beyond["entry"]["best_config"] == {"lambda": 10.0}
+    assert synib_at(0.91, n_val=None)["entry"]["best_config"] == {"lambda": 10.0}  # argmax
