@@ -119,6 +119,30 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
 
 GENERATORS: tuple[str, ...] = tuple(GENERATOR_PARAMS)
 
+GENERATOR_HELP: dict[str, str] = {
+    "xor_spurious": "XOR of one bit per modality with a shortcut in train and validation only",
+    "xor_pid": "XOR with unique, redundant and synergistic samples in known proportions",
+    "digits_pairs": "two digit images; a share of samples labelled by their parity relation",
+    "speech_irony": "spoken and written sentiment; contradicting pairs form an extra class",
+    "digit_speech": "a digit image and a spoken number; a share labelled by their relation",
+}
+
+
+def generator_table() -> list[dict[str, Any]]:
+    """Every built-in generator with its help and its parameters' defaults and allowed values:
+    what ``GET /api/v1/datasets/generators`` answers and the dashboard's form is built from."""
+    return [
+        {
+            "name": name,
+            "help": GENERATOR_HELP[name],
+            "params": [
+                {"name": p, "default": spec.default, "allowed": spec.allowed}
+                for p, spec in params.items()
+            ],
+        }
+        for name, params in GENERATOR_PARAMS.items()
+    ]
+
 
 def resolve_params(generator: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults of ``generator`` overlaid with ``params``, parsed and checked;

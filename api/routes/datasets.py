@@ -20,13 +20,18 @@ from api.errors import (
     unprocessable,
 )
 from api.schemas.common import MAX_SQL_INT
-from api.schemas.datasets import BuiltinDatasetCreate, DatasetPublic, DatasetsPublic
+from api.schemas.datasets import (
+    BuiltinDatasetCreate,
+    DatasetPublic,
+    DatasetsPublic,
+    GeneratorsPublic,
+)
 from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
 from infra.broker import MAKE_DATASET
 from infra.db import crud
 from infra.db.models import Dataset, DatasetStatus, new_id
 from infra.storage import ArtifactStore
-from synib_spec.builtin import resolve_params
+from synib_spec.builtin import generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
@@ -161,6 +166,12 @@ def list_datasets(
 ) -> DatasetsPublic:
     rows, count = crud.list_datasets(session, owner_id=user.id, limit=limit, offset=offset)
     return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/generators", response_model=GeneratorsPublic)
+async def list_generators(_user: CurrentUser) -> GeneratorsPublic:
+    """The built-in generators and their parameters (``synib_spec.builtin``)."""
+    return GeneratorsPublic.model_validate({"data": generator_table()})
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)

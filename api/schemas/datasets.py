@@ -101,3 +101,21 @@ def _check_param(field: str, value: Any, depth: int = 0) -> None:
     raise ValueError(
         f"{field}: expected a number, string, boolean or a list of them, got {type(value).__name__}"
     )
+
+
+class GeneratorParamPublic(BaseModel):
+    name: str
+    default: Any
+    allowed: str
+
+
+class GeneratorPublic(BaseModel):
+    """A built-in generator: what it makes and its parameters (``synib_spec.builtin``)."""
+
+    name: str
+    help: str
+    params: list[GeneratorParamPublic]
+
+
+class GeneratorsPublic(BaseModel):
+    data: list[GeneratorPublic]

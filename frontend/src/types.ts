@@ -14,7 +14,7 @@ export type EpochRow = Schemas["EpochMetricsPublic"];
 export type JobSpec = Schemas["JobCreate"];
 export type SweepDim = Schemas["SweepSpec"];
 export type JobStatus = Schemas["JobPublic"]["status"];
-export type BuiltinGenerator = Schemas["BuiltinDatasetCreate"]["generator"];
+export type Generators = Schemas["GeneratorsPublic"];
 /** One 422 problem: FastAPI's `loc` path and `msg`, plus the dotted `field` our API adds. */
 export type FieldError = Schemas["ErrorItem"];
 

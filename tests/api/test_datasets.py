@@ -234,3 +234,19 @@ def test_uploads_are_validated_one_at_a_time(
         codes = list(pool.map(upload, range(3)))
     assert codes == [201, 201, 201]
     assert most[0] == 1
+
+
+def test_the_generators_and_their_parameters_come_from_the_vocabulary(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    from synib_spec.builtin import GENERATOR_PARAMS
+
+    response = client.get("/api/v1/datasets/generators", headers=auth)
+    assert response.status_code == 200, response.text
+    table = response.json()["data"]
+    assert [g["name"] for g in table] == list(GENERATOR_PARAMS)
+    xor_pid = next(g for g in table if g["name"] == "xor_pid")
+    assert {p["name"] for p in xor_pid["params"]} == set(GENERATOR_PARAMS["xor_pid"])
+    n_train = next(p for p in xor_pid["params"] if p["name"] == "n_train")
+    assert n_train == {"name": "n_train", "default": 1800, "allowed": "an integer in 2..10000000"}
+    assert client.get("/api/v1/datasets/generators").status_code == 401

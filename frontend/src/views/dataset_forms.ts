@@ -1,13 +1,16 @@
 // Upload an .npz dataset, or register a built-in generated one. Used on the datasets page and
 // inside the new-job form; errors (422 / 413) appear next to the field that caused them.
 
-import { ApiError, postForm, sendJson } from "../api";
+import { ApiError, getJson, postForm, sendJson } from "../api";
 import { h } from "../dom";
-import type { BuiltinGenerator, Dataset } from "../types";
+import type { Dataset, Generators } from "../types";
 
-// The generators POST /datasets/builtin accepts; `tsc` fails here when the API's enum changes.
-const GENERATOR_NAMES: Record<BuiltinGenerator, true> = { xor_pid: true, xor_spurious: true, digits_pairs: true };
-const GENERATORS = Object.keys(GENERATOR_NAMES);
+// The built-in generators and their parameters, from the API (synib_spec.builtin), once per page.
+let generators: Promise<Generators> | null = null;
+function loadGenerators(): Promise<Generators> {
+  generators ??= getJson<Generators>("/datasets/generators");
+  return generators;
+}
 
 function fieldBlock(id: string, label: string, input: HTMLElement, help?: string) {
   const error = h("p", { id: `${id}-error`, class: "field-error", role: "alert" });
@@ -61,11 +64,19 @@ export function uploadForm(onDone: (ds: Dataset) => void, prefix = "upload"): HT
 }
 
 export function builtinForm(onDone: (ds: Dataset) => void, prefix = "builtin"): HTMLElement {
-  const gen = h(
-    "select",
-    { id: `${prefix}-generator`, name: "generator" },
-    GENERATORS.map((g) => h("option", { value: g }, g)),
-  );
+  const gen = h("select", { id: `${prefix}-generator`, name: "generator" });
+  const about = h("p", { id: `${prefix}-generator-help`, class: "help" });
+  void loadGenerators().then((table) => {
+    gen.replaceChildren(...table.data.map((g) => h("option", { value: g.name }, g.name)));
+    const describe = () => {
+      const chosen = table.data.find((g) => g.name === gen.value);
+      about.textContent = chosen
+        ? `${chosen.help}. Parameters: ${chosen.params.map((p) => `${p.name} (${p.allowed}; default ${JSON.stringify(p.default)})`).join(", ")}.`
+        : "";
+    };
+    gen.addEventListener("change", describe);
+    describe();
+  });
   const seed = h("input", { id: `${prefix}-seed`, type: "number", value: 0, step: 1, min: 0 });
   const params = h("input", { id: `${prefix}-params`, type: "text", value: "{}", autocomplete: "off" });
   const g = fieldBlock(`${prefix}-generator`, "Generator", gen);
@@ -107,6 +118,7 @@ export function builtinForm(onDone: (ds: Dataset) => void, prefix = "builtin"): 
     { class: "subform", id: `${prefix}-form` },
     h("legend", null, "Register a built-in dataset"),
     g.block,
+    about,
     s.block,
     p.block,
     button,
