@@ -35,64 +35,122 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SYNIB_", extra="ignore", populate_by_name=True)
 
-    state_dir: Path = Path(".synib")
-    database_url: str = ""
-    # Empty: kombu's SQLAlchemy transport on a SQLite file in the state folder (embedded mode,
-    # no server); full mode sets redis://...
-    broker_url: str = ""
-    artifact_dir: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    # Log level of `synib serve`, `synib api` (uvicorn) and `synib worker` (Celery); their
-    # --log-level flag wins over it.
-    log_level: LogLevel = "info"
-    max_upload_mb: float = Field(default=512, gt=0)
+    state_dir: Path = Field(
+        Path(".synib"), description="embedded state: SQLite database, broker file, artifacts"
+    )
+    database_url: str = Field(
+        "",
+        description="e.g. postgresql+psycopg://user:pw@host:5432/synib; "
+        "empty: sqlite:///<state_dir>/synib.db",
+    )
+    broker_url: str = Field(
+        "",
+        description="e.g. redis://host:6379/0; empty: kombu's SQLAlchemy transport on "
+        "<state_dir>/broker.sqlite (embedded mode, no server)",
+    )
+    artifact_dir: Path | None = Field(
+        None, description="datasets, model artifacts and reports; empty: <state_dir>/artifacts"
+    )
+    host: str = Field("127.0.0.1", description="where the API listens")
+    port: int = Field(8000, ge=1, le=65535, description="where the API listens")
+    log_level: LogLevel = Field(
+        "info",
+        description="log level of synib serve, api (uvicorn), worker and housekeeper (Celery); "
+        "their --log-level flag wins",
+    )
+    max_upload_mb: float = Field(512, gt=0, description="upload size limit (413 above it)")
     ray_address: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SYNIB_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+        description="a Ray cluster to join (also RAY_ADDRESS); empty: a local Ray per worker",
     )
-    # Where Ray Tune keeps each job's experiment (trial checkpoints and results, what a job
-    # resumes from after its worker died): a local folder or a URI such as s3://bucket/synib
-    # that every Ray node reaches. Empty: <artifact_dir>/tune.
-    tune_storage: str = ""
-    worker_concurrency: int = Field(default=1, ge=1)
-    cpus: int | None = Field(default=None, ge=1)
-    # GPUs the worker's local Ray may hand to trials (None: what Ray detects).
-    gpus: int | None = Field(default=None, ge=0)
-    static_dir: Path = _REPO_ROOT / "frontend" / "dist"
-    config_dir: Path = Path("~/.config/synib").expanduser()
-    rate_limit_per_minute: int = Field(default=600, ge=1)
-    # API processes `synib api` starts on its port (uvicorn workers; each has its own event loop,
-    # pool, token cache and rate-limit counts; /metrics sums the request metrics of all).
-    api_workers: int = Field(default=1, ge=1, le=64)
-    # PostgreSQL connections each API process keeps for token lookups on its event loop, plus
-    # up to 10 more under bursts (connections beyond the pool are opened and closed per request).
-    db_pool_size: int = Field(default=20, ge=1, le=1000)
-    # An API process reuses a verified token for this long without asking the database again
-    # (api/token_cache.py): a revoked token stops working within it. 0: look up every request.
-    auth_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
-    # Default lifetime of new tokens (``synib token create`` without --expires-days, and the
-    # admin token ``synib serve`` issues); None: they never expire.
-    token_ttl_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_TTL_DAYS)
-    # Reliability (worker/housekeeping.py): a running job's worker writes heartbeat_at every
-    # heartbeat_interval_s; a job whose heartbeat is older than heartbeat_stale_s goes back to
-    # the queue (resumed elsewhere); a queued job is sent again requeue_queued_after_s after its
-    # last send, then after twice that, and so on (its message may have been lost); the
-    # housekeeper (`synib housekeeper`) runs a pass every reconcile_interval_s (0: never).
-    heartbeat_interval_s: float = Field(default=10.0, gt=0)
-    heartbeat_stale_s: float = Field(default=120.0, gt=0)
-    reconcile_interval_s: float = Field(default=30.0, ge=0)
-    requeue_queued_after_s: float = Field(default=120.0, ge=0)
-    # A job's time limits (seconds from its task's start; a sweep may take a day): at the soft
-    # one its trials are stopped and it fails ("the job exceeded the worker's time limit"); at
-    # the hard one its pool process is killed (the housekeeping then resumes the job).
-    job_soft_time_limit_s: int = Field(default=48 * 3600, ge=1)
-    job_hard_time_limit_s: int = Field(default=49 * 3600, ge=1)
-    # Worker database writes retry with exponential backoff for at most this long.
-    db_retry_max_s: float = Field(default=60.0, ge=0)
-    # Memory (MiB) each trial may allocate beyond its process's footprint at the start
-    # (RLIMIT_DATA; None: no cap). A job's resources.memory_mb_per_trial may ask for less.
-    trial_memory_mb: int | None = Field(default=None, ge=64)
+    tune_storage: str = Field(
+        "",
+        description="where Ray Tune keeps each job's experiment (trial checkpoints: what a job "
+        "resumes from after its worker died): a folder or a URI every Ray node reaches; "
+        "empty: <artifact_dir>/tune",
+    )
+    worker_concurrency: int = Field(1, ge=1, description="jobs per worker process at once")
+    cpus: int | None = Field(None, ge=1, description="CPUs of a worker's local Ray; empty: all")
+    gpus: int | None = Field(
+        None, ge=0, description="GPUs a worker's local Ray hands to trials; empty: detected"
+    )
+    static_dir: Path = Field(
+        _REPO_ROOT / "frontend" / "dist", description="the built dashboard the API serves at /"
+    )
+    config_dir: Path = Field(
+        Path("~/.config/synib").expanduser(),
+        description="where synib serve saves credentials.json (the client reads it there)",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="requests per token per minute and API process (429 above it)"
+    )
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes synib api runs on its port (each has its own pool, token "
+        "cache and rate-limit counts; /metrics sums the request metrics of all)",
+    )
+    db_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each API process keeps for its event-loop token "
+        "lookups (up to 10 more under bursts)",
+    )
+    auth_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="seconds an API process reuses a verified token without asking the "
+        "database (a revoked token stops working within it); 0: every request",
+    )
+    token_ttl_days: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOKEN_TTL_DAYS,
+        description="lifetime of new tokens (synib token create without --expires-days, the "
+        "admin token of synib serve); empty: never expire",
+    )
+    heartbeat_interval_s: float = Field(
+        10.0, gt=0, description="how often a running job's worker renews its lease"
+    )
+    heartbeat_stale_s: float = Field(
+        120.0,
+        gt=0,
+        description="a running job whose lease is older goes back to the queue and is resumed "
+        "elsewhere from its trials' checkpoints",
+    )
+    reconcile_interval_s: float = Field(
+        30.0, ge=0, description="seconds between housekeeping passes (0: none)"
+    )
+    requeue_queued_after_s: float = Field(
+        120.0,
+        ge=0,
+        description="a queued job (or pending dataset) is sent again this long after its last "
+        "send, then after twice that, and so on (its message may have been lost)",
+    )
+    job_soft_time_limit_s: int = Field(
+        48 * 3600,
+        ge=1,
+        description="at this age a job's trials are stopped and it fails with the reason",
+    )
+    job_hard_time_limit_s: int = Field(
+        49 * 3600,
+        ge=1,
+        description="at this age a job's worker process is killed (the job is then resumed); "
+        "must exceed the soft limit",
+    )
+    db_retry_max_s: float = Field(
+        60.0, ge=0, description="how long the worker retries a database write while it is down"
+    )
+    trial_memory_mb: int | None = Field(
+        None,
+        ge=64,
+        description="memory (MiB) a trial may allocate beyond its process's footprint; a job's "
+        "resources.memory_mb_per_trial may ask for less; empty: no cap",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -148,3 +206,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment variable, default, meaning) of every setting: ``synib settings`` prints it."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else str(field.default)
+        rows.append((f"SYNIB_{name.upper()}", default, field.description or ""))
+    return rows

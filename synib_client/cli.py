@@ -211,7 +211,9 @@ def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None
     upload.add_argument("file", help="dataset file (.npz, see ARCHITECTURE.md)")
     upload.add_argument("--name")
     builtin = actions.add_parser("builtin", parents=[common], help="register a built-in dataset")
-    builtin.add_argument("generator", help="xor_spurious, xor_pid or digits_pairs")
+    builtin.add_argument(
+        "generator", help="a built-in generator (the server lists them: GET /datasets/generators)"
+    )
     builtin.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator param")
     builtin.add_argument("--seed", type=int, default=0)
     builtin.add_argument("--name")

@@ -37,9 +37,10 @@ def _config_text(config: dict[str, Any] | None) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """The job report as a table: per method the selected config, test and synergy accuracy
-    (mean +- std over seeds) and the delta vs the baseline with its 95% CI.
+    (mean +- std over seeds) and the delta vs the baseline with its 95% CI; below it the report's
+    verdicts in words (did a method beat the baseline, or does its CI include 0).
 
-    ``report``: the dict of docs/INTERNALS.md "Job report".
+    ``report``: the JSON of ``GET /api/v1/jobs/{id}/report`` (docs/USER_GUIDE.md, "The report").
     """
     baseline = report.get("baseline", "vanilla")
     methods: dict[str, Any] = report.get("methods", {})
@@ -73,7 +74,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"job {report.get('job_id', '?')}  baseline {baseline}  "
         f"selection {report.get('selection', 'val_acc')}  seeds {seeds or '-'}"
     )
-    return title + "\n" + format_table(headers, rows)
+    verdicts = [str(v) for v in (report.get("verdicts") or {}).values()]
+    return "\n".join([title, format_table(headers, rows), *verdicts])
 
 
 def format_jobs(jobs: Sequence[dict[str, Any]]) -> str:

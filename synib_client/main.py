@@ -36,7 +36,7 @@ SHIPPED_PARTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     (COMMANDS, "core"): ("core", ("train", "compare", "data")),
     (COMMANDS, "server"): (
         "worker",
-        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile"),
+        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile", "settings"),
     ),
     (TOKEN_COMMANDS, "client"): ("client", ("show",)),
     (TOKEN_COMMANDS, "server"): ("worker", ("create", "list", "revoke")),

@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from synib_spec.builtin import GENERATORS
+
 Handler = Callable[[argparse.Namespace], int]
 USER_ERROR = 2
 MAX_SEED = 2**31 - 1  # the job API's limit too (seeds are stored as SQL integers)
@@ -362,7 +364,7 @@ def register(subparsers: Any) -> None:
     data = subparsers.add_parser("data", help="built-in datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     make = data_sub.add_parser("make", help="generate a built-in dataset as .npz")
-    make.add_argument("generator", help="xor_spurious, xor_pid or digits_pairs")
+    make.add_argument("generator", help=", ".join(GENERATORS))
     make.add_argument("--set", action="append", metavar="PARAM=VALUE", help="generator parameter")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--out", required=True, help="output .npz file")

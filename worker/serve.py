@@ -279,6 +279,22 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print ``infra.settings.settings_table()`` (plain or Markdown)."""
+    from infra.settings import settings_table
+
+    rows = settings_table()
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, default, meaning in rows:
+            print(f"| `{name}` | {f'`{default}`' if default else ''} | {meaning} |")
+        return 0
+    width = max(len(name) for name, _, _ in rows)
+    for name, default, meaning in rows:
+        print(f"{name:<{width}}  {default or '-'}\n{'':<{width}}  {meaning}")
+    return 0
+
+
 def _guarded(name: str, handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -351,3 +367,8 @@ def register(subparsers: Any) -> None:
         "reconcile", help="one housekeeping pass now (what synib housekeeper does periodically)"
     )
     rec.set_defaults(func=_guarded("reconcile", cmd_reconcile))
+    settings = subparsers.add_parser(
+        "settings", help="every SYNIB_ setting: its default and what it does"
+    )
+    settings.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    settings.set_defaults(func=_guarded("settings", cmd_settings))

@@ -86,4 +86,5 @@ export interface Report {
   seeds?: number[];
   sweep_knobs?: string[];
   methods: Record<string, MethodReport>;
+  verdicts?: Record<string, string>; // per method, in words: beat the baseline or not
 }

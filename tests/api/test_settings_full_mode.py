@@ -55,3 +55,18 @@ def test_redis_broker_ready_and_queue_depth(
             assert 'synib_jobs{status="queued"} 2.0' in metrics
     finally:
         client_redis.delete("synib")
+
+
+def test_every_setting_says_what_it_does_and_synib_settings_prints_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from infra.settings import Settings, settings_table
+    from synib_client.main import main
+
+    rows = settings_table()
+    assert [name for name, _, _ in rows] == [f"SYNIB_{f.upper()}" for f in Settings.model_fields]
+    assert all(meaning for _, _, meaning in rows)
+    assert main(["settings", "--markdown"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| variable | default | meaning |" and len(out) == len(rows) + 2
+    assert "| `SYNIB_PORT` | `8000` | where the API listens |" in out

@@ -131,7 +131,7 @@ def add_model_artifact(
 
 
 def sample_report(job_id: str, synib_artifact: str | None) -> dict[str, Any]:
-    """A report shaped like docs/INTERNALS.md "Job report" with round numbers."""
+    """A report shaped like the worker's (worker/job_report.py) with round numbers."""
     return {
         "job_id": job_id,
         "baseline": "vanilla",
@@ -164,6 +164,10 @@ def sample_report(job_id: str, synib_artifact: str | None) -> dict[str, Any]:
             },
         },
         "references": {},
+        "verdicts": {
+            "synib": "synib vs vanilla: synergy_acc +0.375 [+0.300, +0.450]; the 95% CI is above "
+            "0: synib beat vanilla on the synergy subset."
+        },
     }
 
 

@@ -66,7 +66,9 @@ def test_report_table_is_hand_checked() -> None:
         "delta synergy_acc [95% CI]\n"
         "vanilla  -            0.900 +- 0.000  0.500 +- 0.020  baseline                 baseline\n"
         "synib    lambda=10    0.950 +- 0.010  0.875 +- 0.025  +0.050 [+0.030, +0.070]  "
-        "+0.375 [+0.300, +0.450]"
+        "+0.375 [+0.300, +0.450]\n"
+        "synib vs vanilla: synergy_acc +0.375 [+0.300, +0.450]; the 95% CI is above 0: synib beat "
+        "vanilla on the synergy subset."
     )
     assert format_report(sample_report("j1", "a1")) == expected
 

@@ -112,6 +112,8 @@ def check_comparison(page: Page, report: dict) -> None:
         for key, delta in deltas.items():
             cell = page.locator(f'#delta-table tr[data-method="{method}"] td[data-delta="{key}"]')
             assert float(cell.get_attribute("data-value")) == pytest.approx(delta["delta"])
+    for method, words in report["verdicts"].items():  # the report's verdict, in words
+        expect(page.locator(f'#verdicts li[data-method="{method}"]')).to_have_text(words)
 
 
 def check_charts(page: Page, report: dict) -> None:

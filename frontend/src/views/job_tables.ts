@@ -98,6 +98,10 @@ export function comparisonTable(report: Report): HTMLElement {
     deltas.length && deltaRows.length
       ? table("delta-table", `Gain over ${baseline} in accuracy points, with a paired bootstrap 95% CI (bold: the CI excludes 0).`,
         ["method", ...deltas.map((c) => c.label)], deltaRows)
+      : null,
+    Object.keys(report.verdicts ?? {}).length
+      ? h("ul", { id: "verdicts", class: "verdicts" },
+        Object.entries(report.verdicts ?? {}).map(([m, text]) => h("li", { "data-method": m }, text)))
       : null);
 }
 
