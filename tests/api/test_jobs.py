@@ -390,7 +390,7 @@ def test_spec_needing_what_the_dataset_lacks_is_422(
 ) -> None:
     """The dataset (modality ``a``, no oracle coordinates) cannot serve these trials."""
     for config, field, reason in (
-        ({"mask": "oracle"}, "config.mask", "oracle coordinates"),
+        ({"mask": "oracle", "mask_level": "input"}, "config.mask", "oracle coordinates"),
         ({"modality_weights": "a=1,b=2"}, "config.modality_weights", "unknown modalities ['b']"),
     ):
         spec = {"dataset_id": dataset.id, "methods": [{"name": "synib", "config": config}]}

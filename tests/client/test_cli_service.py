@@ -130,10 +130,10 @@ def test_datasets_and_submit_and_jobs(
     spec = tmp_path / "job.yaml"
     spec.write_text(f"dataset_id: {dataset.id}\nmethods: [vanilla, synib]\nseeds: [0, 1]\n")
     code, out, _ = cli("submit", str(spec))
-    assert code == 0 and "queued" in out and "10 trials" in out  # the default lambda sweep
+    assert code == 0 and "queued" in out and "14 trials" in out  # 2 seeds x (vanilla + 6 lambdas)
     job_id = out.split()[2]
     code, out, _ = cli("jobs", "list", "--status", "queued")
-    assert code == 0 and job_id in out and "0/10" in out
+    assert code == 0 and job_id in out and "0/14" in out
     code, out, _ = cli("jobs", "show", job_id)
     assert code == 0 and "status         queued" in out
     code, out, _ = cli("jobs", "cancel", job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_help_version_and_knobs_run_without_a_server(client_venv: Path) -> None:
     assert helped.returncode == 0, helped.stderr
     for command in ("datasets", "submit", "jobs", "watch", "report", "download", "knobs"):
         assert f"    {command} " in helped.stdout
-    assert "serve     (needs the [worker] extra)" in helped.stdout
+    assert re.search(r"^ +serve +\(needs the \[worker\] extra\)$", helped.stdout, re.M)
     knobs = _synib(client_venv, "knobs", "--json")
     assert knobs.returncode == 0 and json.loads(knobs.stdout) == knob_table()
 
