@@ -72,7 +72,9 @@ def test_upload_of_a_bad_file_names_the_problem(api: Client, tmp_path: Path) -> 
 
 def test_submit_appears_queued_and_lists(api: Client, dataset: Dataset) -> None:
     job = api.submit({"dataset_id": dataset.id, "methods": ["vanilla", "synib"], "seeds": [0, 1]})
-    assert job["status"] == "queued" and job["trials_total"] == 14  # 2 seeds x (vanilla + 6 lambdas)
+    assert (
+        job["status"] == "queued" and job["trials_total"] == 14
+    )  # 2 seeds x (vanilla + 6 lambdas)
     assert api.jobs(status="queued")["count"] == 1
     assert api.jobs(status="running")["count"] == 0
     shown = api.job(job["id"])
