@@ -1,4 +1,4 @@
-"""Reference experiments of SYNIB_METHOD.md section 6, run with synib_core alone.
+"""Reference experiments of docs/METHOD.md, run with synib_core alone.
 
     python benchmarks/reference_experiments.py xor_spurious [--alphas 0,0.4,0.8,1,2] [--seeds 0,1,2]
     python benchmarks/reference_experiments.py xor_pid [--seeds 0,1,2]
@@ -7,7 +7,7 @@
 
 Each run writes benchmarks/results/<experiment>.json (all per-seed numbers) and prints a Markdown
 table of mean +- std over seeds. Runs go through ``synib_core.fit`` exactly as the CLI and the
-worker call it; the recipes are the paper's (SYNIB_METHOD.md section 6) unless a comment says.
+worker call it; the recipes are the paper's (docs/METHOD.md) unless a comment says.
 """
 
 from __future__ import annotations

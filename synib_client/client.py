@@ -241,7 +241,7 @@ class Client(JobEvents):
         return rows
 
     def report(self, job_id: str) -> dict[str, Any]:
-        """The job report (docs/INTERNALS.md "Job report"); ApiError 404 until it exists."""
+        """The job report (docs/USER_GUIDE.md, "The report"); ApiError 404 until it exists."""
         result: dict[str, Any] = self._json("GET", f"/jobs/{path_segment(job_id)}/report")
         return result
 

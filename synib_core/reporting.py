@@ -1,4 +1,4 @@
-"""Compare methods over seeds: the report dict (docs/INTERNALS.md "Job report", without the
+"""Compare methods over seeds: the report dict (docs/USER_GUIDE.md, "The report"), without the
 service fields) and a plain-text table. numpy only; the worker reuses both.
 
 Beyond the metrics, the report says how many seeds would detect a +5-point gain with 80% power

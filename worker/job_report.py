@@ -1,4 +1,4 @@
-"""The job report (docs/INTERNALS.md "Job report"), computed from the finished trials.
+"""The job report (docs/USER_GUIDE.md, "The report"), computed from the finished trials.
 
 Per method: the best sweep point by mean validation accuracy over seeds (never by test), the
 test metrics of that point (mean, std, per-seed values), deltas against the baseline's best point

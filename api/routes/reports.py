@@ -15,7 +15,7 @@ router = APIRouter(tags=["reports"], responses=AUTH_ERRORS)
 
 @router.get("/jobs/{job_id}/report", response_model=dict[str, Any], responses=NOT_FOUND)
 def read_report(job_id: PathId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
-    """The report JSON (docs/INTERNALS.md "Job report"); 404 until the worker has written it."""
+    """The report JSON (docs/USER_GUIDE.md, "The report"); 404 until the worker has written it."""
     job = owned_job(session, job_id, user.id)
     if job.report is None:
         raise not_found("report")

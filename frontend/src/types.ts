@@ -52,7 +52,7 @@ export function metricValue(metrics: Record<string, unknown> | null | undefined,
   return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
-// The job report is an open JSON object in the API (written by the worker; docs/INTERNALS.md
+// The job report is an open JSON object in the API (written by the worker; docs/ARCHITECTURE.md
 // "Job report"). The parts of it the views read:
 
 export interface Stat {

@@ -258,7 +258,7 @@ def list_queued_job_sends(session: Session) -> list[SendState]:
 
 
 def set_job_report(session: Session, *, job_id: str, report: dict[str, Any]) -> None:
-    """Store the job report (INTERNALS.md "Job report") and append a report event."""
+    """Store the job report (docs/USER_GUIDE.md, "The report") and append a report event."""
     session.execute(update(Job).where(Job.id == job_id).values(report=report, updated_at=utcnow()))
     add_event(session, job_id=job_id, type="report", data={"job_id": job_id}, commit=False)
     session.commit()

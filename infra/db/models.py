@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the tables in docs/INTERNALS.md ("Database").
+"""SQLAlchemy 2 models of the service's tables (migrations/ changes them).
 
 String UUID primary keys, timezone-aware UTC timestamps, JSON columns for specs and metrics.
 """

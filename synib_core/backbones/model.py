@@ -1,5 +1,5 @@
 """The multimodal model every method trains: per-modality encoders, a fusion head, and one
-linear unimodal head per modality (see docs/INTERNALS.md).
+linear unimodal head per modality.
 
 Example:
     >>> spec = DataSpec(("a", "b"), {"a": (8,), "b": (8,)}, num_classes=2)

@@ -30,7 +30,7 @@ class DataSpec:
 
 @dataclass
 class MultimodalData:
-    """A multimodal classification dataset held in memory (see docs/INTERNALS.md).
+    """A multimodal classification dataset held in memory.
 
     x: modality -> (N, D) | (N, T, D) | (N, C, H, W) float32 (possibly a read-only memmap);
     y: (N,) int64 in 0..num_classes-1; split: (N,) int8 (0 train, 1 val, 2 test);

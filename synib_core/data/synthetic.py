@@ -1,4 +1,4 @@
-"""The synthetic reference datasets of SYNIB_METHOD.md section 6: xor_spurious and xor_pid."""
+"""The synthetic reference datasets of docs/METHOD.md: xor_spurious and xor_pid."""
 
 from __future__ import annotations
 

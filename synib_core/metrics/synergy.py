@@ -1,4 +1,4 @@
-"""Synergy metrics (SYNIB_METHOD.md section 5): unimodal-reference groups, per-group accuracy,
+"""Synergy metrics (docs/METHOD.md): unimodal-reference groups, per-group accuracy,
 counterfactual confidence."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Objectives: SynIB, its penalties, masks and fills, and the baselines (SYNIB_METHOD.md 1-4).
+"""Objectives: SynIB, its penalties, masks and fills, and the baselines (docs/METHOD.md).
 
 Example:
     >>> from synib_core.objectives import build_objective

@@ -2,7 +2,7 @@
 
 An objective turns (model, batch, step context) into a loss (``Objective.loss``) and applies its
 gradients (``Objective.backward``). The model is anything offering the Model contract of
-docs/INTERNALS.md (``ModelLike``); the training loop owns the optimiser.
+(``ModelLike`` below); the training loop owns the optimiser.
 
 Example:
     >>> obj = build_objective("synib", TrainConfig(lam=10.0), data.spec())   # doctest: +SKIP
@@ -102,7 +102,7 @@ class ObjectiveOutput:
 
 
 class ModelLike(Protocol):
-    """The Model contract of docs/INTERNALS.md, as the objectives see it."""
+    """The model contract, as the objectives see it (``backbones.MultimodalModel`` meets it)."""
 
     @property
     def modalities(self) -> tuple[str, ...]: ...

@@ -1,4 +1,4 @@
-"""Baselines that only change the loss (SYNIB_METHOD.md section 4): ``vanilla``, ``ensemble``
+"""Baselines that only change the loss (docs/METHOD.md): ``vanilla``, ``ensemble``
 and ``modality_dropout``. ``ogm_ge`` and ``mmpareto`` change the gradients and live in their own
 modules; ``masking_only`` shares SynIB's counterfactuals and lives in ``synib.py``.
 

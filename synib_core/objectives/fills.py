@@ -1,4 +1,4 @@
-"""What replaces a corrupted element of a counterfactual (SYNIB_METHOD.md section 3, ``fill``).
+"""What replaces a corrupted element of a counterfactual (docs/METHOD.md, ``fill``).
 
 A fill maps the values of one modality, flattened per sample to (B, D), to replacement values of
 the same shape; a mask then picks which elements take them. All randomness comes from the step's

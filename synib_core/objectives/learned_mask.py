@@ -1,4 +1,4 @@
-"""The learned, adversarial per-example gate (SYNIB_METHOD.md section 3, ``mask = "learned"``).
+"""The learned, adversarial per-example gate (docs/METHOD.md, ``mask = "learned"``).
 
 For modality m with values v (B, D) (detached) and fill values r (B, D), a gate
 g = sigmoid(l / tau) in (0, 1)^(B x D) is found by ``mask_steps`` Adam steps (lr ``mask_lr``)

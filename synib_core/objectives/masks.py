@@ -1,4 +1,4 @@
-"""Which elements of a modality a counterfactual corrupts (SYNIB_METHOD.md section 3, ``mask``).
+"""Which elements of a modality a counterfactual corrupts (docs/METHOD.md, ``mask``).
 
 A mask sees one modality's values flattened per sample to (B, D) (encoder features at
 ``mask_level = "feature"``, the raw input at ``"input"``) and returns corruption weights: a

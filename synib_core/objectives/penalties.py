@@ -1,4 +1,4 @@
-"""SynIB penalties Omega on counterfactual logits (SYNIB_METHOD.md section 2).
+"""SynIB penalties Omega on counterfactual logits (docs/METHOD.md).
 
 Each penalty is a pure function ``fn(logits, *, prior=None, anchors=()) -> (B,)`` of
 per-sample values, computed in float32 from ``log_softmax`` / ``logsigmoid``. Logits of shape

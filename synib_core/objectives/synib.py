@@ -1,4 +1,4 @@
-"""The SynIB objective (SYNIB_METHOD.md sections 1 to 3) and its ``masking_only`` ablation.
+"""The SynIB objective (docs/METHOD.md) and its ``masking_only`` ablation.
 
     L = CE(f(x), y) + w_uni * sum_m CE(u_m(z_m), y) + lambda(t) * sum_m w_m * Omega(f(x~_m, x_-m))
 

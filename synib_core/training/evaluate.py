@@ -1,7 +1,7 @@
 """Evaluation: probabilities, accuracy, counterfactual probabilities, the temperature fit and
 the final test metrics.
 
-The counterfactual of modality m uses a fixed evaluation mask (SYNIB_METHOD.md section 5):
+The counterfactual of modality m uses a fixed evaluation mask (docs/METHOD.md):
 m's whole feature is replaced by another sample's (a fixed-seed permutation of the split, i.e.
 full corruption with the swap fill); the other modalities stay intact. Counterfactual
 confidences use the raw logits (T = 1): they measure what the penalty acted on.

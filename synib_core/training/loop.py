@@ -1,4 +1,4 @@
-"""The training loop: ``fit(config, data, method=...)`` (docs/INTERNALS.md, "Training").
+"""The training loop: ``fit(config, data, method=...)`` (docs/ARCHITECTURE.md).
 
 Determinism: the model is initialised and dropout draws from the global torch RNG seeded with
 ``seed`` (inside ``torch.random.fork_rng``, so the caller's RNG is untouched); the batch order

@@ -1,4 +1,4 @@
-"""Unimodal reference models for the synergy metrics (SYNIB_METHOD.md section 5).
+"""Unimodal reference models for the synergy metrics (docs/METHOD.md).
 
 One model per modality: the same encoder as the multimodal model plus a linear head, trained
 with cross-entropy on that modality alone, with the same budget (epochs, optimiser, early

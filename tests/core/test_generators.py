@@ -1,4 +1,4 @@
-"""Built-in dataset generators: SYNIB_METHOD.md section 6 structure, seeding, parameter errors."""
+"""Built-in dataset generators: docs/METHOD.md structure, seeding, parameter errors."""
 
 from __future__ import annotations
 
