@@ -1,7 +1,7 @@
 """Data classes and the base class shared by every objective.
 
 An objective turns (model, batch, step context) into a loss (``Objective.loss``) and applies its
-gradients (``Objective.backward``). The model is anything offering the Model contract of
+gradients (``Objective.backward``). The model is anything offering the model contract
 (``ModelLike`` below); the training loop owns the optimiser.
 
 Example:
