@@ -142,8 +142,8 @@ class JobsPublic(BaseModel):
 
 
 def best_by_method(job: Any, trials: list[Any]) -> dict[str, BestTrial]:
-    """Per method, the trial the job is reported at: the report's ``best_trial_id`` once the job
-    has a report; before, the same rule over the succeeded trials so far
+    """Per method, the trial the job is reported at: the report's choice (``best_trials``) once
+    the job has a report; before, the same rule over the succeeded trials so far
     (``synib_spec.selection``: the sweep point with the highest mean val_acc over seeds, then
     its trial with the highest val_acc)."""
     succeeded = {
@@ -152,9 +152,9 @@ def best_by_method(job: Any, trials: list[Any]) -> dict[str, BestTrial]:
         if t.status == TrialStatus.SUCCEEDED and isinstance(t.metrics.get("val_acc"), int | float)
     }
     chosen: dict[str, Any] = {}
-    if job.report:
-        for method, entry in (job.report.get("methods") or {}).items():
-            trial = succeeded.get(entry.get("best_trial_id"))
+    if job.best_trials is not None:  # written with the report (the report itself is not loaded)
+        for method, trial_id in job.best_trials.items():
+            trial = succeeded.get(trial_id)
             if trial is not None:
                 chosen[method] = trial
     else:

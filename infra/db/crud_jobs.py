@@ -258,8 +258,18 @@ def list_queued_job_sends(session: Session) -> list[SendState]:
 
 
 def set_job_report(session: Session, *, job_id: str, report: dict[str, Any]) -> None:
-    """Store the job report (docs/USER_GUIDE.md, "The report") and append a report event."""
-    session.execute(update(Job).where(Job.id == job_id).values(report=report, updated_at=utcnow()))
+    """Store the job report (docs/USER_GUIDE.md, "The report") with the trial each method is
+    reported at (``best_trials``), and append a report event."""
+    best = {
+        method: entry["best_trial_id"]
+        for method, entry in (report.get("methods") or {}).items()
+        if isinstance(entry, dict) and entry.get("best_trial_id")
+    }
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(report=report, best_trials=best, updated_at=utcnow())
+    )
     add_event(session, job_id=job_id, type="report", data={"job_id": job_id}, commit=False)
     session.commit()
 

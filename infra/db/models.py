@@ -192,6 +192,8 @@ class Job(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     references: Mapped[JSONDict | None]
     report: Mapped[JSONDict | None]
+    # {method: trial id} the report selected (set with the report; read by the jobs list)
+    best_trials: Mapped[JSONDict | None]
     task_id: Mapped[str | None] = mapped_column(String(64))
     # The housekeeping's resends of its synib.run_job message since the job was last queued (the
     # first is sent when it is queued): the last one and how many, for the backoff.
