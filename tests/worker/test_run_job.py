@@ -109,8 +109,12 @@ def test_tiny_job_succeeds_with_trials_epochs_artifacts_and_report(
         )
         assert result["best_epoch"] == trial.best_epoch
         assert result["placement"]["pid"] > 0 and result["placement"]["node_id"]
+    # The worker deletes the experiment just after it writes the final status.
     storage = Path(worker_harness.settings.tune_storage_path)
-    assert storage.is_dir() and not (storage / f"job-{finished_job}").exists()
+    assert storage.is_dir()
+    wait_for(
+        lambda: not (storage / f"job-{finished_job}").exists(), 30, "the Tune experiment deleted"
+    )
 
 
 def test_saved_predictions_match_the_stored_model(
