@@ -70,7 +70,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "common": {"hidden": 128, "fusion_hidden": 64, "lr": 1e-3, "w_uni": 0.0, "epochs": 40},
         "synib": {"lambda": 1.0, "mask": "random", "mask_prob": 0.5, "fill": "swap"},
     },
-    # The paper's xor_spurious recipe at alpha 1 (SYNIB_METHOD.md section 6).
+    # The paper's xor_spurious recipe at alpha 1 (docs/METHOD.md section 9).
     "xor_spurious": {
         "params": {"alpha": 1.0, "n_test": 5000},
         "common": {

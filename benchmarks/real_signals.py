@@ -37,10 +37,27 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from synib_spec.jobs import DEFAULT_SWEEP  # noqa: E402
+
+DEFAULT_LAMBDAS = tuple(float(v) for v in DEFAULT_SWEEP["lambda"]["values"])
 RESULTS = Path(__file__).resolve().parent / "results" / "real_signals"
+SMOKE_DATA = {"n_train": 200, "n_val": 60, "n_test": 200}
+SMOKE_KNOBS = {"epochs": 1}
 TASKS = ("digits_pairs", "speech_irony", "digit_speech", "xor_spurious", "xor_pid")
-GRID = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0)
-BASELINES = ("masking_only", "modality_dropout", "ensemble", "ogm_ge", "mmpareto")
+GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # lambda = 0 is vanilla, reused (see _load)
+BASELINES = (
+    "masking_only",
+    "modality_dropout",
+    "ensemble",
+    "ogm_ge",
+    "mmpareto",
+    "reconboost",
+    "dnr",
+    "mcr",
+    "agm",
+    "mla",
+    "pmr",
+)
 FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "default": (("vanilla", "synib", *BASELINES), {}),
     "input_swap": (("vanilla", "synib"), {"mask_level": "input", "feature_norm": "none"}),
@@ -71,8 +88,9 @@ def run(args: argparse.Namespace) -> None:
     for task in args.tasks.split(","):
         path = RESULTS / f"{task}.json"
         saved = json.loads(path.read_text()) if path.exists() else {"runs": [], "families": []}
-        data = make_dataset(task, 0)
-        refs = {s: train_references(config_from_knobs({}), data, seed=s) for s in seeds}
+        data = make_dataset(task, 0, **(SMOKE_DATA if args.smoke else {}))
+        extra = SMOKE_KNOBS if args.smoke else {}
+        refs = {s: train_references(config_from_knobs(extra), data, seed=s) for s in seeds}
         for family in args.families.split(","):
             if family in saved["families"]:
                 continue
@@ -93,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
                 data,
                 methods=methods,
                 seeds=seeds,
-                base=config_from_knobs(knobs),
+                base=config_from_knobs({**knobs, **extra}),
                 sweep={"lambda": GRID},
                 on_run=log,
                 references=refs,
@@ -111,6 +129,7 @@ def run(args: argparse.Namespace) -> None:
                 )
             saved["families"].append(family)
             saved["y_test"] = result.y_test.tolist()
+            saved["n_val"] = result.n_val
             saved["references"] = {
                 str(s): {m: p.tolist() for m, p in r.items()} for s, r in refs.items()
             }
@@ -134,7 +153,8 @@ def _load(task: str, family: str, sweep: tuple[float, ...]) -> Any:
     refs = {
         int(s): {m: np.asarray(p) for m, p in r.items()} for s, r in saved["references"].items()
     }
-    return SweepResult(runs, refs, np.asarray(saved["y_test"]))
+    # n_val: the selection keeps lambda = 0 unless beaten beyond the validation noise
+    return SweepResult(runs, refs, np.asarray(saved["y_test"]), n_val=saved.get("n_val"))
 
 
 def _ci(values: list[float]) -> str:
@@ -165,8 +185,9 @@ def _strongest(report: dict[str, Any]) -> str | None:
 
 def main_table(tasks: list[str], sweep: tuple[float, ...]) -> str:
     lines = [
-        f"Default sweep lambda in {list(sweep)}; per method the point with the highest mean "
-        "val_acc over 5 seeds; test metrics of that point, mean ± 95% CI over seeds (t); Δ vs "
+        f"Sweep lambda in {list(sweep)}; per method the point chosen by synib_spec.selection "
+        "(highest mean val_acc over 5 seeds; lambda = 0 kept unless beaten by more than one "
+        "standard error of the validation accuracy); test metrics of that point, mean ± 95% CI over seeds (t); Δ vs "
         "vanilla: paired bootstrap 95% CI over test samples and seeds.\n",
         "| task | config | method (selected) | test_acc | synergy_acc | group synergy acc | "
         "Δ test_acc | Δ synergy_acc |",
@@ -229,6 +250,33 @@ def sweep_table(tasks: list[str], candidates: list[tuple[float, ...]]) -> str:
     return "\n".join(lines)
 
 
+def methods_table(tasks: list[str], sweep: tuple[float, ...]) -> str:
+    """Every method of the default configuration at its selected point (the baselines table)."""
+    lines = [
+        "Default configuration, every method at its selected point (lambda-reading methods swept "
+        f"over {list(sweep)}); mean ± 95% CI over seeds; Δ synergy_acc vs vanilla: paired "
+        "bootstrap 95% CI.\n",
+        "| task | method (selected) | test_acc | synergy_acc | Δ synergy_acc |",
+        "|---|---|---|---|---|",
+    ]
+    for task in tasks:
+        try:
+            report = _report(task, "default", sweep)
+        except (FileNotFoundError, StopIteration, ValueError):
+            continue
+        for method in [m for m in ("vanilla", "synib", *BASELINES) if m in report["methods"]]:
+            entry = report["methods"][method]
+            m, d = entry["metrics"], entry.get("delta_vs_baseline", {})
+            point = ",".join(f"{k}={v:g}" for k, v in entry["best_config"].items())
+            label = f"{method} ({point})" if point else method
+            lines.append(
+                f"| {task} | {label} | {_ci(m['test_acc']['values'])} | "
+                f"{_ci(m.get('synergy_acc', {}).get('values', []))} | "
+                f"{_delta(d.get('synergy_acc'))} |"
+            )
+    return "\n".join(lines)
+
+
 def calibration_table(tasks: list[str], sweep: tuple[float, ...]) -> str:
     lines = [
         "Test ECE (15 bins) of the selected point, mean over seeds: before → after temperature "
@@ -259,24 +307,43 @@ def report(args: argparse.Namespace) -> None:
     candidates = [tuple(float(v) for v in c.split(",")) for c in args.candidates.split(";")]
     print("## Comparison\n\n" + main_table(tasks, sweep))
     print("\n## Candidate default sweeps\n\n" + sweep_table(tasks, candidates))
+    print("\n## Every method (default configuration)\n\n" + methods_table(tasks, sweep))
     print("\n## Calibration\n\n" + calibration_table(tasks, sweep))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "report"))
+    parser.add_argument("command", nargs="?", default="report", choices=("run", "report"))
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--sweep", default="0.1,1,10", help="the default sweep to report")
+    default_sweep = ",".join(f"{v:g}" for v in DEFAULT_LAMBDAS)
+    parser.add_argument("--sweep", default=default_sweep, help="the default sweep to report")
     parser.add_argument(
         "--candidates",
-        default="1;0.1,1,10;0.01,0.1,1,10;0.1,0.3,1,3,10;0.01,0.1,0.3,1,3,10",
+        default=f"1;0,1;0,0.1,1,10;0.1,0.3,1,3,10;{default_sweep}",
         help="candidate sweeps, ';'-separated",
     )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder of the per-task result files"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny xor_pid, 1 seed, 1 epoch, then the report"
+    )
     args = parser.parse_args(argv)
-    run(args) if args.command == "run" else report(args)
+    use_results(args.results)
+    if args.smoke:
+        args.tasks, args.families, args.seeds = "xor_pid", "default", "0"
+        run(args)
+        report(args)
+    else:
+        run(args) if args.command == "run" else report(args)
     return 0
+
+
+def use_results(folder: Path) -> None:
+    global RESULTS
+    RESULTS = folder
 
 
 if __name__ == "__main__":

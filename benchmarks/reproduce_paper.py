@@ -4,7 +4,7 @@
     python benchmarks/reproduce_paper.py xor_pid [--seeds 0,1,2]
 
 xor_spurious (alpha 1; authors: random 67.7 ± 10, learned 81.9, oracle 93): the paper's recipe
-(SYNIB_METHOD.md section 6; input-level masks, noise fill, feature_norm none) with a small grid
+(docs/METHOD.md section 9; input-level masks, noise fill, feature_norm none) with a small grid
 over what the paper leaves open or tunes per dataset (mask_prob, lr, lambda; for the learned
 mask lr, lambda and its direction). Selection, of the epoch and of the grid point, by mean
 validation accuracy over seeds, with two validation splits:

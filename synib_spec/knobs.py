@@ -239,6 +239,8 @@ KNOBS_LIST: tuple[Knob, ...] = (
     _k("dropout", "float", 0.0, "dropout probability", "training",
        min=0.0, max=1.0, max_exclusive=True),
     _k("patience", "int", 0, "early-stopping patience in epochs (0 = none)", "training", min=0),
+    _k("grad_clip", "float", 0.0, "clip the gradient's global norm to this (0 = no clipping)",
+       "training", min=0.0),
     # the SynIB objective
     _k("lambda", "float", 1.0, "SynIB penalty weight", "synib", min=0.0, attr="lam",
        methods=_MASKED),

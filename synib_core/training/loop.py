@@ -185,6 +185,10 @@ def _update(run: TrainingRun, batch: Batch, epoch: int, substep: int) -> float:
         raise TrainingDiverged(epoch, run.state.step, value)
     run.optimizer.zero_grad(set_to_none=True)
     run.objective.backward(out, run.model, run.scaler)
+    if run.config.grad_clip > 0:
+        if run.scaler is not None:
+            run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
     if run.scaler is not None:
         run.scaler.step(run.optimizer)
         run.scaler.update()

@@ -304,3 +304,23 @@ def test_cuda_with_amp_trains_resumes_and_saves(tmp_path: Path) -> None:
     loaded = load(full.save(tmp_path / "m.zip"))  # rebuilt on the CPU
     probs = loaded.predict_proba(data.subset("test").x)
     np.testing.assert_allclose(probs, full.test_probs, atol=1e-4)
+
+
+def test_grad_clip_bounds_the_update_to_the_clipped_norm() -> None:
+    """One SGD step at lr 1 moves the weights by exactly the clipped gradient: its global norm is
+    ``grad_clip`` when the raw gradient is longer (hand rule: g <- g * c / ||g||)."""
+    data = tiny_data(n=(64, 32, 40))  # batch 64: one update per epoch
+    knobs = {**SMALL.__dict__, "optimizer": "sgd", "weight_decay": 0.0, "epochs": 1}
+    knobs["batch_size"] = 64
+
+    def moved(**extra: float) -> float:
+        start = weights(
+            fit(TrainConfig(**{**knobs, "lr": 1e-12}), data, method="vanilla", seed=0).model
+        )
+        end = weights(fit(TrainConfig(**{**knobs, **extra}), data, method="vanilla", seed=0).model)
+        return float(torch.sqrt(sum(((end[k] - start[k]) ** 2).sum() for k in start)))
+
+    raw = moved(lr=1.0)
+    assert raw > 0.01  # the raw step is long enough for the clip to bite
+    assert moved(lr=1.0, grad_clip=1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert moved(lr=1.0, grad_clip=1e3) == pytest.approx(raw, rel=1e-6)  # a loose clip: no-op
