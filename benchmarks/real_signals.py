@@ -37,7 +37,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from synib_spec.jobs import DEFAULT_SWEEP  # noqa: E402
+from synib_spec.jobs import DEFAULT_SWEEP
 
 DEFAULT_LAMBDAS = tuple(float(v) for v in DEFAULT_SWEEP["lambda"]["values"])
 RESULTS = Path(__file__).resolve().parent / "results" / "real_signals"
