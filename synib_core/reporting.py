@@ -237,7 +237,10 @@ def format_table(report: Mapping[str, Any]) -> str:
         point = entry.get("best_config") or {}
         if "sweep_curve" in entry and len(entry["sweep_curve"]) > 1:
             chosen = ", ".join(f"{k}={v}" for k, v in sorted(point.items()))
-            lines.append(f"{method}: selected {chosen} (highest mean val_acc over seeds)")
+            lines.append(
+                f"{method}: selected {chosen} (highest mean val_acc over seeds; lambda = 0 is "
+                "kept unless beaten by more than the validation noise)"
+            )
     lines += pid_and_power_lines(report)
     for method, entry in report["methods"].items():  # the verdicts last: the conclusion
         if method != baseline and "delta_vs_baseline" in entry:

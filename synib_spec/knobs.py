@@ -226,7 +226,7 @@ KNOBS_LIST: tuple[Knob, ...] = (
        "backbone", min=1),
     _k("feature_norm", "str", "auto",
        "parameter-free LayerNorm on encoder outputs; auto = layernorm with feature-level masks, "
-       "none with input-level masks (docs/METHOD.md, 'Why the LayerNorm follows mask_level')",
+       "none with input-level masks (docs/METHOD.md section 2)",
        "backbone", choices=("auto", "layernorm", "none")),
     # training
     _k("epochs", "int", 30, "training epochs", "training", min=1),
