@@ -210,7 +210,13 @@ def request_dataset_pid(
                else "")
         )  # fmt: skip
     clusters = body.clusters if body is not None else None
-    pid = {"status": "queued", "clusters": clusters, "pairs": [], "verdict": None, "error": None}
+    pid: dict[str, Any] = {
+        "status": "queued",
+        "clusters": clusters,
+        "pairs": [],
+        "verdict": None,
+        "error": None,
+    }
     crud.set_dataset_pid(session, dataset_id=dataset_id, pid=pid)
     session.refresh(row)
     producer.send(DATASET_PID, dataset_id)  # after the commit
