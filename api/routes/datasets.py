@@ -187,7 +187,7 @@ def read_dataset(dataset_id: PathId, user: CurrentUser, session: SessionDep) -> 
     "/{dataset_id}/pid",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DatasetPublic,
-    responses=NOT_FOUND_OR_CONFLICT,
+    responses=error_responses(400, 404, 409),
 )
 def request_dataset_pid(
     dataset_id: PathId,

@@ -132,3 +132,24 @@ def test_without_cvxpy_the_report_leaves_pid_out_with_a_note(
 def test_one_modality_has_no_pid() -> None:
     states, _, note = pid_states({"a": X_TEST["a"]}, Y)
     assert states is None and note == "PID left out: it needs at least two modalities"
+
+
+def test_a_solver_error_leaves_the_pid_out_and_the_report_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import synib_core.metrics.pid as pid_module
+
+    states, k, _ = pid_states(X_TEST, Y)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ArithmeticError("solver gave up")
+
+    monkeypatch.setattr(pid_module, "prediction_pid", broken)
+    rep = report(TestSplit(Y, None, {}, pid_states=states, pid_clusters=k))
+    assert "data_pid" in rep and all("prediction_pid" not in e for e in rep["methods"].values())
+    monkeypatch.setattr(pid_module, "pairwise_pid", broken)
+    rep = report(TestSplit(Y, None, {}, pid_states=states, pid_clusters=k))
+    assert rep["pid_note"] == "PID left out: ArithmeticError: solver gave up"
+    assert rep["methods"]["synib"]["metrics"]["test_acc"]["mean"] == pytest.approx(
+        0.9 + 0.1 * 2 / 3
+    )
