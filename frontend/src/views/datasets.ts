@@ -1,7 +1,7 @@
 // Datasets list (with upload / built-in registration) and the dataset page.
 
 import { ApiError, getJson, qs, sendJson } from "../api";
-import { badge, errorBox, fmtBytes, fmtDate, fmtNum, h, replace, section } from "../dom";
+import { badge, errorBox, fmtBytes, fmtDate, h, replace, section } from "../dom";
 import type { Route } from "../main";
 import type { Dataset, DatasetPid, DatasetSummary, Page, PidPair } from "../types";
 import { builtinForm, uploadForm } from "./dataset_forms";
@@ -96,6 +96,9 @@ function summaryView(s: DatasetSummary): HTMLElement[] {
   ];
 }
 
+/** Bits with three decimals (a solver's 1e-10 reads as 0.000, not in exponent notation). */
+export const bits = (v: number | undefined): string => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(3) : "–");
+
 /** The four PID terms of each pair of modalities, in bits (redundancy, unique a, unique b, synergy). */
 export function pidTable(id: string, caption: string, pairs: PidPair[]): HTMLElement {
   const head = ["Pair", "Redundancy", "Unique (first)", "Unique (second)", "Synergy", "Total"];
@@ -113,11 +116,11 @@ export function pidTable(id: string, caption: string, pairs: PidPair[]): HTMLEle
           "tr",
           { "data-pair": `${a}+${b}` },
           h("th", { scope: "row" }, `${a} + ${b}`),
-          h("td", { class: "num", "data-term": "redundancy" }, fmtNum(p.redundancy)),
-          h("td", { class: "num", "data-term": `unique_${a}` }, `${a} ${fmtNum(p.unique[a])}`),
-          h("td", { class: "num", "data-term": `unique_${b}` }, `${b} ${fmtNum(p.unique[b])}`),
-          h("td", { class: "num", "data-term": "synergy" }, fmtNum(p.synergy)),
-          h("td", { class: "num", "data-term": "total" }, fmtNum(p.total)),
+          h("td", { class: "num", "data-term": "redundancy" }, bits(p.redundancy)),
+          h("td", { class: "num", "data-term": `unique_${a}` }, `${a} ${bits(p.unique[a])}`),
+          h("td", { class: "num", "data-term": `unique_${b}` }, `${b} ${bits(p.unique[b])}`),
+          h("td", { class: "num", "data-term": "synergy" }, bits(p.synergy)),
+          h("td", { class: "num", "data-term": "total" }, bits(p.total)),
         );
       }),
     ),

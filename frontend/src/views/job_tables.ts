@@ -3,7 +3,7 @@
 import { download } from "../download";
 import { fmtBytes, fmtNum, fmtPct, fmtSigned, h, metricLabel, metricUnit } from "../dom";
 import type { Artifact, Delta, PredictionPid, Report, Stat, Trial } from "../types";
-import { pidTable } from "./datasets";
+import { bits, pidTable } from "./datasets";
 
 interface Column {
   key: string;
@@ -81,8 +81,8 @@ function pidSynergyCell(pid: Record<string, PredictionPid> | undefined): HTMLEle
     pairs.map(([pair, v], i) => [
       i ? "; " : "",
       pairs.length > 1 ? `${pair} ` : "",
-      fmtNum(v.synergy.mean),
-      v.synergy.std !== undefined ? h("span", { class: "std" }, ` ± ${fmtNum(v.synergy.std)}`) : null,
+      bits(v.synergy.mean),
+      v.synergy.std !== undefined ? h("span", { class: "std" }, ` ± ${bits(v.synergy.std)}`) : null,
     ]),
     h("span", { class: "unit" }, " bits"));
 }
