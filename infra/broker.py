@@ -27,8 +27,14 @@ QUEUE = "synib"  # training tasks (synib worker)
 HOUSEKEEPING_QUEUE = "synib.housekeeping"  # the periodic pass (synib housekeeper)
 RUN_JOB = "synib.run_job"
 MAKE_DATASET = "synib.make_dataset"
+DATASET_PID = "synib.dataset_pid"
 HOUSEKEEPING = "synib.housekeeping"
-TASK_QUEUES = {RUN_JOB: QUEUE, MAKE_DATASET: QUEUE, HOUSEKEEPING: HOUSEKEEPING_QUEUE}
+TASK_QUEUES = {
+    RUN_JOB: QUEUE,
+    MAKE_DATASET: QUEUE,
+    DATASET_PID: QUEUE,
+    HOUSEKEEPING: HOUSEKEEPING_QUEUE,
+}
 # A send retries a failing broker briefly (the request waits for it), then gives up: the job's
 # row is committed and stays queued, and the housekeeping sends it again.
 SEND_RETRY_POLICY = {

@@ -92,6 +92,30 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     elif args.action == "delete":
         client.delete_dataset(args.id)
         print(f"deleted dataset {args.id}")
+    elif args.action == "pid":
+        return _dataset_pid(client, args)
+    return 0
+
+
+def _dataset_pid(client: Any, args: argparse.Namespace) -> int:
+    """``synib datasets pid ID [--clusters K] [--wait] [--json]``."""
+    from synib_client.cli_format import format_pid
+
+    if args.clusters is not None and not 2 <= args.clusters <= 100:
+        raise ClientError(f"--clusters: expected 2..100, got {args.clusters}")
+    ds = client.request_dataset_pid(args.id, clusters=args.clusters)
+    if not args.wait:
+        print(f"PID of dataset {args.id} queued (see: synib datasets show {args.id})")
+        return 0
+    print(f"PID of dataset {ds['id']} queued; waiting for a worker...", file=sys.stderr)
+    pid = client.wait_dataset_pid(args.id, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(pid, indent=2))
+    if pid.get("status") == "failed":
+        print(f"synib datasets pid: failed: {pid.get('error')}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(format_pid(pid))
     return 0
 
 
@@ -220,6 +244,20 @@ def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None
     _add_page_options(actions.add_parser("list", parents=[common], help="list your datasets"))
     for action in ("show", "delete"):
         actions.add_parser(action, parents=[common], help=f"{action} a dataset").add_argument("id")
+    pid = actions.add_parser(
+        "pid",
+        parents=[common],
+        help="compute the dataset's PID on a worker (redundancy, unique, synergy, in bits)",
+    )
+    pid.add_argument("id")
+    pid.add_argument(
+        "--clusters", type=int, metavar="K", help="k-means states per modality, 2..100"
+    )
+    pid.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    pid.add_argument(
+        "--timeout", type=float, default=600.0, metavar="SECONDS", help="with --wait (600)"
+    )
+    pid.add_argument("--json", action="store_true", help="with --wait: print the PID JSON")
     parser.set_defaults(func=guarded("datasets", cmd_datasets))
 
 

@@ -74,8 +74,67 @@ def format_report(report: dict[str, Any]) -> str:
         f"job {report.get('job_id', '?')}  baseline {baseline}  "
         f"selection {report.get('selection', 'val_acc')}  seeds {seeds or '-'}"
     )
+    if any(methods[name].get("prediction_pid") for name in order):
+        headers.append("pred. synergy bits")
+        for row, name in zip(rows, order, strict=True):
+            row.append(_pid_synergy(methods[name].get("prediction_pid")))
     verdicts = [str(v) for v in (report.get("verdicts") or {}).values()]
-    return "\n".join([title, format_table(headers, rows), *verdicts])
+    lines = [title, format_table(headers, rows), *_pid_lines(report), *verdicts]
+    return "\n".join(lines)
+
+
+def _pid_synergy(pid: dict[str, Any] | None) -> str:
+    """A method's synergy of its predictions in bits (mean +- std over seeds), per pair."""
+    if not pid:
+        return "-"
+    if len(pid) == 1:
+        return _mean_std(next(iter(pid.values())).get("synergy"))
+    return "; ".join(f"{pair} {_mean_std(v.get('synergy'))}" for pair, v in pid.items())
+
+
+def _pid_lines(report: dict[str, Any]) -> list[str]:
+    """The data PID's verdict (or why there is no PID) and the seeds-needed line."""
+    lines = []
+    data = report.get("data_pid")
+    if data:
+        lines.append(f"PID of the test labels: {data.get('verdict')}")
+    elif report.get("pid_note"):
+        lines.append(str(report["pid_note"]))
+    power = report.get("seeds_needed_for") or {}
+    needed = [
+        f"{name} " + ", ".join(f"{k} {n}" for k, n in entry["seeds_needed"].items())
+        for name, entry in report.get("methods", {}).items()
+        if entry.get("seeds_needed")
+    ]
+    if needed:
+        gain, pw = 100 * power.get("gain", 0.05), 100 * power.get("power", 0.8)
+        lines.append(
+            f"seeds needed to detect +{gain:g} points with {pw:g}% power (vs "
+            f"{report.get('baseline', 'vanilla')}): {'; '.join(needed)}"
+        )
+    return lines
+
+
+def format_pid(pid: dict[str, Any]) -> str:
+    """A dataset's PID (``pid`` of ``GET /datasets/{id}``): one row per pair of modalities with
+    redundancy, each unique information, synergy and the total, in bits; then the verdict."""
+    rows = []
+    for pair in pid.get("pairs") or []:
+        m1, m2 = pair["modalities"]
+        unique = pair.get("unique", {})
+        rows.append(
+            [
+                f"{m1}+{m2}",
+                f"{pair['redundancy']:.3f}",
+                f"{m1} {unique.get(m1, 0.0):.3f}",
+                f"{m2} {unique.get(m2, 0.0):.3f}",
+                f"{pair['synergy']:.3f}",
+                f"{pair['total']:.3f}",
+            ]
+        )
+    headers = ["pair", "redundancy", "unique", "unique", "synergy", "total (bits)"]
+    head = f"PID of the labels ({pid.get('clusters')} clusters per modality)"
+    return "\n".join([head, format_table(headers, rows), f"verdict: {pid.get('verdict')}"])
 
 
 def format_jobs(jobs: Sequence[dict[str, Any]]) -> str:

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -160,6 +161,36 @@ class Client(JobEvents):
     def dataset(self, dataset_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", f"/datasets/{path_segment(dataset_id)}")
         return result
+
+    def request_dataset_pid(self, dataset_id: str, clusters: int | None = None) -> dict[str, Any]:
+        """Ask a worker for the dataset's PID (``POST /datasets/{id}/pid``; the dataset must be
+        ready); returns the dataset with ``pid.status`` ``queued``. ``clusters``: k-means states
+        per modality, 2..100 (default: the server's rule from the sample and class counts)."""
+        body = {} if clusters is None else {"clusters": clusters}
+        result: dict[str, Any] = self._json(
+            "POST", f"/datasets/{path_segment(dataset_id)}/pid", json=body
+        )
+        return result
+
+    def wait_dataset_pid(
+        self, dataset_id: str, timeout: float = 600.0, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll the dataset until its PID has finished (``succeeded`` or ``failed``); returns
+        the ``pid`` object. Raises ClientError after ``timeout`` seconds or when none was
+        requested."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = self.dataset(dataset_id).get("pid")
+            if pid is None:
+                raise ClientError(f"dataset {dataset_id}: no PID was requested")
+            if pid.get("status") in ("succeeded", "failed"):
+                return dict(pid)
+            if time.monotonic() >= deadline:
+                raise ClientError(
+                    f"dataset {dataset_id}: its PID is still {pid.get('status')} after "
+                    f"{timeout:g} s (is a worker running?)"
+                )
+            time.sleep(poll)
 
     def delete_dataset(self, dataset_id: str) -> None:
         self._request("DELETE", f"/datasets/{path_segment(dataset_id)}")

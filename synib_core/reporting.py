@@ -112,9 +112,18 @@ def _seeds_needed(
 def _pid_stats(runs: Mapping[int, RunRecord]) -> dict[str, Any] | None:
     """pair "a+b" -> redundancy / unique (per modality) / synergy / total, each mean/std/values
     over the seeds that have a prediction PID."""
+    return pid_summary([runs[s].prediction_pid or [] for s in sorted(runs)])
+
+
+def pid_summary(per_seed: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Any] | None:
+    """The report's ``prediction_pid`` of one method: pair "a+b" -> redundancy / unique (per
+    modality) / synergy / total, each mean/std/values over the seeds; None without any PID.
+
+    per_seed: for each seed (in seed order), the PID of its predictions (``PID.to_json()`` per
+    pair of modalities)."""
     by_pair: dict[str, list[Mapping[str, Any]]] = {}
-    for s in sorted(runs):
-        for pid in runs[s].prediction_pid or []:
+    for pids in per_seed:
+        for pid in pids:
             by_pair.setdefault("+".join(pid["modalities"]), []).append(pid)
     if not by_pair:
         return None

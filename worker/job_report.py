@@ -3,10 +3,19 @@
 Per method: the best sweep point by mean validation accuracy over seeds (never by test), the
 test metrics of that point (mean, std, per-seed values), deltas against the baseline's best point
 with paired bootstrap CIs over the test samples, the sweep curve, and the best trial's artifact.
+
+With the ``pid`` extra (cvxpy), also the PID of the test labels (``data_pid``: pairs + verdict)
+and per method the PID of the reported point's test predictions (``prediction_pid``, mean over
+seeds, the shape ``synib_core.reporting`` gives ``synib compare``); the test inputs are
+discretised once per job (``pid_states``) and reused for every trial. Per method compared with
+the baseline, ``seeds_needed`` (seeds to detect +``SEEDS_GAIN`` with ``SEEDS_POWER`` power, from
+the per-seed deltas; ``seeds_needed_for`` says which). Without cvxpy the PID keys are left out
+and ``pid_note`` says why.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +25,14 @@ import numpy as np
 from synib_spec.jobs import JobSpec, sweep_label
 from synib_spec.selection import SELECTION_METRIC, best_point, is_null_point
 
+log = logging.getLogger(__name__)
+
 SELECTION = SELECTION_METRIC
 CURVE_METRICS = ("val_acc", "test_acc", "synergy_acc")
+SEEDS_METRICS = ("test_acc", "synergy_acc")
+SEEDS_GAIN = 0.05  # synib_core.metrics.power.DEFAULT_GAIN: +5 points of accuracy
+SEEDS_POWER = 0.8
+SEEDS_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,36 @@ class TestSplit:
     group: np.ndarray | None
     references: dict[int, dict[str, np.ndarray]]
     n_val: int | None = None  # validation samples: the selection's noise margin
+    # The PID's discrete states of the test inputs ({modality: (N,) int}, ``pid_states``), the
+    # clusters per modality they used, or why there is no PID (``pid_note``).
+    pid_states: dict[str, np.ndarray] | None = None
+    pid_clusters: int | None = None
+    pid_note: str | None = None
+
+
+def pid_states(
+    x_test: Mapping[str, np.ndarray], y_test: np.ndarray
+) -> tuple[dict[str, np.ndarray] | None, int | None, str | None]:
+    """Discretise the test inputs once for every PID of the report: (states, clusters, None),
+    or (None, None, the reason) when the PID is left out (no cvxpy, one modality)."""
+    import importlib.util
+
+    from synib_core.metrics.pid import INSTALL_HINT
+
+    if len(x_test) < 2:
+        return None, None, "PID left out: it needs at least two modalities"
+    if importlib.util.find_spec("cvxpy") is None:
+        return None, None, f"PID left out: {INSTALL_HINT} (on the workers)"
+    from synib_core.metrics.discretise import default_clusters, discretise_modalities
+
+    num_classes = int(np.unique(y_test).shape[0])
+    k = default_clusters(int(y_test.shape[0]), num_classes)
+    try:
+        states = discretise_modalities(dict(x_test), num_classes, clusters=k)
+    except Exception as exc:  # ImportError (scikit-learn), bad inputs: the job still succeeds
+        log.warning("PID left out: discretising the test inputs failed", exc_info=True)
+        return None, None, f"PID left out: {type(exc).__name__}: {exc}"
+    return states, k, None
 
 
 PredictionLoader = Callable[[str], np.ndarray | None]
@@ -145,6 +190,32 @@ def deltas_vs_baseline(
     return {name: {"delta": d, "lo": lo, "hi": hi} for name, (d, lo, hi) in cis.items()}
 
 
+PIDOf = Callable[[str], list[dict[str, Any]] | None]
+"""trial_id -> the PID of its test predictions (``PID.to_json()`` per pair), or None."""
+
+
+def seeds_needed_vs(
+    best: Sequence[TrialOutcome], baseline: Sequence[TrialOutcome]
+) -> dict[str, int]:
+    """Seeds to detect +SEEDS_GAIN in test_acc and synergy_acc with SEEDS_POWER power, from the
+    per-seed deltas of ``best`` against ``baseline`` (``synib_core.metrics.seeds_needed``); a
+    metric with fewer than two paired seeds is left out."""
+    from synib_core.metrics import seeds_needed
+
+    base = {t.seed: t for t in baseline}
+    out = {}
+    for metric in SEEDS_METRICS:
+        deltas = [
+            t.metrics[metric] - base[t.seed].metrics[metric]
+            for t in best
+            if t.seed in base and metric in t.metrics and metric in base[t.seed].metrics
+        ]
+        n = seeds_needed(deltas, SEEDS_GAIN, power=SEEDS_POWER, alpha=SEEDS_ALPHA)
+        if n is not None:
+            out[metric] = n
+    return out
+
+
 def method_report(
     method: str,
     trials: Sequence[TrialOutcome],
@@ -152,6 +223,7 @@ def method_report(
     test: TestSplit,
     preds: PredictionLoader,
     artifacts: Mapping[str, str],
+    pid_of: PIDOf | None = None,
 ) -> dict[str, Any]:
     """One method's entry of the report (see the module docstring)."""
     points = group_points(trials)
@@ -176,7 +248,65 @@ def method_report(
     entry["best_artifact_id"] = artifacts.get(top.trial_id)
     if baseline_best is not None and baseline_best is not best:
         entry["delta_vs_baseline"] = deltas_vs_baseline(best, baseline_best, test, preds)
+        entry["seeds_needed"] = seeds_needed_vs(best, baseline_best)
+    if pid_of is not None:
+        from synib_core.reporting import pid_summary
+
+        per_seed = [pid_of(t.trial_id) for t in best]
+        summary = pid_summary([p for p in per_seed if p is not None])
+        if summary is not None:
+            entry["prediction_pid"] = summary
     return entry
+
+
+def _cached(preds: PredictionLoader) -> PredictionLoader:
+    """``preds`` reading each trial's file once per report."""
+    seen: dict[str, np.ndarray | None] = {}
+
+    def load(trial_id: str) -> np.ndarray | None:
+        if trial_id not in seen:
+            seen[trial_id] = preds(trial_id)
+        return seen[trial_id]
+
+    return load
+
+
+def data_pid(test: TestSplit) -> tuple[dict[str, Any] | None, str | None]:
+    """The PID of the test labels ({"pairs", "verdict", "clusters"}) or (None, why not)."""
+    if test.pid_states is None:
+        return None, test.pid_note
+    from synib_core.metrics.pid import PIDUnavailable, pairwise_pid
+    from synib_core.metrics.pid_verdict import pid_verdict
+
+    try:
+        pairs = pairwise_pid(test.pid_states, test.y)
+    except PIDUnavailable as exc:
+        return None, f"PID left out: {exc} (on the workers)"
+    except Exception as exc:  # the PID is an extra: a solver error never fails the job
+        log.warning("the PID of the test labels failed", exc_info=True)
+        return None, f"PID left out: {type(exc).__name__}: {exc}"
+    out = {"pairs": [p.to_json() for p in pairs], "verdict": pid_verdict(pairs)}
+    return {**out, "clusters": test.pid_clusters}, None
+
+
+def prediction_pid_of(test: TestSplit, preds: PredictionLoader) -> PIDOf:
+    """trial_id -> the PID of its test predictions on the job's discretised test inputs."""
+    from synib_core.metrics.pid import prediction_pid
+
+    states = test.pid_states
+    assert states is not None
+
+    def pid_of(trial_id: str) -> list[dict[str, Any]] | None:
+        pred = preds(trial_id)
+        if pred is None or pred.shape != test.y.shape:
+            return None
+        try:
+            return [p.to_json() for p in prediction_pid(states, pred)]
+        except Exception:  # e.g. the solver's error: that trial's PID is left out
+            log.warning("trial %s: the PID of its predictions failed", trial_id, exc_info=True)
+            return None
+
+    return pid_of
 
 
 def verdicts(report: Mapping[str, Any]) -> dict[str, str]:
@@ -203,6 +333,9 @@ def build_report(
     references: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The report JSON. ``artifacts``: trial_id -> model artifact id."""
+    preds = _cached(preds)
+    labels_pid, pid_note = data_pid(test)
+    pid_of = prediction_pid_of(test, preds) if labels_pid is not None else None
     baseline = spec.baseline
     methods = list(dict.fromkeys(t.method for t in trials))
     baseline_points = group_points([t for t in trials if t.method == baseline])
@@ -222,10 +355,16 @@ def build_report(
                 test,
                 preds,
                 artifacts,
+                pid_of,
             )
             for m in methods
         },
         "references": dict(references),
+        "seeds_needed_for": {"gain": SEEDS_GAIN, "power": SEEDS_POWER, "alpha": SEEDS_ALPHA},
     }
+    if labels_pid is not None:
+        report["data_pid"] = labels_pid
+    if pid_note is not None:
+        report["pid_note"] = pid_note
     report["verdicts"] = verdicts(report)
     return report

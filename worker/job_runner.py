@@ -25,7 +25,7 @@ from worker.db_retry import is_connection_error
 from worker.heartbeat import JobHeartbeat
 from worker.job_artifacts import prediction_loader, store_report, store_trial_model
 from worker.job_context import JobContext
-from worker.job_report import TestSplit, TrialOutcome, build_report
+from worker.job_report import TestSplit, TrialOutcome, build_report, pid_states
 from worker.job_trials import drop_job_experiment, train_job
 from worker.trial_plan import TrialSpec, plan_trials
 
@@ -123,12 +123,20 @@ def complete_job(
     group = None if data.group is None else np.asarray(data.group)[test]
     with ctx.sessions() as session:
         refs_json = (crud.get_job(session, job_id=ctx.job.id) or ctx.job).references or {}
+    y_test = data.y[test]
+    states, clusters, pid_note = pid_states({m: x[test] for m, x in data.x.items()}, y_test)
     report = build_report(
         job_id=ctx.job.id,
         spec=spec,
         trials=trials,
         test=TestSplit(
-            y=data.y[test], group=group, references=refs, n_val=int(np.sum(data.split == 1))
+            y=y_test,
+            group=group,
+            references=refs,
+            n_val=int(np.sum(data.split == 1)),
+            pid_states=states,
+            pid_clusters=clusters,
+            pid_note=pid_note,
         ),
         preds=prediction_loader(ctx.store, ctx.job.id),
         artifacts=artifacts,

@@ -1,7 +1,9 @@
-"""Celery tasks (thin: ids in, the work in ``worker.job_runner`` / ``worker.datasets``).
+"""Celery tasks (thin: ids in, the work in ``worker.job_runner`` / ``worker.datasets`` /
+``worker.dataset_pid``).
 
-Both tasks are safe to run twice: ``run_job`` does nothing unless the job is still ``queued``;
-``make_dataset`` does nothing unless the dataset is still ``pending``.
+Every task is safe to run twice: ``run_job`` does nothing unless the job is still ``queued``;
+``make_dataset`` does nothing unless the dataset is still ``pending``; ``dataset_pid`` does
+nothing unless a PID was requested and has not finished.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from infra.settings import get_settings
 from infra.storage import ArtifactStore
 from worker import job_runner
 from worker.celery_app import app
+from worker.dataset_pid import run_dataset_pid
 from worker.datasets import materialise_dataset
 
 log = logging.getLogger(__name__)
@@ -53,4 +56,23 @@ def make_dataset(self: Any, dataset_id: str) -> str:
         with sessions() as session:
             reason = f"internal error ({type(exc).__name__}); see the worker log"
             crud.mark_dataset_failed(session, dataset_id=dataset_id, error=reason)
+        return "failed"
+
+
+@app.task(name="synib.dataset_pid", bind=True)
+def dataset_pid(self: Any, dataset_id: str) -> str:
+    """Compute the requested PID of dataset ``dataset_id``; returns its status afterwards."""
+    settings = get_settings()
+    sessions = session_factory(settings.database_url)
+    try:
+        return run_dataset_pid(sessions, ArtifactStore(settings.artifact_root), dataset_id)
+    except Exception as exc:
+        log.exception("dataset_pid %s: internal error", dataset_id)
+        with sessions() as session:
+            reason = f"internal error ({type(exc).__name__}); see the worker log"
+            crud.set_dataset_pid(
+                session,
+                dataset_id=dataset_id,
+                pid={"status": "failed", "pairs": [], "verdict": None, "error": reason},
+            )
         return "failed"

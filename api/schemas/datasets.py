@@ -1,4 +1,4 @@
-"""Dataset schemas (DatasetPublic, DatasetsPublic, BuiltinDatasetCreate)."""
+"""Dataset schemas (DatasetPublic, DatasetsPublic, BuiltinDatasetCreate, DatasetPidRequest)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,46 @@ class DatasetSummary(BaseModel):
     has_oracle: bool = False
 
 
+PID_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class PidPairPublic(BaseModel):
+    """The PID of one pair of modalities about the label, in bits (``synib_core.metrics.pid``):
+    redundancy + unique[a] + unique[b] + synergy = total = I(label; a, b)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    modalities: list[str]
+    target: str
+    redundancy: float
+    unique: dict[str, float]
+    synergy: float
+    total: float
+    states: dict[str, int] = {}
+    n: int
+
+
+class DatasetPidPublic(BaseModel):
+    """The dataset's PID (``POST /datasets/{id}/pid``): the status of the computation, the
+    clusters per modality, one entry per pair of modalities and the verdict in words (or the
+    error when it failed)."""
+
+    status: Literal["queued", "running", "succeeded", "failed"]
+    clusters: int | None = None
+    pairs: list[PidPairPublic] = []
+    verdict: str | None = None
+    error: str | None = None
+
+
+class DatasetPidRequest(BaseModel):
+    """Optional body of ``POST /datasets/{id}/pid``: k-means states per modality (default:
+    floor(sqrt(N / (20 K))) clipped to [2, 20], N samples, K classes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clusters: int | None = Field(default=None, ge=2, le=100)
+
+
 class DatasetPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -46,6 +86,7 @@ class DatasetPublic(BaseModel):
     sha256: str | None
     size_bytes: int | None
     summary: DatasetSummary | None
+    pid: DatasetPidPublic | None = None
     created_at: datetime
 
 

@@ -8,6 +8,8 @@ type Schemas = components["schemas"];
 
 export type Dataset = Schemas["DatasetPublic"];
 export type DatasetSummary = Schemas["DatasetSummary"];
+export type DatasetPid = Schemas["DatasetPidPublic"];
+export type PidPair = Schemas["PidPairPublic"];
 export type Trial = Schemas["TrialPublic"];
 export type Artifact = Schemas["ArtifactPublic"];
 export type EpochRow = Schemas["EpochMetricsPublic"];
@@ -71,12 +73,22 @@ export interface SweepPoint {
   [metric: string]: Stat | Record<string, unknown> | undefined;
 }
 
+/** The PID of a method's predictions for one pair of modalities, in bits, over seeds. */
+export interface PredictionPid {
+  redundancy: Stat;
+  synergy: Stat;
+  total: Stat;
+  unique: Record<string, Stat>;
+}
+
 export interface MethodReport {
   best_config?: Record<string, unknown>;
   metrics?: Record<string, Stat>;
   delta_vs_baseline?: Record<string, Delta>;
   sweep?: SweepPoint[];
   best_artifact_id?: string | null;
+  prediction_pid?: Record<string, PredictionPid>; // pair "a+b" -> terms (mean over seeds)
+  seeds_needed?: Record<string, number>; // metric -> seeds to detect the gain
 }
 
 export interface Report {
@@ -87,4 +99,7 @@ export interface Report {
   sweep_knobs?: string[];
   methods: Record<string, MethodReport>;
   verdicts?: Record<string, string>; // per method, in words: beat the baseline or not
+  data_pid?: { pairs: PidPair[]; verdict: string; clusters?: number | null }; // test labels
+  pid_note?: string; // why there is no PID (no cvxpy on the workers, one modality)
+  seeds_needed_for?: { gain: number; power: number; alpha?: number };
 }

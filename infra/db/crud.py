@@ -19,6 +19,7 @@ from infra.db.crud_artifacts import (
     report_artifact_of,
 )
 from infra.db.crud_datasets import (
+    claim_dataset_pid,
     create_dataset,
     dataset_in_use,
     delete_dataset,
@@ -28,6 +29,7 @@ from infra.db.crud_datasets import (
     mark_dataset_failed,
     mark_dataset_ready,
     mark_dataset_sent,
+    set_dataset_pid,
 )
 from infra.db.crud_events import (
     add_event,
@@ -83,6 +85,7 @@ __all__ = [
     "add_event",
     "beat_job",
     "cancel_expired_lease",
+    "claim_dataset_pid",
     "claim_job",
     "close_open_trials",
     "count_jobs_by_status",
@@ -129,6 +132,7 @@ __all__ = [
     "requeue_expired_lease",
     "requeue_failed",
     "revoke_token",
+    "set_dataset_pid",
     "set_job_references",
     "set_job_report",
     "set_job_status",

@@ -150,3 +150,26 @@ def list_pending_dataset_sends(session: Session) -> list[SendState]:
         .order_by(Dataset.created_at)
     )
     return [SendState(*row) for row in session.execute(stmt)]
+
+
+def set_dataset_pid(session: Session, *, dataset_id: str, pid: dict[str, Any]) -> None:
+    """Store the dataset's PID state (``Dataset.pid``) as given; commits."""
+    session.execute(update(Dataset).where(Dataset.id == dataset_id).values(pid=pid))
+    session.commit()
+
+
+def claim_dataset_pid(session: Session, *, dataset_id: str) -> dict[str, Any] | None:
+    """Mark a requested PID ``running`` and return its state, or None (and change nothing)
+    when none is waiting: no row, no request, or already finished. A ``running`` one is taken
+    again (a redelivered message after a worker died); commits."""
+    row = session.execute(
+        select(Dataset).where(Dataset.id == dataset_id).with_for_update()
+    ).scalar_one_or_none()
+    state = dict(row.pid or {}) if row is not None else {}
+    if row is None or state.get("status") not in ("queued", "running"):
+        session.rollback()
+        return None
+    state["status"] = "running"
+    row.pid = state
+    session.commit()
+    return state

@@ -167,6 +167,9 @@ class Dataset(Base):
     # creation): the last one and how many, for the backoff; the broker is never inspected.
     last_sent_at: Mapped[datetime | None]
     send_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The PID of the data (synib.dataset_pid): {"status": queued|running|succeeded|failed,
+    # "clusters", "pairs": [PID.to_json()...], "verdict", "error"}; None until requested.
+    pid: Mapped[JSONDict | None]
 
 
 class Job(Base):

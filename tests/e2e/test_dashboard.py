@@ -73,6 +73,26 @@ def check_dataset_page(page: Page, service: Service, dataset_id: str) -> None:
     assert page.is_visible("#group-table")
 
 
+def check_dataset_pid(page: Page, service: Service, dataset_id: str) -> None:
+    """Compute PID (the embedded worker runs synib.dataset_pid): the verdict and the terms."""
+    page.click("#pid-button")
+    page.wait_for_selector("#pid-verdict", timeout=120_000)
+    with service.client() as api:
+        pid = api.get(f"/datasets/{dataset_id}").raise_for_status().json()["pid"]
+    assert pid["status"] == "succeeded", pid
+    expect(page.locator("#pid-verdict")).to_have_text(pid["verdict"])
+    [pair] = pid["pairs"]
+    row = page.locator('#pid-table tr[data-pair="a+b"]')
+    for term in ("redundancy", "synergy", "total"):
+        text = row.locator(f'td[data-term="{term}"]').text_content()
+        assert float(text) == pytest.approx(pair[term], abs=1e-3)
+    for m in ("a", "b"):
+        text = row.locator(f'td[data-term="unique_{m}"]').text_content()
+        assert text.startswith(f"{m} ") and float(text[2:]) == pytest.approx(
+            pair["unique"][m], abs=1e-3
+        )
+
+
 def submit_small_job(page: Page) -> str:
     page.click("text=New job on this dataset")
     page.wait_for_selector("#job-form")
@@ -114,6 +134,15 @@ def check_comparison(page: Page, report: dict) -> None:
             assert float(cell.get_attribute("data-value")) == pytest.approx(delta["delta"])
     for method, words in report["verdicts"].items():  # the report's verdict, in words
         expect(page.locator(f'#verdicts li[data-method="{method}"]')).to_have_text(words)
+    # The PID: the synergy of each method's predictions, the verdict on the test labels.
+    for method, entry in report["methods"].items():
+        cell = page.locator(
+            f'#comparison-table tr[data-method="{method}"] td[data-metric="prediction_synergy"]'
+        )
+        synergy = entry["prediction_pid"]["a+b"]["synergy"]["mean"]
+        assert float(cell.get_attribute("data-value")) == pytest.approx(synergy)
+    verdict = f"PID of the test labels: {report['data_pid']['verdict']}"
+    expect(page.locator("#data-pid-verdict")).to_have_text(verdict)
 
 
 def check_charts(page: Page, report: dict) -> None:
@@ -160,6 +189,7 @@ def test_upload_submit_watch_and_download(
     sign_in(page, service)
     dataset_id = upload_in_browser(page, service, make_npz(tmp_path / "xor_pid.npz"))
     check_dataset_page(page, service, dataset_id)
+    check_dataset_pid(page, service, dataset_id)
     screenshot(page, "dataset-page.png")
 
     job_id = submit_small_job(page)

@@ -101,6 +101,14 @@ def test_tiny_job_succeeds_with_trials_epochs_artifacts_and_report(
     assert delta["lo"] <= delta["delta"] <= delta["hi"]
     assert synib["best_artifact_id"] in {a.id for a in models}
     assert set(report["references"]["0"]) == {"a", "b"}
+    # The PID of the test labels and of each method's predictions (cvxpy is in the dev extra).
+    [pair] = report["data_pid"]["pairs"]
+    assert pair["modalities"] == ["a", "b"] and pair["n"] == 300 and report["data_pid"]["verdict"]
+    for entry in report["methods"].values():
+        assert set(entry["prediction_pid"]) == {"a+b"}
+        assert len(entry["prediction_pid"]["a+b"]["synergy"]["values"]) == 1  # one seed
+    assert synib["seeds_needed"] == {}  # one seed: no spread to size from
+    assert report["seeds_needed_for"] == {"gain": 0.05, "power": 0.8, "alpha": 0.05}
     # Where each trial ran, as it recorded it; the job's Tune experiment is gone once the
     # outputs are in the artifact store.
     for trial in trials:

@@ -1,9 +1,9 @@
 // Datasets list (with upload / built-in registration) and the dataset page.
 
-import { getJson, qs } from "../api";
+import { ApiError, getJson, qs, sendJson } from "../api";
 import { badge, errorBox, fmtBytes, fmtDate, h, replace, section } from "../dom";
 import type { Route } from "../main";
-import type { Dataset, DatasetSummary, Page } from "../types";
+import type { Dataset, DatasetPid, DatasetSummary, Page, PidPair } from "../types";
 import { builtinForm, uploadForm } from "./dataset_forms";
 
 const LIMIT = 50;
@@ -96,6 +96,72 @@ function summaryView(s: DatasetSummary): HTMLElement[] {
   ];
 }
 
+/** Bits with three decimals (a solver's 1e-10 reads as 0.000, not in exponent notation). */
+export const bits = (v: number | undefined): string => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(3) : "–");
+
+/** The four PID terms of each pair of modalities, in bits (redundancy, unique a, unique b, synergy). */
+export function pidTable(id: string, caption: string, pairs: PidPair[]): HTMLElement {
+  const head = ["Pair", "Redundancy", "Unique (first)", "Unique (second)", "Synergy", "Total"];
+  return h(
+    "table",
+    { id, class: "data compact" },
+    h("caption", null, caption),
+    h("thead", null, h("tr", null, head.map((c) => h("th", { scope: "col" }, c)))),
+    h(
+      "tbody",
+      null,
+      pairs.map((p) => {
+        const [a = "", b = ""] = p.modalities;
+        return h(
+          "tr",
+          { "data-pair": `${a}+${b}` },
+          h("th", { scope: "row" }, `${a} + ${b}`),
+          h("td", { class: "num", "data-term": "redundancy" }, bits(p.redundancy)),
+          h("td", { class: "num", "data-term": `unique_${a}` }, `${a} ${bits(p.unique[a])}`),
+          h("td", { class: "num", "data-term": `unique_${b}` }, `${b} ${bits(p.unique[b])}`),
+          h("td", { class: "num", "data-term": "synergy" }, bits(p.synergy)),
+          h("td", { class: "num", "data-term": "total" }, bits(p.total)),
+        );
+      }),
+    ),
+  );
+}
+
+const pidActive = (pid: DatasetPid | null | undefined): boolean => pid?.status === "queued" || pid?.status === "running";
+
+/** The dataset's PID: a Compute button (POST /datasets/{id}/pid), its status, the verdict and the terms. */
+function pidSection(ds: Dataset, again: () => void): HTMLElement {
+  const pid = ds.pid ?? null;
+  const message = h("p", { class: "help", id: "pid-status" });
+  const clusters = h("input", { id: "pid-clusters", type: "number", min: 2, max: 100, step: 1, placeholder: "auto" });
+  const button = h("button", { type: "button", id: "pid-button", class: "button" }, pid ? "Recompute PID" : "Compute PID");
+  button.disabled = ds.status !== "ready" || pidActive(pid);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const k = clusters.value.trim();
+    try {
+      await sendJson("POST", `/datasets/${ds.id}/pid`, k ? { clusters: Number(k) } : {});
+      again();
+    } catch (err) {
+      message.replaceChildren(errorBox(err instanceof ApiError ? err.message : String(err)));
+      button.disabled = false;
+    }
+  });
+  if (pid === null) message.textContent = "How much do the modalities say about the label redundantly, alone, and only together (synergy)? Computed by a worker.";
+  else if (pidActive(pid)) message.textContent = `PID ${pid.status}…`;
+  return section(
+    "dataset-pid",
+    "Partial information decomposition (PID)",
+    message,
+    h("p", null, h("label", { for: "pid-clusters" }, "Clusters per modality "), clusters, " ", button),
+    pid?.status === "failed" ? errorBox(`PID failed: ${pid.error ?? "unknown error"}`) : null,
+    pid?.status === "succeeded" ? h("p", { id: "pid-verdict", class: "verdict" }, pid.verdict ?? "") : null,
+    pid?.status === "succeeded"
+      ? pidTable("pid-table", `Bits of information about the label (${pid.clusters ?? "?"} clusters per modality)`, pid.pairs ?? [])
+      : null,
+  );
+}
+
 export async function renderDatasetPage(main: HTMLElement, route: Route, signal: AbortSignal) {
   const id = route.path[1] ?? "";
   for (;;) {
@@ -122,8 +188,9 @@ export async function renderDatasetPage(main: HTMLElement, route: Route, signal:
       ds.error ? errorBox(ds.error) : null,
       ds.summary ? section("dataset-summary", "Summary", h("div", { class: "grid-2" }, summaryView(ds.summary))) : null,
       ds.status === "ready" ? h("a", { class: "button primary", href: `#/jobs/new?dataset=${ds.id}` }, "New job on this dataset") : null,
+      ds.status === "ready" ? pidSection(ds, () => void renderDatasetPage(main, route, signal)) : null,
     );
-    if (ds.status !== "pending") return;
+    if (ds.status !== "pending" && !pidActive(ds.pid)) return;
     await new Promise((r) => window.setTimeout(r, 2000));
     if (signal.aborted) return;
   }

@@ -2,7 +2,8 @@
 
 import { download } from "../download";
 import { fmtBytes, fmtNum, fmtPct, fmtSigned, h, metricLabel, metricUnit } from "../dom";
-import type { Artifact, Delta, Report, Stat, Trial } from "../types";
+import type { Artifact, Delta, PredictionPid, Report, Stat, Trial } from "../types";
+import { bits, pidTable } from "./datasets";
 
 interface Column {
   key: string;
@@ -72,10 +73,49 @@ function table(id: string, caption: string, head: string[], rows: HTMLElement[])
     h("tbody", null, rows)));
 }
 
+/** A method's synergy of its predictions in bits (PID, mean ± std over seeds), per pair. */
+function pidSynergyCell(pid: Record<string, PredictionPid> | undefined): HTMLElement {
+  const pairs = Object.entries(pid ?? {});
+  if (!pairs.length) return h("td", { class: "num", "data-metric": "prediction_synergy" }, "–");
+  return h("td", { class: "num", "data-metric": "prediction_synergy", "data-value": pairs[0]?.[1].synergy.mean ?? "" },
+    pairs.map(([pair, v], i) => [
+      i ? "; " : "",
+      pairs.length > 1 ? `${pair} ` : "",
+      bits(v.synergy.mean),
+      v.synergy.std !== undefined ? h("span", { class: "std" }, ` ± ${bits(v.synergy.std)}`) : null,
+    ]),
+    h("span", { class: "unit" }, " bits"));
+}
+
+/** The PID of the test labels (verdict and terms), or why there is none, and the seeds needed. */
+function pidAndPower(report: Report): HTMLElement[] {
+  const out: HTMLElement[] = [];
+  const data = report.data_pid;
+  if (data) {
+    out.push(h("p", { id: "data-pid-verdict", class: "verdict" }, `PID of the test labels: ${data.verdict}`));
+    out.push(pidTable("data-pid-table", `PID of the test labels, bits (${data.clusters ?? "?"} clusters per modality)`, data.pairs));
+  } else if (report.pid_note) {
+    out.push(h("p", { id: "pid-note", class: "help" }, report.pid_note));
+  }
+  const needed = Object.entries(report.methods)
+    .filter(([, r]) => Object.keys(r.seeds_needed ?? {}).length)
+    .map(([m, r]) => `${m}: ${Object.entries(r.seeds_needed ?? {}).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  if (needed.length) {
+    const power = report.seeds_needed_for ?? { gain: 0.05, power: 0.8 };
+    out.push(h("p", { id: "seeds-needed", class: "help" },
+      `Seeds needed to detect +${fmtNum(100 * power.gain)} points with ${fmtNum(100 * power.power)}% power ` +
+      `(vs ${report.baseline ?? "vanilla"}, from the per-seed deltas): ${needed.join("; ")}`));
+  }
+  return out;
+}
+
 /** Two tables: per-method metrics (mean ± std over seeds), then the gains vs the baseline. */
 export function comparisonTable(report: Report): HTMLElement {
   const cols = columnsFor(report);
   const stats = cols.filter((c) => c.kind === "stat");
+  // The synergy of each method's predictions (PID, bits) goes right after synergy acc.
+  const hasPid = Object.values(report.methods).some((m) => Object.keys(m.prediction_pid ?? {}).length);
+  const pidAt = hasPid ? stats.findIndex((c) => c.key === "synergy_acc") + 1 || stats.length : -1;
   const deltas = cols.filter((c) => c.kind === "delta");
   const baseline = report.baseline ?? "vanilla";
   const methods = methodOrder(report);
@@ -84,9 +124,12 @@ export function comparisonTable(report: Report): HTMLElement {
     h("th", { scope: "row" }, m, m === baseline ? h("span", { class: "tag" }, "baseline") : null);
   const statRows = methods.map((m) => {
     const r = report.methods[m] ?? {};
-    return h("tr", { "data-method": m }, nameCell(m), h("td", null, configText(r.best_config)),
-      stats.map((c) => statCell(c.key, r.metrics?.[c.key])));
+    const cells = stats.map((c) => statCell(c.key, r.metrics?.[c.key]));
+    if (pidAt >= 0) cells.splice(pidAt, 0, pidSynergyCell(r.prediction_pid));
+    return h("tr", { "data-method": m }, nameCell(m), h("td", null, configText(r.best_config)), cells);
   });
+  const statHead = stats.map((c) => c.label);
+  if (pidAt >= 0) statHead.splice(pidAt, 0, "prediction synergy (PID)");
   const deltaRows = methods.filter((m) => m !== baseline).map((m) => {
     const r = report.methods[m] ?? {};
     return h("tr", { "data-method": m }, nameCell(m), deltas.map((c) => deltaCell(c.key, r.delta_vs_baseline?.[c.key])));
@@ -94,7 +137,7 @@ export function comparisonTable(report: Report): HTMLElement {
   return h("div", null,
     table("comparison-table",
       `Best configuration per method by ${report.selection ?? "val_acc"}; test metrics, mean ± std over ${seeds} seed(s).`,
-      ["method", "best config", ...stats.map((c) => c.label)], statRows),
+      ["method", "best config", ...statHead], statRows),
     deltas.length && deltaRows.length
       ? table("delta-table", `Gain over ${baseline} in accuracy points, with a paired bootstrap 95% CI (bold: the CI excludes 0).`,
         ["method", ...deltas.map((c) => c.label)], deltaRows)
@@ -102,7 +145,8 @@ export function comparisonTable(report: Report): HTMLElement {
     Object.keys(report.verdicts ?? {}).length
       ? h("ul", { id: "verdicts", class: "verdicts" },
         Object.entries(report.verdicts ?? {}).map(([m, text]) => h("li", { "data-method": m }, text)))
-      : null);
+      : null,
+    pidAndPower(report));
 }
 
 function artifactRow(a: Artifact, trialKeys: Map<string, string>, bestIds: Set<string>): HTMLElement {
