@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from infra.broker import MAKE_DATASET, RUN_JOB, TaskProducer
+from infra.broker import DATASET_PID, MAKE_DATASET, RUN_JOB, TaskProducer
 from infra.db import crud
 from infra.db.models import JobStatus, utcnow
 from infra.db.session import SessionFactory, make_engine, make_session_factory
@@ -50,9 +50,16 @@ class HousekeepingResult:
     cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     datasets_resent: list[str] = field(default_factory=list)
+    pids_resent: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.resumed or self.cancelled or self.resent or self.datasets_resent)
+        return bool(
+            self.resumed
+            or self.cancelled
+            or self.resent
+            or self.datasets_resent
+            or self.pids_resent
+        )
 
 
 def resend_due(state: crud.SendState, *, now: datetime, first_after_s: float) -> bool:
@@ -123,6 +130,7 @@ class Housekeeper:
             self._end_expired_leases(expired, stale_before, result)
         self._resend_jobs(result)
         self._resend_datasets(result)
+        self._resend_dataset_pids(result)
 
     def _end_expired_leases(
         self, expired: list[tuple[str, str]], stale_before: datetime, result: HousekeepingResult
@@ -170,6 +178,20 @@ class Housekeeper:
                 crud.mark_dataset_sent(session, dataset_id=state.id)
             log.warning("housekeeping: sent %s(%s) again", MAKE_DATASET, state.id)
             result.datasets_resent.append(state.id)
+
+    def _resend_dataset_pids(self, result: HousekeepingResult) -> None:
+        now, first_after_s = utcnow(), self.settings.requeue_queued_after_s
+        with self.sessions() as session:
+            queued = crud.list_queued_dataset_pids(session)
+        for state in queued:
+            if not resend_due(state, now=now, first_after_s=first_after_s):
+                continue
+            if self.producer.send(DATASET_PID, state.id) is None:
+                return
+            with self.sessions() as session:
+                crud.mark_dataset_pid_sent(session, dataset_id=state.id)
+            log.warning("housekeeping: sent %s(%s) again", DATASET_PID, state.id)
+            result.pids_resent.append(state.id)
 
     def close(self) -> None:
         self.producer.close()

@@ -30,7 +30,7 @@ from api.schemas.datasets import (
 from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive_upload
 from infra.broker import DATASET_PID, MAKE_DATASET
 from infra.db import crud
-from infra.db.models import Dataset, DatasetStatus, new_id
+from infra.db.models import Dataset, DatasetStatus, new_id, utcnow
 from infra.storage import ArtifactStore
 from synib_spec.builtin import generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
@@ -216,6 +216,8 @@ def request_dataset_pid(
         "pairs": [],
         "verdict": None,
         "error": None,
+        # when the message went out: the housekeeping re-sends a lost one (backing off)
+        "requested_at": utcnow().isoformat(),
     }
     crud.set_dataset_pid(session, dataset_id=dataset_id, pid=pid)
     session.refresh(row)

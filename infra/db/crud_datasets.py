@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -173,3 +174,43 @@ def claim_dataset_pid(session: Session, *, dataset_id: str) -> dict[str, Any] | 
     row.pid = state
     session.commit()
     return state
+
+
+def list_queued_dataset_pids(session: Session) -> list[SendState]:
+    """The send state of every dataset whose PID is requested and not yet taken by a worker
+    (``pid.status`` queued), oldest request first: the housekeeping re-sends a lost message."""
+    rows = session.execute(select(Dataset.id, Dataset.pid).where(Dataset.pid.is_not(None)))
+    states = []
+    for dataset_id, pid in rows:
+        if not pid or pid.get("status") != "queued" or not pid.get("requested_at"):
+            continue
+        sent = pid.get("last_sent_at")
+        states.append(
+            SendState(
+                dataset_id,
+                _aware(datetime.fromisoformat(pid["requested_at"])),
+                None if sent is None else _aware(datetime.fromisoformat(sent)),
+                int(pid.get("send_count") or 0),
+            )
+        )
+    return sorted(states, key=lambda s: s.waiting_since)
+
+
+def mark_dataset_pid_sent(session: Session, *, dataset_id: str) -> None:
+    """Record that the housekeeping sent ``synib.dataset_pid(dataset_id)`` again, now (only
+    while the PID is still queued); commits."""
+    row = session.execute(
+        select(Dataset).where(Dataset.id == dataset_id).with_for_update()
+    ).scalar_one_or_none()
+    state = dict(row.pid or {}) if row is not None else {}
+    if row is None or state.get("status") != "queued":
+        session.rollback()
+        return
+    state["last_sent_at"] = utcnow().isoformat()
+    state["send_count"] = int(state.get("send_count") or 0) + 1
+    row.pid = state
+    session.commit()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

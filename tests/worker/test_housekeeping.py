@@ -133,6 +133,22 @@ def test_a_pass_resumes_cancels_resends_and_leaves_the_rest_alone(
         .values(created_at=now - timedelta(minutes=5))
     )
     db_session.commit()
+    # PID requests: one whose message was lost 5 minutes ago, one just sent, one a worker took
+    lost_pid, fresh_pid, taken_pid = (
+        crud.create_dataset(
+            db_session, owner_id=owner, name=n, source="upload", status="ready", params={}
+        ).id
+        for n in ("p1", "p2", "p3")
+    )
+    for dataset_id, status, ago in (
+        (lost_pid, "queued", 300),
+        (fresh_pid, "queued", 5),
+        (taken_pid, "running", 300),
+    ):
+        requested = (now - timedelta(seconds=ago)).isoformat()
+        crud.set_dataset_pid(
+            db_session, dataset_id=dataset_id, pid={"status": status, "requested_at": requested}
+        )
     clock = Clock()
     keeper = Housekeeper(
         hk_settings, sessions=session_factory(hk_settings.database_url), clock=clock
@@ -143,10 +159,14 @@ def test_a_pass_resumes_cancels_resends_and_leaves_the_rest_alone(
         first = keeper.run_once()
         assert (first.resumed, first.cancelled) == ([], [])
         assert first.resent == [unsent, sent_once] and first.datasets_resent == [pending.id]
+        assert first.pids_resent == [lost_pid]
         assert sorted(drain_tasks(hk_settings)) == sorted(
             [("synib.run_job", unsent), ("synib.run_job", sent_once),
-             ("synib.make_dataset", pending.id)]
+             ("synib.make_dataset", pending.id), ("synib.dataset_pid", lost_pid)]
         )  # fmt: skip
+        lost = crud.get_dataset(db_session, dataset_id=lost_pid)
+        db_session.refresh(lost)
+        assert lost.pid["send_count"] == 1 and lost.pid["status"] == "queued"
         for _ in range(5):  # a pass every 10 s: 50 s of reachability, under the 60 s period
             clock.now += 10
             assert not keeper.run_once()  # nothing judged, nothing due again yet
