@@ -26,10 +26,8 @@ from infra.db.crud_datasets import (
     get_dataset,
     list_datasets,
     list_pending_dataset_sends,
-    list_queued_dataset_pids,
     mark_dataset_failed,
     mark_dataset_ready,
-    mark_dataset_pid_sent,
     mark_dataset_sent,
     set_dataset_pid,
 )
