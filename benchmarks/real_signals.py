@@ -60,7 +60,10 @@ BASELINES = (
 )
 FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "default": (("vanilla", "synib", *BASELINES), {}),
-    "input_swap": (("vanilla", "synib"), {"mask_level": "input", "feature_norm": "none"}),
+    "input_swap": (
+        ("vanilla", "synib"),
+        {"mask_level": "input", "feature_norm": "none", "fill": "swap"},
+    ),
     "input_noise": (
         ("vanilla", "synib"),
         {"mask_level": "input", "feature_norm": "none", "fill": "noise"},
@@ -68,7 +71,7 @@ FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     # issue #19's failing configuration: input-level masks with the LayerNorm kept
     "input_swap_layernorm": (
         ("vanilla", "synib"),
-        {"mask_level": "input", "feature_norm": "layernorm"},
+        {"mask_level": "input", "feature_norm": "layernorm", "fill": "swap"},
     ),
 }
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 9: 2.262}

@@ -1,7 +1,7 @@
 """The authors' synthetic numbers, reproduced with recipes selected WITHOUT looking at test.
 
     python benchmarks/reproduce_paper.py xor_spurious [--seeds 0,1,2,3,4]
-    python benchmarks/reproduce_paper.py xor_pid [--seeds 0,1,2]
+    python benchmarks/reproduce_paper.py xor_pid [--seeds 0,1,2,3,4]
 
 xor_spurious (alpha 1; authors: random 67.7 ± 10, learned 81.9, oracle 93): the paper's recipe
 (docs/METHOD.md section 9; input-level masks, noise fill, feature_norm none) with a small grid

@@ -44,6 +44,7 @@ __all__ = [
     "parse_modality_weights",
     "resolve",
     "resolve_feature_norm",
+    "resolve_fill",
     "rule_warnings",
 ]
 
@@ -256,8 +257,10 @@ KNOBS_LIST: tuple[Knob, ...] = (
     _mask("mask_prob", "float", 0.5, "corruption probability of the random mask",
        min=0.0, min_exclusive=True, max=1.0),
     _mask("mask_level", "str", "feature", "where to corrupt", choices=("feature", "input")),
-    _mask("fill", "str", "swap", "what replaces a corrupted element",
-       choices=("swap", "noise", "zeros", "ema")),
+    _mask("fill", "str", "auto",
+          "what replaces a corrupted element; auto = swap with feature-level masks, noise with "
+          "input-level masks (docs/METHOD.md section 3)",
+          choices=("auto", "swap", "noise", "zeros", "ema")),
     _mask("noise_std", "float", 1.0, "std of the noise fill", min=0.0, min_exclusive=True),
     _mask("mask_steps", "int", 20, "inner Adam steps of the learned mask", min=1),
     _mask("mask_lr", "float", 0.1, "inner learning rate of the learned mask",
@@ -412,6 +415,17 @@ def resolve_feature_norm(values: Mapping[str, Any]) -> str:
     if resolved["feature_norm"] != "auto":
         return str(resolved["feature_norm"])
     return "layernorm" if resolved["mask_level"] == "feature" else "none"
+
+
+def resolve_fill(values: Mapping[str, Any]) -> str:
+    """The fill a model really uses: ``auto`` (the default) is ``swap`` with feature-level
+    masks (a swapped feature is indistinguishable from a clean one) and ``noise`` with
+    input-level masks (a swapped raw input is a real other sample, and on data whose synergy
+    class is a mismatch between the views it makes exactly that class: docs/METHOD.md)."""
+    resolved = resolve(values)
+    if resolved["fill"] != "auto":
+        return str(resolved["fill"])
+    return "swap" if resolved["mask_level"] == "feature" else "noise"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from synib_core.config import TrainConfig
+from synib_spec.knobs import resolve_fill
 from synib_core.objectives.base import Batch, ModelLike, StepContext
 from synib_core.objectives.fills import Fill, FillStep, build_fill, swap_permutation
 from synib_core.objectives.learned_mask import LearnedMask
@@ -70,7 +71,7 @@ class CounterfactualBuilder:
     def from_config(cls, config: TrainConfig) -> CounterfactualBuilder:
         return cls(
             mask=build_mask(config),
-            fill=build_fill(config.fill, config.noise_std),
+            fill=build_fill(resolve_fill(config.to_knobs()), config.noise_std),
             level=config.mask_level,
         )
 

@@ -334,3 +334,13 @@ def test_bool_corruption_is_an_exact_selection_at_any_magnitude() -> None:
     mask = torch.rand(64, 32, generator=gen) < 0.5
     out = apply_corruption(values, replacement, mask)
     assert torch.equal(out, torch.where(mask, replacement, values))
+
+
+def test_the_default_fill_follows_the_mask_level() -> None:
+    """fill=auto: a feature-level builder swaps, an input-level one draws noise."""
+    from synib_core.objectives.counterfactual import CounterfactualBuilder
+    from synib_core.objectives.fills import build_fill
+
+    for level, expected in (("feature", "swap"), ("input", "noise")):
+        built = CounterfactualBuilder.from_config(TrainConfig(mask_level=level)).fill
+        assert type(built) is type(build_fill(expected))

@@ -6,7 +6,7 @@ import pytest
 
 from synib_core.backbones import resolved_feature_norm
 from synib_core.config import METHODS, KnobError, TrainConfig, check_method_rules
-from synib_spec.knobs import broken_rules, method_reads, resolve_feature_norm
+from synib_spec.knobs import broken_rules, method_reads, resolve_feature_norm, resolve_fill
 
 
 def check_rules(method: str, knobs: dict[str, object]) -> list[tuple[str, str]]:
@@ -30,6 +30,13 @@ def test_vanilla_ignores_the_mask_level_rule() -> None:
         assert violation == ("feature_norm", "error")
         with pytest.raises(KnobError, match="feature_norm"):
             enforce_rules(method, knobs)
+
+
+def test_auto_fill_follows_the_mask_level() -> None:
+    assert resolve_fill({}) == "swap"  # the defaults: auto, feature-level masks
+    assert resolve_fill({"mask_level": "input"}) == "noise"
+    assert resolve_fill({"fill": "swap", "mask_level": "input"}) == "swap"  # set: kept
+    assert resolve_fill({"fill": "zeros", "mask_level": "feature"}) == "zeros"
 
 
 def test_auto_feature_norm_follows_the_mask_level() -> None:
