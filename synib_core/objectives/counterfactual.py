@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 
 from synib_core.config import TrainConfig
-from synib_spec.knobs import resolve_fill
 from synib_core.objectives.base import Batch, ModelLike, StepContext
 from synib_core.objectives.fills import Fill, FillStep, build_fill, swap_permutation
 from synib_core.objectives.learned_mask import LearnedMask
@@ -37,6 +36,7 @@ from synib_core.objectives.masks import (
     apply_corruption,
     build_mask,
 )
+from synib_spec.knobs import resolve_fill
 
 __all__ = ["LEVELS", "CounterfactualBuilder", "fuse_counterfactuals"]
 
