@@ -318,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="report", choices=("run", "report"))
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument(
+        "--families",
+        default="default,input_noise,input_swap",
+        help=f"of {','.join(FAMILIES)}",
+    )
     parser.add_argument("--seeds", default="0,1,2,3,4")
     default_sweep = ",".join(f"{v:g}" for v in DEFAULT_LAMBDAS)
     parser.add_argument("--sweep", default=default_sweep, help="the default sweep to report")
