@@ -138,6 +138,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client = _client(args)
     job = client.submit(Path(args.spec))
     print(f"submitted job {job['id']} ({job.get('status')}, {job.get('trials_total', '?')} trials)")
+    for warning in job.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.watch:
         from synib_client.cli_watch import watch_job
 

@@ -37,6 +37,7 @@ from synib_spec.knobs import (
     method_reads,
     parse_knob,
     parse_knobs,
+    rule_warnings,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "format_value",
     "parse_job_spec",
     "plan_methods",
+    "spec_warnings",
     "sweep_label",
     "trial_key",
 ]
@@ -415,6 +417,23 @@ def _check_trial_rules(spec: JobSpec) -> None:
                 where = ", ".join(f"{k}={format_value(v)}" for k, v in {**point, **extra}.items())
                 at = f"method {plan.method!r}" + (f" at sweep point {where}" if where else "")
                 raise SpecError(f"config.{error.field}", f"{error.reason} ({at})")
+
+
+def spec_warnings(spec: JobSpec) -> list[str]:
+    """The warning rules the job's trials break, one line each ("config.<knob>: why (method
+    ...)"): combinations that run but measurably hurt (docs/METHOD.md section 2). Deduplicated,
+    in plan order."""
+    lines: list[str] = []
+    for plan in plan_methods(spec):
+        fixed = spec.method_config(plan.method)
+        randoms = [{a.knob: v} for a in plan.random for v in (a.low, a.high)] or [{}]
+        for point in plan.grid:
+            for extra in randoms:
+                for warning in rule_warnings(plan.method, {**fixed, **point, **extra}):
+                    line = f"config.{warning.field}: {warning.reason} (method {plan.method!r})"
+                    if line not in lines:
+                        lines.append(line)
+    return lines
 
 
 # --- planning ---------------------------------------------------------------------------------

@@ -20,12 +20,19 @@ from api.errors import (
     unprocessable,
 )
 from api.schemas.common import MAX_SQL_INT
-from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, build_job_public, dataset_problem
+from api.schemas.jobs import (
+    JobCreate,
+    JobCreated,
+    JobPublic,
+    JobsPublic,
+    build_job_public,
+    dataset_problem,
+)
 from infra.broker import RUN_JOB
 from infra.db import crud
 from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, DatasetStatus, Job, JobStatus, TrialStatus
 from synib_spec import SpecError
-from synib_spec.jobs import count_trials
+from synib_spec.jobs import count_trials, spec_warnings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
@@ -47,12 +54,12 @@ def job_public(session: Session, job: Job) -> JobPublic:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=JobPublic,
+    response_model=JobCreated,
     responses=error_responses(400),
 )
 def create_job(
     body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
-) -> JobPublic:
+) -> JobCreated:
     """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
     try:
         spec = body.to_spec()
@@ -78,7 +85,8 @@ def create_job(
     )
     # A failed send leaves the job queued; the housekeeping sends it again.
     producer.send(RUN_JOB, job.id, task_id=task_id)
-    return build_job_public(job, [])
+    public = build_job_public(job, [])
+    return JobCreated(**public.model_dump(), warnings=spec_warnings(spec))
 
 
 @router.get("", response_model=JobsPublic)

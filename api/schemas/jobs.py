@@ -186,6 +186,13 @@ def _best_so_far(spec: Mapping[str, Any], trials: list[Any]) -> dict[str, Any]:
     return best
 
 
+class JobCreated(JobPublic):
+    """The answer to a submission: the job, and the combinations of its knobs that run but
+    measurably hurt (one line each, naming the knob; empty when none)."""
+
+    warnings: list[str] = Field(default_factory=list)
+
+
 def build_job_public(job: Any, succeeded_trials: list[Any]) -> JobPublic:
     """JobPublic from a Job row and its succeeded trials (for ``best``)."""
     return JobPublic(

@@ -22,6 +22,8 @@ export type FieldError = Schemas["ErrorItem"];
 
 /** A job; the API answers its `spec` as an open object: the JobCreate it accepted, normalised. */
 export type Job = Omit<Schemas["JobPublic"], "spec"> & { spec: Partial<JobSpec> };
+/** The answer to a submission: the job and the knob combinations that measurably hurt. */
+export type JobCreated = Job & { warnings: string[] };
 
 /** One page of a list endpoint (JobsPublic, TrialsPublic, DatasetsPublic, ...). */
 export interface Page<T> {

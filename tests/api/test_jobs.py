@@ -404,3 +404,20 @@ def test_spec_needing_what_the_dataset_lacks_is_422(
         {"dataset_id": dataset.id, "methods": ["synib"], "config": {"modality_weights": "a=2"}},
     ):
         assert client.post(URL, headers=auth, json=spec).status_code == 202, spec
+
+
+def test_a_combination_that_measurably_hurts_is_accepted_with_a_warning(
+    client: TestClient, auth: dict[str, str], dataset: Dataset
+) -> None:
+    """Input-level masks with the LayerNorm kept by hand: 202, and the answer says why it may
+    hurt, naming the knob and the method (vanilla never masks: no warning for it)."""
+    spec = {"dataset_id": dataset.id, "methods": ["vanilla", "synib"], "seeds": [0]}
+    plain = client.post(URL, headers=auth, json=spec)
+    assert plain.status_code == 202 and plain.json()["warnings"] == []
+    risky = {**spec, "config": {"mask_level": "input", "feature_norm": "layernorm"}}
+    response = client.post(URL, headers=auth, json=risky)
+    assert response.status_code == 202, response.text
+    warnings = response.json()["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("config.feature_norm: ")
+    assert "(method 'synib')" in warnings[0] and "feature_norm='auto'" in warnings[0]
+    assert client.get(f"{URL}/{response.json()['id']}", headers=auth).status_code == 200

@@ -129,9 +129,15 @@ def test_datasets_and_submit_and_jobs(
 
     spec = tmp_path / "job.yaml"
     spec.write_text(f"dataset_id: {dataset.id}\nmethods: [vanilla, synib]\nseeds: [0, 1]\n")
-    code, out, _ = cli("submit", str(spec))
+    code, out, err = cli("submit", str(spec))
     assert code == 0 and "queued" in out and "14 trials" in out  # 2 seeds x (vanilla + 6 lambdas)
+    assert err == ""  # the defaults break no rule
     job_id = out.split()[2]
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(spec.read_text() + "config: {mask_level: input, feature_norm: layernorm}\n")
+    code, out, err = cli("submit", str(risky))
+    assert code == 0 and "queued" in out
+    assert err.startswith("warning: config.feature_norm: mask_level='input' with ")
     code, out, _ = cli("jobs", "list", "--status", "queued")
     assert code == 0 and job_id in out and "0/14" in out
     code, out, _ = cli("jobs", "show", job_id)

@@ -175,3 +175,14 @@ def test_every_bad_field_is_reported_at_once() -> None:
     assert [e.field for e in info.value.all()] == ["methods[0]", "config.lr", "seeds"]
     assert str(info.value).startswith("methods[0]: unknown method 'nope'")
     assert "; config.lr: expected a number > 0, got -1; seeds: " in str(info.value)
+
+
+def test_spec_warnings_name_the_knob_and_the_method_once() -> None:
+    from synib_spec.jobs import spec_warnings
+
+    base = {"dataset_id": "d", "methods": ["vanilla", "synib"], "seeds": [0, 1]}
+    assert spec_warnings(parse_job_spec(base)) == []  # the default sweep: 6 points, no warning
+    risky = parse_job_spec({**base, "config": {"mask_level": "input", "feature_norm": "layernorm"}})
+    (line,) = spec_warnings(risky)  # one line for the 6 sweep points and 2 seeds
+    assert line.startswith("config.feature_norm: mask_level='input' with feature_norm='layernorm'")
+    assert line.endswith("(method 'synib')")

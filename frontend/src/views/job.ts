@@ -166,6 +166,18 @@ function startStream(page: Page): void {
   });
 }
 
+/** The warnings the API gave when this browser submitted the job (shown once), or null. */
+function submitWarnings(jobId: string): HTMLElement | null {
+  const key = `synib:warnings:${jobId}`;
+  const stored = sessionStorage.getItem(key);
+  if (!stored) return null;
+  sessionStorage.removeItem(key);
+  const lines = JSON.parse(stored) as string[];
+  return h("div", { class: "card warning", id: "submit-warnings", role: "status" },
+    h("strong", null, "Submitted with warnings: "),
+    h("ul", null, lines.map((line) => h("li", null, line))));
+}
+
 export async function renderJobPage(main: HTMLElement, route: Route, signal: AbortSignal): Promise<void> {
   const data = await loadJob(route.path[1] ?? "", signal);
   const slot = () => h("div");
@@ -179,6 +191,7 @@ export async function renderJobPage(main: HTMLElement, route: Route, signal: Abo
   const s = page.slots;
   replace(main,
     h("p", null, h("a", { href: "#/jobs" }, "‹ All jobs")),
+    submitWarnings(data.job.id),
     s.header,
     section("comparison", "Comparison with the baseline", s.comparison),
     h("div", { class: "grid-2" },

@@ -6,7 +6,7 @@
 import { ApiError, getJson, qs, sendJson } from "../api";
 import { announce, h, replace } from "../dom";
 import type { Route } from "../main";
-import type { Dataset, Job, Knob, MethodInfo, Page } from "../types";
+import type { Dataset, JobCreated, Knob, MethodInfo, Page } from "../types";
 import { isNumeric, loadVocabulary, readByAny, readers } from "../vocabulary";
 import { builtinForm, uploadForm } from "./dataset_forms";
 import { field, FieldRegistry, knobControl } from "./form_fields";
@@ -198,7 +198,9 @@ async function submitJob(c: JobControls, reg: FieldRegistry, button: HTMLButtonE
   }
   button.disabled = true;
   try {
-    const job = await sendJson<Job>("POST", "/jobs", spec);
+    const job = await sendJson<JobCreated>("POST", "/jobs", spec);
+    // The job page shows them once (a combination that runs but measurably hurts).
+    if (job.warnings.length) sessionStorage.setItem(`synib:warnings:${job.id}`, JSON.stringify(job.warnings));
     location.hash = `#/jobs/${job.id}`;
   } catch (err) {
     const e = err as ApiError;
