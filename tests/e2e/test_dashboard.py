@@ -263,6 +263,33 @@ def test_api_422_is_shown_next_to_the_field(
     assert page_errors == []
 
 
+def test_a_submission_that_breaks_a_warning_rule_shows_the_warning_on_the_job_page(
+    page: Page, page_errors: list[str], service: Service, api_dataset: str
+) -> None:
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/new?dataset={api_dataset}")
+    page.wait_for_selector("#job-form")
+    page.uncheck("#method-vanilla")
+    page.fill("#knob-hidden", "8")
+    page.fill("#knob-epochs", "1")
+    page.fill("#job-seeds", "0")
+    page.check("#sweep-mode-grid")
+    page.fill("#sweep-values", "1")
+    page.select_option("#knob-feature_norm", "layernorm")
+    page.click("#knobs-mask summary")
+    page.select_option("#knob-mask_level", "input")
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{8,}$"))
+    warning = page.locator("#submit-warnings li")
+    expect(warning).to_have_count(1)
+    expect(warning).to_contain_text("config.feature_norm: mask_level='input' with")
+    screenshot(page, "job-submit-warnings.png", full_page=False)
+    page.reload()  # shown once, right after the submission
+    page.wait_for_selector("#job-header")
+    expect(page.locator("#submit-warnings")).to_have_count(0)
+    assert page_errors == []
+
+
 def test_register_builtin_dataset_from_the_job_form(
     page: Page, page_errors: list[str], service: Service
 ) -> None:
