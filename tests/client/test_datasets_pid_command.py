@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from api_factories import add_ready_dataset
-from live_server import sample_report, serve_app
+from live_server import sample_report
 from sqlalchemy.orm import Session
 
 from infra.db import crud
@@ -20,34 +18,8 @@ from infra.db.models import Dataset
 from synib_client.cli_format import format_pid, format_report
 from synib_client.client import Client
 from synib_client.errors import ApiError
-from synib_client.main import main
 
-Run = Any  # Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``cli("datasets", "pid", id) -> (exit code, stdout, stderr)`` through ``main``."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
-@pytest.fixture
-def live_env(
-    app: Any, user_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[str]:
-    """The API served on a free port; SYNIB_URL / SYNIB_TOKEN point the CLI at it as alice."""
-    with serve_app(app) as url:
-        monkeypatch.setenv("SYNIB_URL", url)
-        monkeypatch.setenv("SYNIB_TOKEN", user_token[0])
-        monkeypatch.setenv("SYNIB_CONFIG_DIR", str(tmp_path / "config"))
-        yield url
+Run = Any  # Callable[..., tuple[int, str, str]]: the ``cli`` fixture (conftest.py)
 
 
 PAIR = {
