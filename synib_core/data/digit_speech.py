@@ -24,7 +24,7 @@ import numpy as np
 from synib_core.data.dataset import MultimodalData
 from synib_core.data.extractors import speech_features, utterance_spec
 from synib_core.data.feature_cache import with_features
-from synib_core.data.speech_irony import pools
+from synib_core.data.speech_irony import paired_dataset, pools
 
 MISMATCH_CLASS = 10
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -79,23 +79,13 @@ def make_digit_speech(
     images = (np.asarray(bunch.images, dtype=np.float32) / 16.0).reshape(-1, 64)
     specs, spoken_digit = number_bank()
     speech_x = speech_features(specs, cache_dir)
-    rng = np.random.default_rng(seed)
     image_pools = pools(np.asarray(bunch.target, dtype=np.int64), 10, seed)
-    speech_pools = pools(spoken_digit, 10, seed + 1)
-    cols: dict[str, list[np.ndarray]] = {"i": [], "s": [], "y": [], "syn": [], "split": []}
-    for sid, n in ((0, n_train), (1, n_val), (2, n_test)):
-        i_idx, s_idx, y, mismatch = _rows(rng, n, synergy_rate, image_pools[sid], speech_pools[sid])
-        for key, val in (("i", i_idx), ("s", s_idx), ("y", y), ("syn", mismatch)):
-            cols[key].append(val)
-        cols["split"].append(np.full(n, sid, dtype=np.int8))
-    cat = {key: np.concatenate(vals) for key, vals in cols.items()}
-    return MultimodalData(
-        x={"image": images[cat["i"]], "speech": speech_x[cat["s"]]},
-        y=cat["y"].astype(np.int64),
-        split=cat["split"],
-        group=np.where(cat["syn"], "synergy", "redundant"),
-        oracle={},
-        lengths={},
+    return paired_dataset(
+        np.random.default_rng(seed),
+        (n_train, n_val, n_test),
+        synergy_rate,
+        _rows,
+        {"image": (images, image_pools), "speech": (speech_x, pools(spoken_digit, 10, seed + 1))},
         num_classes=MISMATCH_CLASS + 1,
         fingerprint=with_features(fingerprint, speech_x),
     )

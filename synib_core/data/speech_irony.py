@@ -23,6 +23,7 @@ extracted once per machine (``feature_cache``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -118,6 +119,44 @@ def pools(labels: np.ndarray, n_values: int, seed: int) -> list[list[np.ndarray]
     return [[np.flatnonzero((split == s) & (labels == v)) for v in range(n_values)] for s in (0, 1, 2)]  # fmt: skip
 
 
+RowDraw = Callable[
+    [np.random.Generator, int, float, list, list],
+    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+]
+
+
+def paired_dataset(
+    rng: np.random.Generator,
+    sizes: tuple[int, int, int],
+    synergy_rate: float,
+    draw: RowDraw,
+    banks: dict[str, tuple[np.ndarray, list[list[np.ndarray]]]],
+    *,
+    num_classes: int,
+    fingerprint: str,
+) -> MultimodalData:
+    """The rows of train, validation and test (in that order, ``sizes``), each split drawn by
+    ``draw(rng, n, synergy_rate, pool_a, pool_b)`` -> (index a, index b, y, is_synergy) from
+    that split's pools, gathered from the two views' feature banks: ``banks`` maps each view's
+    name to (its features (N_bank, D), its pools), view a first."""
+    (name_a, (bank_a, pools_a)), (name_b, (bank_b, pools_b)) = banks.items()
+    parts = [
+        (*draw(rng, n, synergy_rate, pools_a[sid], pools_b[sid]), np.full(n, sid, dtype=np.int8))
+        for sid, n in enumerate(sizes)
+    ]
+    a_idx, b_idx, y, synergy, split = (np.concatenate(col) for col in zip(*parts, strict=True))
+    return MultimodalData(
+        x={name_a: bank_a[a_idx], name_b: bank_b[b_idx]},
+        y=y.astype(np.int64),
+        split=split,
+        group=np.where(synergy, "synergy", "redundant"),
+        oracle={},
+        lengths={},
+        num_classes=num_classes,
+        fingerprint=fingerprint,
+    )
+
+
 def _rows(
     rng: np.random.Generator, n: int, synergy_rate: float, text_pool: list, voice_pool: list
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -147,22 +186,12 @@ def make_speech_irony(
     specs, tone = voice_bank()
     text_x = text_features(texts, cache_dir)
     voice_x = speech_features(specs, cache_dir)
-    rng = np.random.default_rng(seed)
-    text_pools, voice_pools = pools(sentiment, 2, seed), pools(tone, 2, seed + 1)
-    cols: dict[str, list[np.ndarray]] = {"t": [], "v": [], "y": [], "syn": [], "split": []}
-    for sid, n in ((0, n_train), (1, n_val), (2, n_test)):
-        t_idx, v_idx, y, ironic = _rows(rng, n, synergy_rate, text_pools[sid], voice_pools[sid])
-        for key, val in (("t", t_idx), ("v", v_idx), ("y", y), ("syn", ironic)):
-            cols[key].append(val)
-        cols["split"].append(np.full(n, sid, dtype=np.int8))
-    cat = {key: np.concatenate(vals) for key, vals in cols.items()}
-    return MultimodalData(
-        x={"text": text_x[cat["t"]], "voice": voice_x[cat["v"]]},
-        y=cat["y"].astype(np.int64),
-        split=cat["split"],
-        group=np.where(cat["syn"], "synergy", "redundant"),
-        oracle={},
-        lengths={},
+    return paired_dataset(
+        np.random.default_rng(seed),
+        (n_train, n_val, n_test),
+        synergy_rate,
+        _rows,
+        {"text": (text_x, pools(sentiment, 2, seed)), "voice": (voice_x, pools(tone, 2, seed + 1))},
         num_classes=IRONY_CLASS + 1,
         fingerprint=with_features(fingerprint, text_x, voice_x),
     )
