@@ -55,6 +55,9 @@ class StorageError(OSError):
     def __str__(self) -> str:
         return str(self.strerror)
 
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, OSError]]:
+        return StorageError, (self.action, self.cause)  # pickled (Celery, Ray) as constructed
+
 
 @contextmanager
 def storage_errors(action: str) -> Iterator[None]:

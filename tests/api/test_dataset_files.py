@@ -4,6 +4,9 @@ folders are owner-only, and no upload, however it ends, leaves a temporary file 
 
 from __future__ import annotations
 
+import errno
+import os
+import pickle
 import socket
 import threading
 import time
@@ -21,6 +24,7 @@ from storage_testing import unwritable_folder
 from api.main import create_app
 from api.routes.datasets import REUSED_HEADER
 from infra.settings import Settings
+from infra.storage import StorageError
 
 URL = "/api/v1/datasets"
 
@@ -155,3 +159,20 @@ def test_interrupted_and_refused_uploads_leave_no_temp_file(
     bad = httpx.post(url, headers=auth, files={"file": ("bad.npz", b"not a zip")})
     assert bad.status_code == 422
     assert _temp_files(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (errno.EACCES, "not writable (permission denied)"),
+        (errno.EROFS, "not writable (read-only filesystem)"),
+        (errno.ENOSPC, "full (no space left on the device)"),
+    ],
+)
+def test_storage_errors_read_as_one_line_without_the_path(code: int, reason: str) -> None:
+    cause = OSError(code, os.strerror(code), "/srv/synib/artifacts/.tmp/x.npz")
+    error = StorageError("receiving an upload", cause)
+    assert str(error) == f"artifact storage is {reason} while receiving an upload"
+    assert isinstance(error, OSError) and error.errno == code and error.cause is cause
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.errno) == (str(error), code)
