@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from infra.db import crud
 from infra.db.models import Dataset
 from infra.db.session import SessionFactory
@@ -110,11 +112,23 @@ def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_
             size_bytes=size,
             summary=summary,
         ):
-            # Deleted while it was generated: the API found no file to delete, so remove it here.
-            log.info("dataset %s: deleted while generated; removing its file", dataset_id)
-            with_storage_retry(lambda: store.delete(relative), f"dataset {dataset_id}")
-            return "missing"
+            return settle_not_pending(session, store, dataset_id, relative)
         return "ready"
+
+
+def settle_not_pending(
+    session: Session, store: ArtifactStore, dataset_id: str, relative: str
+) -> str:
+    """The status of a dataset that stopped being pending while this worker generated it. One
+    deleted meanwhile gets its file removed here (the API found none to delete); one another
+    delivery of the task made ready keeps the file (the same bytes, at the same path)."""
+    session.expire_all()
+    row = crud.get_dataset(session, dataset_id=dataset_id)
+    if row is not None:
+        return str(row.status)
+    log.info("dataset %s: deleted while generated; removing its file", dataset_id)
+    with_storage_retry(lambda: store.delete(relative), f"dataset {dataset_id}")
+    return "missing"
 
 
 def load_job_dataset(
