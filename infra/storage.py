@@ -123,12 +123,15 @@ class ArtifactStore:
         return target
 
     def ensure_root(self) -> Path:
-        """The root folder, created if missing; group and others lose any access to it.
-        StorageError if that fails."""
+        """The root folder, created if missing; group and others lose any access to it when
+        this process owns it. StorageError if that fails."""
         with storage_errors("preparing its folder"):
             make_private_dirs(self.root)
-            mode = self.root.stat().st_mode & 0o777
-            if mode & 0o077:  # tightened only: an owner's read-only folder stays read-only
+            info = self.root.stat()
+            mode = info.st_mode & 0o777
+            # Tightened only (an owner's read-only folder stays read-only), and only when ours:
+            # a mount point owned by someone else that lets us write is used as it is.
+            if mode & 0o077 and info.st_uid == os.geteuid():
                 os.chmod(self.root, mode & DIR_MODE)
         return self.root
 
