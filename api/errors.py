@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.schemas.common import Message, ValidationProblem
+from infra.storage import StorageError
 from synib_spec import SpecError
 
 log = logging.getLogger("api.errors")
@@ -32,6 +33,11 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
     429: {
         "model": Message,
         "description": "Rate limit of this token exceeded",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+    },
+    503: {
+        "model": Message,
+        "description": "Artifact storage (or the database) unavailable; retry later",
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
     },
 }
@@ -85,6 +91,21 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+STORAGE_RETRY_AFTER_S = 30
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After and the store's one-line reason (not writable, full); the
+    filesystem error with its path is only logged."""
+    cause = exc.cause if isinstance(exc, StorageError) else exc
+    log.error("artifact storage error during %s %s: %s", request.method, request.url.path, cause)
+    return JSONResponse(
+        {"detail": f"{exc}; try again later"},
+        status_code=503,
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -113,4 +134,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(StorageError, _storage_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,8 @@ from typing import Any, BinaryIO, cast
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from infra.storage import storage_errors
+
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16  # form fields besides the file (only ``name`` is read): bounds what is held
 MULTIPART_OVERHEAD = 64 * 1024
@@ -113,7 +115,8 @@ class _PartCollector:
 async def receive_upload(request: Request, dest: Path, max_bytes: int) -> ReceivedUpload:
     """Stream the multipart body of ``request`` into ``dest`` (the ``file`` part only).
 
-    Raises UploadTooLarge beyond ``max_bytes`` and BadUpload for a malformed request.
+    Raises UploadTooLarge beyond ``max_bytes``, BadUpload for a malformed request and
+    ``infra.storage.StorageError`` when ``dest`` cannot be written (full, not writable).
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -122,7 +125,7 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Receiv
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise UploadTooLarge()
-    with dest.open("wb") as fh:
+    with storage_errors("receiving an upload"), dest.open("wb") as fh:
         collector = _PartCollector(fh, max_bytes)
         parser = MultipartParser(boundary, cast(Any, collector.callbacks()))
         async for chunk in request.stream():

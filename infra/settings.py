@@ -151,6 +151,25 @@ class Settings(BaseSettings):
         description="memory (MiB) a trial may allocate beyond its process's footprint; a job's "
         "resources.memory_mb_per_trial may ask for less; empty: no cap",
     )
+    # issue 21 item 9: artifact storage errors and temporary files
+    storage_retry_tries: int = Field(
+        5,
+        ge=1,
+        description="how many times the worker tries a write to the artifact store that fails "
+        "(not writable, full) before it fails the dataset or job",
+    )
+    storage_retry_delay_s: float = Field(
+        2.0,
+        ge=0,
+        description="the wait before the worker's second try of a failed artifact write; "
+        "doubled before each further try",
+    )
+    temp_file_max_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="the housekeeping deletes files in <artifact_dir>/.tmp not modified for "
+        "this long (left by interrupted uploads or a crashed process)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -79,7 +79,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.action == "upload":
         progress = upload_progress(sys.stderr, f"upload {Path(args.file).name}")
         ds = client.upload_dataset(args.file, name=args.name, progress=progress)
-        print(f"uploaded dataset {ds['id']} ({ds.get('name')}, {ds.get('status')})")
+        done = "reused" if ds.get("reused") else "uploaded"
+        print(f"{done} dataset {ds['id']} ({ds.get('name')}, {ds.get('status')})")
+        if ds.get("reused"):
+            print(REUSED_NOTE, file=sys.stderr)
     elif args.action == "builtin":
         params = _parse_sets(args.set or [])
         ds = client.register_builtin(args.generator, params, seed=args.seed, name=args.name)
@@ -133,10 +136,19 @@ def _retry_for(args: argparse.Namespace) -> float:
     return seconds
 
 
+REUSED_NOTE = "(you uploaded this file before: the dataset you have is used, not a copy)"
+
+
+def _say_if_reused(dataset: dict[str, Any]) -> None:
+    if dataset.get("reused"):
+        print(f"reused dataset {dataset['id']} {REUSED_NOTE}", file=sys.stderr)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     retry_for = _retry_for(args)
     client = _client(args)
-    job = client.submit(Path(args.spec))
+    dataset_file = None if args.dataset_file is None else Path(args.dataset_file)
+    job = client.submit(Path(args.spec), dataset_file=dataset_file, on_dataset=_say_if_reused)
     print(f"submitted job {job['id']} ({job.get('status')}, {job.get('trials_total', '?')} trials)")
     for warning in job.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
@@ -266,6 +278,12 @@ def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None
 def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:
     submit = subparsers.add_parser("submit", parents=[common], help="submit a job spec (YAML/JSON)")
     submit.add_argument("spec", help="job spec file, e.g. examples/xor_pid_sweep.yaml")
+    submit.add_argument(
+        "--dataset-file",
+        metavar="PATH",
+        help="upload this .npz (any path) as the job's dataset, in place of the spec's dataset "
+        "or dataset_id (a spec file's own dataset.file must lie under the spec's folder)",
+    )
     submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
     _add_retry_option(submit)
     submit.set_defaults(func=guarded("submit", cmd_submit))

@@ -33,6 +33,7 @@ from synib_client.spec import (
 __all__ = ["TERMINAL_STATUSES", "ApiError", "Client", "ClientError", "ConnectionFailed"]
 
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total)
+REUSED_HEADER = "X-Synib-Dataset-Reused"  # "true" on an upload answered with an existing dataset
 
 
 class _ProgressReader:
@@ -121,7 +122,11 @@ class Client(JobEvents):
     def upload_dataset(
         self, path: str | Path, name: str | None = None, progress: ProgressCallback | None = None
     ) -> dict[str, Any]:
-        """Upload an ``.npz`` dataset; ``progress(bytes_sent, bytes_total)`` follows the upload."""
+        """Upload an ``.npz`` dataset; ``progress(bytes_sent, bytes_total)`` follows the upload.
+
+        Returns the dataset plus ``reused``: True when you already had a ready dataset with the
+        same file (same sha256), which is returned as it is (its name kept) instead of a copy.
+        """
         path = Path(path)
         if not path.is_file():
             raise ClientError(f"file: no such file: {path}")
@@ -131,10 +136,11 @@ class Client(JobEvents):
             if progress is not None:
                 body = _ProgressReader(fh, path.stat().st_size, progress)
             files = {"file": (path.name, body, "application/octet-stream")}
-            result: dict[str, Any] = self._json(
+            response = self._request(
                 "POST", "/datasets", files=files, data=data, timeout=self._stream_timeout
             )
-        return result
+        reused = response.headers.get(REUSED_HEADER) == "true"
+        return {**response.json(), "reused": reused}
 
     def register_builtin(
         self,
@@ -196,17 +202,32 @@ class Client(JobEvents):
         self._request("DELETE", f"/datasets/{path_segment(dataset_id)}")
 
     # -- jobs -------------------------------------------------------------------------------
-    def submit(self, spec: dict[str, Any] | str | Path) -> dict[str, Any]:
+    def submit(
+        self,
+        spec: dict[str, Any] | str | Path,
+        dataset_file: str | Path | None = None,
+        on_dataset: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Submit a job; ``spec`` is a JobCreate dict or a path to a YAML/JSON file.
 
         Besides ``dataset_id`` the spec may carry ``dataset: {builtin: NAME, params, seed}``
         (registered, or an identical existing one reused) or ``dataset: {file: PATH}`` (uploaded;
-        a relative path is relative to the spec file).
+        in a spec file a relative path under the spec's folder, nothing outside it).
+        ``dataset_file`` (any path) replaces the spec's dataset with that file, uploaded.
+        ``on_dataset`` is called with the dataset used (an upload's carries ``reused``).
         """
         body, base_dir = load_spec(spec)
-        body, shorthand = split_dataset(body, base_dir)
+        if dataset_file is not None:
+            body = {k: v for k, v in body.items() if k not in ("dataset", "dataset_id")}
+            shorthand: DatasetShorthand | None = DatasetShorthand(file=Path(dataset_file))
+        else:
+            confined = not isinstance(spec, dict)  # a file's paths; a dict's come from code
+            body, shorthand = split_dataset(body, base_dir, confined=confined)
         if shorthand is not None:
-            body["dataset_id"] = self._dataset_for(shorthand)["id"]
+            dataset = self._dataset_for(shorthand)
+            if on_dataset is not None:
+                on_dataset(dataset)
+            body["dataset_id"] = dataset["id"]
         result: dict[str, Any] = self._json("POST", "/jobs", json=body)
         return result
 

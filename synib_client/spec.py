@@ -5,7 +5,10 @@ A spec names its data in one of three ways:
 - ``dataset_id: <id>`` (an existing dataset),
 - ``dataset: {builtin: xor_pid, params: {...}, seed: 0, name: ...}`` (registered, or an identical
   existing built-in dataset reused),
-- ``dataset: {file: data.npz, name: ...}`` (uploaded; relative to the spec file).
+- ``dataset: {file: data.npz, name: ...}`` (uploaded; relative to the spec file, and only a
+  file under the spec's folder: a spec someone else wrote cannot make you upload
+  ``~/.ssh/id_rsa`` or ``../../secret``; a file elsewhere is given on the command line,
+  ``synib submit SPEC --dataset-file PATH``).
 """
 
 from __future__ import annotations
@@ -141,10 +144,11 @@ class DatasetShorthand:
 
 
 def split_dataset(
-    body: dict[str, Any], base_dir: Path
+    body: dict[str, Any], base_dir: Path, confined: bool = True
 ) -> tuple[dict[str, Any], DatasetShorthand | None]:
     """``(spec without its dataset entry, the entry)``; the entry is None when the spec names a
-    ``dataset_id``. SpecError when it names neither or both, or the entry is malformed."""
+    ``dataset_id``. SpecError when it names neither or both, or the entry is malformed, or
+    (``confined``: the spec came from a file) ``dataset.file`` is not under ``base_dir``."""
     body = dict(body)
     shorthand = body.pop("dataset", None)
     if shorthand is None:
@@ -160,7 +164,8 @@ def split_dataset(
         raise SpecError(f"dataset: unknown keys {sorted(unknown)}")
     name = shorthand.get("name")
     if "file" in shorthand:
-        path = base_dir / Path(str(shorthand["file"])).expanduser()
+        given = str(shorthand["file"])
+        path = confined_path(base_dir, given) if confined else base_dir / Path(given).expanduser()
         return body, DatasetShorthand(file=path, name=name)
     params = shorthand.get("params") or {}
     seed = shorthand.get("seed", 0)
@@ -170,6 +175,27 @@ def split_dataset(
         raise SpecError(f"dataset.seed: must be an integer, got {seed!r}")
     return body, DatasetShorthand(
         builtin=str(shorthand["builtin"]), params=params, seed=seed, name=name
+    )
+
+
+def confined_path(base_dir: Path, given: str) -> Path:
+    """``base_dir / given`` if it stays under ``base_dir`` once resolved (symbolic links
+    followed), else SpecError naming ``dataset.file``.
+
+    Example: confined_path(Path("jobs"), "data/x.npz") -> jobs/data/x.npz; "../x.npz",
+    "/etc/passwd" and "~/x.npz" raise.
+    """
+    folder = base_dir.resolve()
+    if Path(given).is_absolute() or given.startswith("~"):
+        problem = "an absolute path"
+    elif not (folder / given).resolve().is_relative_to(folder):
+        problem = "outside the spec's folder"
+    else:
+        return base_dir / given
+    raise SpecError(
+        f"dataset.file: {given!r} is {problem}; a spec file may name only files under its own "
+        f"folder ({folder}); give a file elsewhere on the command line: "
+        "synib submit SPEC --dataset-file PATH"
     )
 
 

@@ -6,11 +6,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from infra.db import crud
 from infra.db.models import Dataset
 from infra.db.session import SessionFactory
-from infra.storage import ArtifactStore, sha256_file
+from infra.storage import ArtifactStore, sha256_file, storage_errors
 from synib_spec.datasets import validate_npz
+from worker.storage_retry import with_storage_retry
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
@@ -29,20 +32,33 @@ def dataset_relpath(dataset_id: str) -> str:
 def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int, dict[str, Any]]:
     """Generate a built-in dataset into the store; (relative path, sha256, size, summary).
 
-    Raises ``DatasetError`` (a ValueError) for unknown generators or bad parameters.
+    Raises ``DatasetError`` (a ValueError) for unknown generators or bad parameters, and
+    ``StorageUnavailable`` (a ValueError) when the store stays unwritable through every try.
     """
-    from synib_core.data import make_dataset, save_npz
+    from synib_core.data import make_dataset
 
     params = dict(row.params or {})
     seed = int(params.pop("seed", 0) or 0)
     data = make_dataset(str(row.builtin_name), seed, **params)
-    tmp = store.new_temp_file(suffix=".npz")
-    save_npz(data, tmp)
     relative = dataset_relpath(row.id)
-    target = store.put(tmp, relative)
+    target = with_storage_retry(lambda: _write_npz(data, store, relative), f"dataset {row.id}")
     sha, size = sha256_file(target)
     # The API's own validation gives the summary, so uploads and built-ins read the same.
     return relative, sha, size, validate_npz(str(target))
+
+
+def _write_npz(data: MultimodalData, store: ArtifactStore, relative: str) -> Path:
+    """Save ``data`` into the store at ``relative`` through a temporary file, which is gone
+    afterwards whatever happens."""
+    from synib_core.data import save_npz
+
+    tmp = store.new_temp_file(suffix=".npz")
+    try:
+        with storage_errors("writing a dataset"):
+            save_npz(data, tmp)
+        return store.put(tmp, relative)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # Module -> (the distribution that provides it, the synib extra that installs it).
@@ -67,7 +83,9 @@ def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_
     """Make a pending built-in dataset ready; returns its status afterwards.
 
     A generator error (a user fault) marks the dataset ``failed`` with the reason, and so does
-    a generator that needs a package this worker lacks (a deployment fault, named plainly).
+    a generator that needs a package this worker lacks (a deployment fault, named plainly), or
+    an artifact store that stayed unwritable through every try. A dataset deleted meanwhile
+    leaves no file behind (``missing``).
     """
     with sessions() as session:
         row = crud.get_dataset(session, dataset_id=dataset_id)
@@ -86,15 +104,31 @@ def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_
             log.error("dataset %s: %s", dataset_id, reason, exc_info=True)
             crud.mark_dataset_failed(session, dataset_id=dataset_id, error=reason)
             return "failed"
-        crud.mark_dataset_ready(
+        if not crud.mark_dataset_ready(
             session,
             dataset_id=dataset_id,
             path=relative,
             sha256=sha,
             size_bytes=size,
             summary=summary,
-        )
+        ):
+            return settle_not_pending(session, store, dataset_id, relative)
         return "ready"
+
+
+def settle_not_pending(
+    session: Session, store: ArtifactStore, dataset_id: str, relative: str
+) -> str:
+    """The status of a dataset that stopped being pending while this worker generated it. One
+    deleted meanwhile gets its file removed here (the API found none to delete); one another
+    delivery of the task made ready keeps the file (the same bytes, at the same path)."""
+    session.expire_all()
+    row = crud.get_dataset(session, dataset_id=dataset_id)
+    if row is not None:
+        return str(row.status)
+    log.info("dataset %s: deleted while generated; removing its file", dataset_id)
+    with_storage_retry(lambda: store.delete(relative), f"dataset {dataset_id}")
+    return "missing"
 
 
 def load_job_dataset(

@@ -10,6 +10,9 @@ One pass (``Housekeeper.run_once``) does, in order:
    job was queued (when its first message was sent), then after twice as long, and so on (at
    most ``MAX_BACKOFF`` times as long); the same for pending built-in datasets and
    ``synib.make_dataset``. A job waiting behind long ones gets a few duplicates, no more.
+4. files in the artifact store's temporary folder not modified for ``temp_file_max_age_s``
+   (left by an upload or a write whose process crashed) are deleted; this step needs no
+   database, and a storage error only skips it.
 A duplicate message is harmless: ``run_job`` claims a job with an atomic, row-locked
 ``queued -> running`` update, so only one delivery runs it (``make_dataset`` likewise).
 
@@ -35,6 +38,7 @@ from infra.db import crud
 from infra.db.models import JobStatus, utcnow
 from infra.db.session import SessionFactory, make_engine, make_session_factory
 from infra.settings import Settings
+from infra.storage import ArtifactStore, StorageError
 from worker.db_retry import is_connection_error
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ class HousekeepingResult:
     resent: list[str] = field(default_factory=list)
     datasets_resent: list[str] = field(default_factory=list)
     pids_resent: list[str] = field(default_factory=list)
+    temp_files_removed: list[str] = field(default_factory=list)  # file names in .tmp
 
     def __bool__(self) -> bool:
         return bool(
@@ -59,6 +64,7 @@ class HousekeepingResult:
             or self.resent
             or self.datasets_resent
             or self.pids_resent
+            or self.temp_files_removed
         )
 
 
@@ -122,6 +128,7 @@ class Housekeeper:
         return self.clock() - self._db_up_since >= self.settings.heartbeat_stale_s
 
     def _pass(self, result: HousekeepingResult) -> None:
+        self._remove_stale_temp_files(result)
         stale_before = utcnow() - timedelta(seconds=self.settings.heartbeat_stale_s)
         with self.sessions() as session:
             expired = crud.list_expired_leases(session, stale_before=stale_before)
@@ -192,6 +199,17 @@ class Housekeeper:
                 crud.mark_dataset_pid_sent(session, dataset_id=state.id)
             log.warning("housekeeping: sent %s(%s) again", DATASET_PID, state.id)
             result.pids_resent.append(state.id)
+
+    def _remove_stale_temp_files(self, result: HousekeepingResult) -> None:
+        store = ArtifactStore(self.settings.artifact_root)
+        try:
+            removed = store.remove_stale_temp_files(self.settings.temp_file_max_age_s)
+        except StorageError as exc:
+            log.warning("housekeeping: temporary files not cleaned: %s (%s)", exc, exc.cause)
+            return
+        if removed:
+            log.info("housekeeping: removed %d stale temporary file(s)", len(removed))
+        result.temp_files_removed.extend(removed)
 
     def close(self) -> None:
         self.producer.close()

@@ -4,7 +4,9 @@ the per-sample test predictions.
 
 Layout under the store root: ``jobs/<job_id>/<trial_id>/`` holds what the trial wrote:
 ``model.zip`` (the bundle, loadable with ``synib_core.load``), ``test_pred.npy`` and
-``result.json``; ``jobs/<job_id>/report.json`` is the report.
+``result.json``; ``jobs/<job_id>/report.json`` is the report. Each write goes through a
+temporary file and is retried on a storage error (``worker.storage_retry``); after the last try
+the job fails with the store's one-line reason.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ import numpy as np
 from infra.db import crud
 from infra.db.models import Job, Trial
 from infra.db.session import SessionFactory
-from infra.storage import ArtifactStore, sha256_file
+from infra.storage import ArtifactStore, sha256_file, storage_errors
+from worker.storage_retry import with_storage_retry
 from worker.trainable import MODEL_ZIP, OUTPUTS, PREDICTIONS
 
 
@@ -37,14 +41,25 @@ def artifact_name(trial_key: str) -> str:
 
 def store_trial_outputs(store: ArtifactStore, job_id: str, trial_id: str, source: Path) -> None:
     """Copy the trial's outputs (``worker.trainable.OUTPUTS``) from ``source`` (its final
-    checkpoint) into the store, each file moved into place whole; ones already there stay."""
+    checkpoint) into the store, each file moved into place whole; ones already there stay.
+    A storage error is retried (``worker.storage_retry``)."""
     for name in OUTPUTS:
         relative = trial_relpath(job_id, trial_id, name)
         if store.resolve(relative).is_file():
             continue
-        tmp = store.new_temp_file(suffix=Path(name).suffix)
-        shutil.copyfile(source / name, tmp)
-        store.put(tmp, relative)
+        copy = partial(_copy_into_store, store, source / name, relative)
+        with_storage_retry(copy, f"job {job_id}: {name}")
+
+
+def _copy_into_store(store: ArtifactStore, source: Path, relative: str) -> Path:
+    """Copy ``source`` into the store at ``relative`` through a temporary file (gone after)."""
+    tmp = store.new_temp_file(suffix=Path(relative).suffix)
+    try:
+        with storage_errors("copying a trial's outputs"):
+            shutil.copyfile(source, tmp)
+        return store.put(tmp, relative)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def store_trial_model(
@@ -79,10 +94,11 @@ def store_report(
     sessions: SessionFactory, store: ArtifactStore, job: Job, report: dict[str, Any]
 ) -> str:
     """Write ``jobs/<job_id>/report.json`` and register (or refresh) it as a report artifact."""
-    tmp = store.new_temp_file(suffix=".json")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
     relative = f"jobs/{job.id}/report.json"
-    target = store.put(tmp, relative)
+    text = json.dumps(report, indent=2, sort_keys=True)
+    target = with_storage_retry(
+        lambda: _write_into_store(store, text, relative), f"job {job.id}: report"
+    )
     sha, size = sha256_file(target)
     with sessions() as session:
         existing = crud.report_artifact_of(session, job_id=job.id)
@@ -100,6 +116,17 @@ def store_report(
             size_bytes=size,
         )
         return row.id
+
+
+def _write_into_store(store: ArtifactStore, text: str, relative: str) -> Path:
+    """Write ``text`` into the store at ``relative`` through a temporary file (gone after)."""
+    tmp = store.new_temp_file(suffix=Path(relative).suffix)
+    try:
+        with storage_errors("writing a report"):
+            tmp.write_text(text)
+        return store.put(tmp, relative)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def prediction_loader(store: ArtifactStore, job_id: str) -> Any:

@@ -13,7 +13,6 @@ from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, SettingsDep, 
 from api.errors import (
     AUTH_ERRORS,
     NOT_FOUND,
-    NOT_FOUND_OR_CONFLICT,
     conflict,
     error_responses,
     not_found,
@@ -31,12 +30,24 @@ from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive
 from infra.broker import DATASET_PID, MAKE_DATASET
 from infra.db import crud
 from infra.db.models import Dataset, DatasetStatus, new_id, utcnow
-from infra.storage import ArtifactStore
+from infra.storage import ArtifactStore, StorageError
 from synib_spec.builtin import generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
 log = logging.getLogger(__name__)
+
+REUSED_HEADER = "X-Synib-Dataset-Reused"
+
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": DatasetPublic,
+        "description": "You already have a ready dataset with this file's sha256: that dataset, "
+        f"unchanged (its name is kept), with the header {REUSED_HEADER}: true",
+        "headers": {REUSED_HEADER: {"schema": {"type": "string", "enum": ["true"]}}},
+    },
+    **error_responses(413, 422, 503),
+}
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -98,33 +109,54 @@ def _store_upload(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(413, 422),
+    responses=_UPLOAD_RESPONSES,
 )
 async def upload_dataset(
-    request: Request, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> DatasetPublic:
-    """Upload an ``.npz`` dataset (multipart: ``file``, optional ``name``)."""
-    tmp = await run_in_threadpool(store.new_temp_file, ".npz")
+    """Upload an ``.npz`` dataset (multipart: ``file``, optional ``name``). 201 with the new
+    dataset; 200 with your existing ready dataset of the same sha256 (not stored twice)."""
+    # Made on the event loop (one mkstemp): awaited in a thread, a cancelled request could
+    # leave the file behind without knowing its name.
+    tmp = store.new_temp_file(".npz")
     try:
-        try:
-            upload = await receive_upload(request, tmp, settings.max_upload_bytes)
-        except UploadTooLarge:
-            limit = settings.max_upload_mb
-            raise HTTPException(413, detail=f"file larger than the limit of {limit:g} MB") from None
-        except BadUpload as exc:
-            raise unprocessable(exc.field, exc.reason) from None
-        except Exception as exc:  # malformed multipart framing
-            raise unprocessable(
-                "file", f"malformed multipart body ({type(exc).__name__})"
-            ) from None
+        upload = await _receive(request, tmp, settings.max_upload_bytes, settings.max_upload_mb)
         # One validation at a time per API process: it decompresses and reads every byte (up to
         # the upload limits' 4 GiB) and holds the per-sample arrays (the modality arrays are
-        # streamed), so concurrent uploads wait here instead of adding up.
+        # streamed), so concurrent uploads wait here instead of adding up. The same file sent
+        # twice at once is stored once: the second finds the first here.
         async with request.app.state.validation_gate:
+            existing = await run_in_threadpool(
+                crud.find_ready_dataset_by_sha256, session, owner_id=user.id, sha256=upload.sha256
+            )
+            if existing is not None:
+                response.status_code = status.HTTP_200_OK
+                response.headers[REUSED_HEADER] = "true"
+                return DatasetPublic.model_validate(existing)
             row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
         return DatasetPublic.model_validate(row)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+async def _receive(request: Request, tmp: Path, max_bytes: int, max_mb: float) -> ReceivedUpload:
+    """The multipart body streamed into ``tmp``; 413/422 for what the client sent wrong (a
+    storage error propagates: 503)."""
+    try:
+        return await receive_upload(request, tmp, max_bytes)
+    except UploadTooLarge:
+        raise HTTPException(413, detail=f"file larger than the limit of {max_mb:g} MB") from None
+    except BadUpload as exc:
+        raise unprocessable(exc.field, exc.reason) from None
+    except StorageError:
+        raise
+    except Exception as exc:  # malformed multipart framing, or the client went away
+        raise unprocessable("file", f"malformed multipart body ({type(exc).__name__})") from None
 
 
 @router.post(
@@ -226,17 +258,27 @@ def request_dataset_pid(
 
 
 @router.delete(
-    "/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND_OR_CONFLICT
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409, 503),
 )
 def delete_dataset(
     dataset_id: PathId, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> Response:
-    """Delete the dataset and its file (409 while a queued/running job uses it)."""
-    if crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id) is None:
+    """Delete the dataset and its file (409 while a queued/running/cancelling job uses it).
+
+    The file goes first: a storage error (503) leaves the dataset as it was, to delete again.
+    A built-in dataset still being generated is deleted too; its worker removes the file it
+    makes when it finds the row gone."""
+    row = crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id)
+    if row is None:
         raise not_found("dataset")
     if crud.dataset_in_use(session, dataset_id=dataset_id):
         raise conflict("dataset is used by an active job")
+    stored = row.path
+    if stored:
+        store.delete(stored)
     path = crud.delete_dataset(session, dataset_id=dataset_id)
-    if path:
+    if path and path != stored:  # stored by a worker since the read above
         store.delete(path)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -80,11 +80,13 @@ def mark_dataset_ready(
     sha256: str,
     size_bytes: int,
     summary: dict[str, Any],
-) -> None:
-    """Fill a generated dataset's file facts and mark it ready (path relative to the store)."""
-    session.execute(
+) -> bool:
+    """Fill a generated dataset's file facts and mark it ready (path relative to the store);
+    only a still-pending row changes. False when none did (deleted meanwhile): the caller
+    removes the file it made."""
+    result = session.execute(
         update(Dataset)
-        .where(Dataset.id == dataset_id)
+        .where(Dataset.id == dataset_id, Dataset.status == DatasetStatus.PENDING)
         .values(
             status=DatasetStatus.READY,
             error=None,
@@ -95,6 +97,7 @@ def mark_dataset_ready(
         )
     )
     session.commit()
+    return bool(getattr(result, "rowcount", 0))
 
 
 def mark_dataset_failed(session: Session, *, dataset_id: str, error: str) -> None:
@@ -117,14 +120,36 @@ def dataset_in_use(session: Session, *, dataset_id: str) -> bool:
 
 
 def delete_dataset(session: Session, *, dataset_id: str) -> str | None:
-    """Delete the row; returns its file's relative path (None if it had none)."""
-    row = session.get(Dataset, dataset_id)
+    """Delete the row; returns its file's relative path as it was when deleted (locked and
+    read afresh: a worker may have just stored the file), None if it had none."""
+    row = session.execute(
+        select(Dataset)
+        .where(Dataset.id == dataset_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if row is None:
+        session.rollback()
         return None
     path = row.path
     session.delete(row)
     session.commit()
     return path
+
+
+def find_ready_dataset_by_sha256(session: Session, *, owner_id: str, sha256: str) -> Dataset | None:
+    """The owner's oldest ready dataset whose file has this sha256 (never another user's)."""
+    stmt = (
+        select(Dataset)
+        .where(
+            Dataset.owner_id == owner_id,
+            Dataset.sha256 == sha256,
+            Dataset.status == DatasetStatus.READY,
+        )
+        .order_by(Dataset.created_at, Dataset.id)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def mark_dataset_sent(session: Session, *, dataset_id: str) -> None:

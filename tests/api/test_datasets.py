@@ -226,8 +226,8 @@ def test_uploads_are_validated_one_at_a_time(
 
     monkeypatch.setattr(route, "validate_npz", counted)
 
-    def upload(i: int) -> int:
-        files = {"file": (f"d{i}.npz", npz_bytes())}
+    def upload(i: int) -> int:  # three different files: the same one would be reused
+        files = {"file": (f"d{i}.npz", npz_bytes(x_b=np.full((N, 3), i, dtype=np.float32)))}
         return client.post(URL, headers=auth, files=files).status_code
 
     with ThreadPoolExecutor(max_workers=3) as pool:
