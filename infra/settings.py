@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         description="memory (MiB) a trial may allocate beyond its process's footprint; a job's "
         "resources.memory_mb_per_trial may ask for less; empty: no cap",
     )
+    # Issue #21 item 2: a size budget for built-in datasets.
+    max_builtin_dataset_mb: float = Field(
+        1024,
+        gt=0,
+        description="largest built-in dataset (MiB of arrays, estimated from its parameters) "
+        "that may be registered or generated; 422 above it",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from infra.db import crud
 from infra.db.models import Dataset
 from infra.db.session import SessionFactory
+from infra.settings import get_settings
 from infra.storage import ArtifactStore, sha256_file
+from synib_spec.builtin import check_budget, resolve_params
 from synib_spec.datasets import validate_npz
 
 if TYPE_CHECKING:
@@ -29,13 +31,17 @@ def dataset_relpath(dataset_id: str) -> str:
 def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int, dict[str, Any]]:
     """Generate a built-in dataset into the store; (relative path, sha256, size, summary).
 
-    Raises ``DatasetError`` (a ValueError) for unknown generators or bad parameters.
+    Raises ``DatasetError`` (a ValueError) for unknown generators, bad parameters, or a
+    dataset over ``max_builtin_dataset_mb`` (checked before generating: the API checks it too,
+    but a row may predate the limit or come from elsewhere).
     """
     from synib_core.data import make_dataset, save_npz
 
     params = dict(row.params or {})
     seed = int(params.pop("seed", 0) or 0)
-    data = make_dataset(str(row.builtin_name), seed, **params)
+    name = str(row.builtin_name)
+    check_budget(name, resolve_params(name, params), get_settings().max_builtin_dataset_mb)
+    data = make_dataset(name, seed, **params)
     tmp = store.new_temp_file(suffix=".npz")
     save_npz(data, tmp)
     relative = dataset_relpath(row.id)

@@ -32,7 +32,7 @@ from infra.broker import DATASET_PID, MAKE_DATASET
 from infra.db import crud
 from infra.db.models import Dataset, DatasetStatus, new_id, utcnow
 from infra.storage import ArtifactStore
-from synib_spec.builtin import generator_table, resolve_params
+from synib_spec.builtin import check_budget, generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
@@ -134,14 +134,20 @@ async def upload_dataset(
     responses=error_responses(400),
 )
 def create_builtin_dataset(
-    body: BuiltinDatasetCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    body: BuiltinDatasetCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> DatasetPublic:
     """Register a generated dataset (status pending); the worker generates it.
 
-    ``params`` stored on the row are the generator's parameters plus ``seed``.
+    ``params`` stored on the row are the generator's parameters plus ``seed``. A dataset whose
+    estimated size is over ``max_builtin_dataset_mb`` is refused (422 naming the parameter).
     """
     try:
-        resolve_params(body.generator, body.params)
+        resolved = resolve_params(body.generator, body.params)
+        check_budget(body.generator, resolved, settings.max_builtin_dataset_mb)
     except GeneratorParamError as exc:
         raise unprocessable(f"params.{exc.field}", exc.reason) from None
     params = {**body.params, "seed": body.seed}
