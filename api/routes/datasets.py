@@ -118,8 +118,8 @@ async def upload_dataset(
                 "file", f"malformed multipart body ({type(exc).__name__})"
             ) from None
         # One validation at a time per API process: it decompresses and reads every byte (up to
-        # the upload limits' 4 GiB) and holds the per-sample arrays (the modality arrays are
-        # streamed), so concurrent uploads wait here instead of adding up.
+        # the upload limits' 4 GiB, a chunk at a time), so concurrent uploads wait here instead
+        # of sharing the CPU.
         async with request.app.state.validation_gate:
             row = await run_in_threadpool(_store_upload, session, store, user.id, tmp, upload)
         return DatasetPublic.model_validate(row)
