@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import os
 import struct
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
@@ -69,7 +71,9 @@ class Limits:
 
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header, 30 bytes
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile)
+# What reading a damaged member raises: zipfile's errors, zlib's on a corrupt deflate stream,
+# and tokenize's from numpy's parsing of a mangled header.
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError)
 
 
 class _Header(NamedTuple):
@@ -172,7 +176,7 @@ class NpyMember:
                 _read_header(self.key, fh)
                 offset = fh.tell()
             return np.memmap(path, dtype=self.dtype, mode="r", offset=offset, shape=self.shape)
-        except (OSError, ValueError, struct.error):
+        except (*_READ_ERRORS, struct.error):
             return None
 
 

@@ -288,6 +288,25 @@ def test_encrypted_and_unusual_compression_are_refused_naming_the_array() -> Non
     assert info.value.field == "y"
 
 
+def test_every_damaged_byte_of_a_compressed_member_is_a_dataset_error() -> None:
+    """Flip each of the first 300 bytes of a deflated member (its local header, the .npy
+    header, the deflate stream): always a DatasetError naming the file or an array, never
+    zlib's or tokenize's own exception (a 500 at the API)."""
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 8))
+    np.savez_compressed(buf, y=np.arange(400) % 2, x_a=x, x_b=x[:, :3])
+    blob = buf.getvalue()
+    start = blob.index(b"x_a.npy") - 30  # the member's local header
+    for offset in range(300):
+        damaged = bytearray(blob)
+        damaged[start + offset] ^= 0xFF
+        try:
+            validate_npz(io.BytesIO(bytes(damaged)))
+        except UploadError as exc:
+            assert exc.field in ("file", "y", "x_a", "x_b"), (offset, exc)
+
+
 def test_the_contract_imports_neither_torch_nor_synib_core() -> None:
     code = (
         "import sys, synib_spec.datasets; "
