@@ -73,7 +73,15 @@ class Limits:
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header, 30 bytes
 # What reading a damaged member raises: zipfile's errors, zlib's on a corrupt deflate stream,
 # and tokenize's from numpy's parsing of a mangled header.
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError)
+_READ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    NotImplementedError,  # zipfile: a feature or version it cannot read
+    zipfile.BadZipFile,
+    zlib.error,
+    tokenize.TokenError,
+)
 
 
 class _Header(NamedTuple):
@@ -264,5 +272,5 @@ def open_archive(source: str | os.PathLike[str] | IO[bytes]) -> zipfile.ZipFile:
         return zipfile.ZipFile(source)
     except FileNotFoundError as exc:
         raise DatasetError("file", f"not found: {source}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except _READ_ERRORS as exc:
         raise DatasetError("file", NOT_AN_ARCHIVE) from exc

@@ -4,6 +4,7 @@ untrusted uploads) on a corpus of good and bad files, through both of its users:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import subprocess
@@ -288,23 +289,19 @@ def test_encrypted_and_unusual_compression_are_refused_naming_the_array() -> Non
     assert info.value.field == "y"
 
 
-def test_every_damaged_byte_of_a_compressed_member_is_a_dataset_error() -> None:
-    """Flip each of the first 300 bytes of a deflated member (its local header, the .npy
-    header, the deflate stream): always a DatasetError naming the file or an array, never
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "deflated"])
+def test_every_damaged_byte_is_a_dataset_error(save: Callable[..., None]) -> None:
+    """Flip each byte of a small file in turn (zip headers, .npy headers, data, the deflate
+    stream, the central directory): the file passes or is a DatasetError, never zipfile's,
     zlib's or tokenize's own exception (a 500 at the API)."""
     buf = io.BytesIO()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((400, 8))
-    np.savez_compressed(buf, y=np.arange(400) % 2, x_a=x, x_b=x[:, :3])
+    save(buf, **good_arrays(n=12))
     blob = buf.getvalue()
-    start = blob.index(b"x_a.npy") - 30  # the member's local header
-    for offset in range(300):
+    for offset in range(len(blob)):
         damaged = bytearray(blob)
-        damaged[start + offset] ^= 0xFF
-        try:
+        damaged[offset] ^= 0xFF
+        with contextlib.suppress(UploadError):  # anything else fails the test
             validate_npz(io.BytesIO(bytes(damaged)))
-        except UploadError as exc:
-            assert exc.field in ("file", "y", "x_a", "x_b"), (offset, exc)
 
 
 def test_the_contract_imports_neither_torch_nor_synib_core() -> None:
