@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from db_testing import redis_url
 from worker_process import create_owner, running_worker
 from worker_testing import WorkerHarness, wait_for
 
 from infra.db import crud
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+BROKER_URL = redis_url(10)  # its own database: no other test worker takes its messages
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def small_budget_worker(
     """A worker whose budget for built-in datasets is 1 MiB."""
     state = tmp_path_factory.mktemp("budget_worker")
     env = {"SYNIB_MAX_BUILTIN_DATASET_MB": "1"}
-    with running_worker(pg_database_url, state, extra_env=env) as harness:
+    with running_worker(pg_database_url, state, extra_env=env, broker_url=BROKER_URL) as harness:
         yield harness
 
 
