@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         description="the housekeeping deletes files in <artifact_dir>/.tmp not modified for "
         "this long (left by interrupted uploads or a crashed process)",
     )
+    # Issue #21 item 2: a size budget for built-in datasets.
+    max_builtin_dataset_mb: float = Field(
+        1024,
+        gt=0,
+        description="largest built-in dataset (MiB of arrays, estimated from its parameters) "
+        "that may be registered or generated; 422 above it",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,6 +3,9 @@
 The library's generators (``synib_core.data.generators``) build the data; this table says which
 exist and what each takes, so the API can refuse a bad request without importing the library,
 and the docs and the dashboard list the same parameters. Values may arrive as strings (CLI).
+``GENERATOR_LAYOUTS`` says what each sample stores, so the size of a dataset is known from its
+parameters: ``check_budget`` refuses one over the service's budget (at registration in the API,
+again in the worker before generating).
 
 Example:
     >>> resolve_params("xor_spurious", {"alpha": "0.5"})["alpha"]
@@ -19,10 +22,16 @@ from typing import Any
 
 from synib_spec.datasets import GeneratorParamError
 
+MIB = 1 << 20
+
 __all__ = [
     "GENERATORS",
+    "GENERATOR_LAYOUTS",
     "GENERATOR_PARAMS",
+    "Layout",
     "Param",
+    "check_budget",
+    "estimated_bytes",
     "generated_fingerprint",
     "resolve_params",
 ]
@@ -66,6 +75,9 @@ def float_param(default: float, low: float, high: float, *, open_high: bool = Fa
 
 def choice_param(default: str, choices: tuple[str, ...]) -> Param:
     return Param(default, str, lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+SAMPLE_COUNTS = ("n_train", "n_val", "n_test")
 
 
 def _probabilities(p: tuple[float, ...]) -> bool:
@@ -118,6 +130,31 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
 }
 
 GENERATORS: tuple[str, ...] = tuple(GENERATOR_PARAMS)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one generated sample stores (``synib_core.data.save_npz``): ``features`` gives the
+    values per sample of each modality (float32) from the resolved parameters; ``group_chars``
+    is the longest group label (stored as 4-byte characters); ``size_params`` are the parameters
+    the size grows with, one of which a refusal names."""
+
+    features: Callable[[Mapping[str, Any]], dict[str, int]]
+    group_chars: int
+    size_params: tuple[str, ...] = SAMPLE_COUNTS
+
+    def bytes_per_sample(self, params: Mapping[str, Any]) -> int:
+        """float32 features + int64 label + int8 split + the group label."""
+        return 4 * sum(self.features(params).values()) + 8 + 1 + 4 * self.group_chars
+
+
+GENERATOR_LAYOUTS: dict[str, Layout] = {
+    "xor_spurious": Layout(lambda p: {"a": p["dim"], "b": p["dim"]}, 7, (*SAMPLE_COUNTS, "dim")),
+    "xor_pid": Layout(lambda p: {"a": 32, "b": 32}, 9),
+    "digits_pairs": Layout(lambda p: {"a": 64, "b": 64}, 8),
+    "speech_irony": Layout(lambda p: {"text": 384, "voice": 256}, 9),
+    "digit_speech": Layout(lambda p: {"image": 64, "speech": 256}, 9),
+}
 
 GENERATOR_HELP: dict[str, str] = {
     "xor_spurious": "XOR of one bit per modality with a shortcut in train and validation only",
@@ -172,6 +209,35 @@ def resolve_params(generator: str, params: Mapping[str, Any]) -> dict[str, Any]:
             )
         resolved[name] = value
     return resolved
+
+
+def estimated_bytes(generator: str, params: Mapping[str, Any]) -> int:
+    """Bytes of the arrays ``generator`` makes with resolved ``params``, all splits and
+    modalities (the file's size, within its headers)."""
+    samples = sum(int(params[name]) for name in SAMPLE_COUNTS)
+    return samples * GENERATOR_LAYOUTS[generator].bytes_per_sample(params)
+
+
+def check_budget(generator: str, params: Mapping[str, Any], limit_mb: float) -> int:
+    """The estimate of ``estimated_bytes``, or GeneratorParamError naming the size parameter
+    that most drives it over ``limit_mb`` (MiB), with the estimate and the limit."""
+    estimate = estimated_bytes(generator, params)
+    if estimate <= limit_mb * MIB:
+        return estimate
+    layout = GENERATOR_LAYOUTS[generator]
+    defaults = GENERATOR_PARAMS[generator]
+
+    def without(name: str) -> tuple[int, int]:  # the estimate with `name` at its default
+        return estimated_bytes(generator, {**params, name: defaults[name].default}), -params[name]
+
+    field = min(layout.size_params, key=without)
+    samples = sum(int(params[name]) for name in SAMPLE_COUNTS)
+    raise GeneratorParamError(
+        field,
+        f"{generator} with {field}={params[field]} would make about {estimate / MIB:,.0f} MiB "
+        f"({samples:,} samples x {layout.bytes_per_sample(params):,} bytes), over the limit of "
+        f"{limit_mb:,g} MiB (setting max_builtin_dataset_mb); lower {field}",
+    )
 
 
 def generated_fingerprint(generator: str, seed: int, params: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The dataset file contract, and the one reader of dataset files (numpy only, never unpickles).
+"""The dataset file contract: which arrays a dataset ``.npz`` holds and what each must be.
 
 A dataset is one ``.npz``: ``y`` (N,) integer class ids 0..K-1; one array per modality
 ``x_<m>``: float (N, D) vectors, (N, T, D) sequences or (N, C, H, W) images, at least two;
@@ -7,66 +7,61 @@ optional ``split`` (N,) 0 train / 1 validation / 2 test (default: a seeded, stra
 sample; optional ``oracle_<m>`` (k,) coordinates that carry modality m's synergistic signal;
 optional ``len_<m>`` (N,) valid steps of a sequence modality.
 
-``read_archive`` checks the zip directory (bomb guards) and each ``.npy`` header before any
-data is read, with exact integer arithmetic for shapes; modality arrays come back as
-``StreamedArray`` (values read a chunk at a time, or memory-mapped when stored uncompressed).
-``check_arrays`` applies the contract and returns a ``CheckedArrays``. The API validates an
-upload with both and stores ``summary()``; the library's ``load_npz`` reads files the same way.
+``check_arrays`` applies the contract to what ``synib_spec.npz_reader.read_archive`` found:
+first every header (names, dtypes, shapes, sample counts), then every value, a few MB at a
+time, so memory stays bounded whatever the file's size. It returns ``CheckedArrays``: the
+counts the API stores (``summary()``) and loaders of each array (the library's ``load_npz``).
 
 Example:
-    >>> with zipfile.ZipFile("data.npz") as archive:                      # doctest: +SKIP
+    >>> with open_archive("data.npz") as archive:                       # doctest: +SKIP
     ...     checked = check_arrays(read_archive(archive))
     >>> checked.summary()["num_classes"]
 """
 
 from __future__ import annotations
 
-import math
+import os
 import re
-import struct
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 
-from synib_spec.errors import SpecError
+from synib_spec.npz_reader import (
+    NOT_AN_ARCHIVE,
+    DatasetError,
+    Limits,
+    NpyMember,
+    open_archive,
+    read_archive,
+)
 
 __all__ = [
     "NOT_AN_ARCHIVE",
-    "ArrayLike",
     "CheckedArrays",
     "DatasetError",
     "GeneratorParamError",
     "Limits",
-    "StreamedArray",
+    "NpyMember",
+    "auto_split_counts",
     "check_arrays",
+    "open_archive",
     "read_archive",
     "stratified_split",
     "validate_npz",
 ]
 
-NOT_AN_ARCHIVE = "not a readable .npz archive: not a zip file, or truncated or corrupt"
 MODALITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 PREFIXES = ("x_", "oracle_", "len_")
 FIXED_KEYS = ("y", "split", "group")
 MAX_CLASSES = 100_000
+MAX_GROUPS = 1000  # distinct `group` values: a few kinds of interaction, not an id per sample
+MAX_GROUP_CHARS = 256
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 ALLOWED_NAMES = "y, x_<modality>, split, group, oracle_<modality>, len_<modality>"
-CHUNK_VALUES = 1 << 20  # values checked at a time: bounded memory whatever the file's size
-
-
-class DatasetError(SpecError):
-    """A dataset file (or a built-in generator's parameter) is invalid: ``field`` names the
-    array (or ``file``, or the parameter). Prints as ``dataset field 'y': <reason>``."""
-
-    label = "dataset field"
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.args = (f"{self.label} {field!r}: {reason}",)
 
 
 class GeneratorParamError(DatasetError):
@@ -76,243 +71,117 @@ class GeneratorParamError(DatasetError):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Guards checked on the zip directory and the headers before anything is decompressed."""
-
-    max_member_bytes: int = 2 << 30  # declared uncompressed size of one array
-    max_total_bytes: int = 4 << 30  # all arrays together
-    max_ratio: float = 200.0  # uncompressed / compressed, for members above ratio_min_bytes
-    ratio_min_bytes: int = 16 << 20
-    max_members: int = 1000
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header, 30 bytes
-
-
-def _read_header(key: str, fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
-    """(shape, fortran order, dtype) of a .npy stream, left at the start of its data."""
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version == (2, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise DatasetError(key, f"unsupported .npy format version {version}")
-    if dtype.hasobject:
-        raise DatasetError(key, "object arrays (pickled data) are not allowed")
-    return tuple(int(d) for d in shape), bool(fortran_order), dtype
-
-
-@dataclass(frozen=True)
-class StreamedArray:
-    """A modality array known by its ``.npy`` header: ``row_chunks`` reads its values from the
-    archive a few samples at a time; ``load`` gives the whole array (a read-only memory map
-    when the member is stored uncompressed as C-ordered float32, else read into memory)."""
-
-    key: str
-    archive: zipfile.ZipFile
-    info: zipfile.ZipInfo
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def row_size(self) -> int:
-        return math.prod(self.shape[1:])
-
-    def row_chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first sample, values of up to ``rows`` samples as (k, row_size)) in order; a short
-        or corrupt member raises DatasetError."""
-        n, row_size, itemsize = self.shape[0], self.row_size, self.dtype.itemsize
-        try:
-            with self.archive.open(self.info) as fh:
-                _read_header(self.key, fh)
-                for start in range(0, n, rows):
-                    count = min(rows, n - start) * row_size
-                    data = fh.read(count * itemsize)
-                    if len(data) != count * itemsize:
-                        raise DatasetError(self.key, "could not be read: truncated or corrupt")
-                    yield start, np.frombuffer(data, dtype=self.dtype).reshape(-1, row_size)
-        except DatasetError:
-            raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise DatasetError(
-                self.key, f"could not be read: truncated or corrupt ({exc})"
-            ) from exc
-
-    def load(self) -> np.ndarray:
-        """The whole array (see the class docstring)."""
-        mapped = self._memmap()
-        if mapped is not None:
-            return mapped
-        with self.archive.open(self.info) as fh:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-
-    def _memmap(self) -> np.ndarray | None:
-        info, path = self.info, self.archive.filename
-        stored = info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
-        if not stored or path is None or self.dtype != np.dtype(np.float32) or 0 in self.shape:
-            return None
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(info.header_offset)
-                header = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
-                if header[0] != b"PK\x03\x04":
-                    return None
-                fh.seek(header[-2] + header[-1], 1)  # file name + extra field
-                _read_header(self.key, fh)
-                offset = fh.tell()
-            return np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=self.shape)
-        except (OSError, ValueError, struct.error):
-            return None
-
-
-ArrayLike = np.ndarray | StreamedArray
-
-
-def _check_directory(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
-    if len(infos) > limits.max_members:
-        raise DatasetError("file", f"has {len(infos)} members, more than {limits.max_members}")
-    names = [info.filename for info in infos]
-    for name in names:
-        if not name.endswith(".npy") or names.count(name) > 1:
-            raise DatasetError("file", f"archive member {name!r} is not a distinct .npy array")
-    total = sum(info.file_size for info in infos)
-    if total > limits.max_total_bytes:
-        raise DatasetError(
-            "file", f"declares {total} uncompressed bytes, over the limit {limits.max_total_bytes}"
-        )
-    for info in infos:
-        key = info.filename[:-4]
-        if info.file_size > limits.max_member_bytes:
-            raise DatasetError(
-                key, f"declares {info.file_size} uncompressed bytes, over the limit "
-                f"{limits.max_member_bytes}"
-            )  # fmt: skip
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > limits.ratio_min_bytes and ratio > limits.max_ratio:
-            raise DatasetError(key, f"compression ratio {ratio:.0f}:1 is implausible (zip bomb?)")
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> ArrayLike:
-    key = info.filename[:-4]
-    try:
-        with archive.open(info) as fh:  # header only: decide before allocating anything
-            shape, fortran_order, dtype = _read_header(key, fh)
-        # Exact integers: a forged shape whose product overflows int64 must not wrap around.
-        declared = math.prod(shape) * dtype.itemsize
-        if declared > info.file_size:  # a forged header must not make us allocate more
-            raise DatasetError(key, "could not be read: the header declares more data than stored")
-        if key.startswith("x_") and not fortran_order and len(shape) >= 1:
-            return StreamedArray(key, archive, info, shape, dtype)
-        with archive.open(info) as fh:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-    except DatasetError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(key, f"could not be read: truncated or corrupt ({exc})") from exc
-
-
-def read_archive(archive: zipfile.ZipFile, limits: Limits | None = None) -> dict[str, ArrayLike]:
-    """key -> array in archive order (modality arrays as ``StreamedArray``), after checking the
-    zip directory and each header. The archive must stay open while the arrays are used."""
-    infos = archive.infolist()
-    _check_directory(infos, limits or Limits())
-    return {info.filename[:-4]: _read_member(archive, info) for info in infos}
-
-
-def open_archive(source: str | IO[bytes]) -> zipfile.ZipFile:
-    """The zip archive of a dataset file; DatasetError("file", ...) when it is none."""
-    try:
-        return zipfile.ZipFile(source)
-    except FileNotFoundError as exc:
-        raise DatasetError("file", f"not found: {source}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise DatasetError("file", NOT_AN_ARCHIVE) from exc
-
-
-# --- the contract -----------------------------------------------------------------------------
-
-
-@dataclass
 class CheckedArrays:
-    """A dataset that meets the contract. ``x`` holds the modality arrays as read (streamed or
-    in memory); ``split`` is the given split or the automatic one."""
+    """A dataset that meets the contract: its counts and its arrays, still in the archive (the
+    ``load_*`` methods read them whole while the archive is open)."""
 
-    x: dict[str, ArrayLike]
-    y: np.ndarray
-    split: np.ndarray
-    split_given: bool
-    group: np.ndarray | None
-    oracle: dict[str, np.ndarray]
-    lengths: dict[str, np.ndarray]
-    num_classes: int
+    members: Mapping[str, NpyMember]
+    modalities: tuple[str, ...]
+    class_counts: dict[int, int]  # class id -> samples, classes in increasing order
+    split_sizes: tuple[int, int, int]  # the given split's or the automatic split's
+    group_counts: dict[str, int]
+    split_seed: int = 0
+
+    @property
+    def num_samples(self) -> int:
+        return self.members["y"].shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return max(self.class_counts) + 1
+
+    @property
+    def split_given(self) -> bool:
+        return "split" in self.members
 
     def summary(self) -> dict[str, Any]:
         """What the API stores and shows: {num_samples, modalities [{name, shape}], num_classes,
         split_sizes, class_counts, group_counts, has_oracle}."""
-        classes, counts = np.unique(self.y, return_counts=True)
-        group_counts: dict[str, int] = {}
-        if self.group is not None:
-            names, sizes = np.unique(self.group, return_counts=True)
-            group_counts = {str(g): int(c) for g, c in zip(names, sizes, strict=True)}
-        splits = np.bincount(self.split.astype(np.int64), minlength=3)
         return {
-            "num_samples": int(self.y.shape[0]),
-            "modalities": [{"name": m, "shape": list(a.shape)} for m, a in self.x.items()],
+            "num_samples": self.num_samples,
+            "modalities": [
+                {"name": m, "shape": list(self.members[f"x_{m}"].shape)} for m in self.modalities
+            ],
             "num_classes": self.num_classes,
-            "split_sizes": {name: int(splits[i]) for i, name in enumerate(SPLITS)},
-            "class_counts": {str(c): int(k) for c, k in zip(classes, counts, strict=True)},
-            "group_counts": group_counts,
-            "has_oracle": bool(self.oracle),
+            "split_sizes": dict(zip(SPLITS, self.split_sizes, strict=True)),
+            "class_counts": {str(c): k for c, k in self.class_counts.items()},
+            "group_counts": self.group_counts,
+            "has_oracle": any(k.startswith("oracle_") for k in self.members),
         }
 
+    def load_x(self, modality: str, mmap: bool = True) -> np.ndarray:
+        """Modality ``modality``'s array as stored (a read-only memory map when it can be)."""
+        return self.members[f"x_{modality}"].load(mmap)
 
-def check_arrays(arrays: Mapping[str, ArrayLike], *, split_seed: int = 0) -> CheckedArrays:
-    """Apply the contract to read arrays; DatasetError(field, reason) on the first problem.
+    def load_y(self) -> np.ndarray:
+        """(N,) int64 labels."""
+        return self.members["y"].load().astype(np.int64)
 
-    Order of the checks: names, ``y``, each modality (dtype, shape, finite values, streamed),
-    ``split`` (or the automatic split), ``group``, ``oracle_*`` and ``len_*``.
+    def load_split(self, y: np.ndarray) -> np.ndarray:
+        """(N,) int8: the given split, or the automatic one of labels ``y``."""
+        if self.split_given:
+            return self.members["split"].load().astype(np.int8)
+        return stratified_split(y, self.split_seed)
+
+    def load_group(self) -> np.ndarray | None:
+        """(N,) str group labels, or None."""
+        if "group" not in self.members:
+            return None
+        group = self.members["group"].load()
+        if group.dtype.kind == "S":
+            return np.char.decode(group, "ascii", errors="replace").astype(str)
+        return group.astype(str)
+
+    def load_oracle(self) -> dict[str, np.ndarray]:
+        """modality -> int64 flattened feature indices."""
+        return {k[7:]: a.load().astype(np.int64) for k, a in self._prefixed("oracle_")}
+
+    def load_lengths(self) -> dict[str, np.ndarray]:
+        """modality -> (N,) int64 valid steps."""
+        return {k[4:]: a.load().astype(np.int64) for k, a in self._prefixed("len_")}
+
+    def _prefixed(self, prefix: str) -> list[tuple[str, NpyMember]]:
+        return [(k, a) for k, a in self.members.items() if k.startswith(prefix)]
+
+
+def check_arrays(arrays: Mapping[str, NpyMember], *, split_seed: int = 0) -> CheckedArrays:
+    """Apply the contract; DatasetError(field, reason) on the first problem.
+
+    Order of the checks: names; the headers of ``y``, each modality, ``split``, ``group``,
+    ``oracle_*`` and ``len_*``; then their values in the same order, streamed.
     """
     modalities = _check_keys(arrays)
-    y = _check_labels(_whole(arrays["y"]))
-    n = int(y.shape[0])
+    _check_headers(arrays, modalities)
+    class_counts = _label_counts(arrays["y"])
     for m in modalities:
-        _check_modality(f"x_{m}", arrays[f"x_{m}"], n)
-    given = "split" in arrays
-    split = _check_split(_whole(arrays["split"]), n) if given else stratified_split(y, split_seed)
-    group = _check_group(_whole(arrays["group"]), n) if "group" in arrays else None
-    oracle, lengths = {}, {}
+        _check_finite(arrays[f"x_{m}"])
+    if "split" in arrays:
+        split_sizes = _split_counts(arrays["split"])
+    else:
+        split_sizes = _auto_split_sizes(class_counts, arrays["y"].shape[0])
+    group_counts = _group_counts(arrays["group"]) if "group" in arrays else {}
     for key, arr in arrays.items():
         if key.startswith("oracle_"):
-            m = _owner(key, modalities)
-            oracle[m] = _check_oracle(key, _whole(arr), arrays[f"x_{m}"])
+            _check_range(arr, 0, arrays[f"x_{key[7:]}"].row_size - 1, "indices")
         elif key.startswith("len_"):
-            m = _owner(key, modalities)
-            lengths[m] = _check_lengths(key, _whole(arr), arrays[f"x_{m}"])
-    x = {m: arrays[f"x_{m}"] for m in modalities}
-    return CheckedArrays(x, y, split, given, group, oracle, lengths, int(y.max()) + 1)
+            _check_range(arr, 1, arrays[f"x_{key[4:]}"].shape[1], "lengths")
+    return CheckedArrays(
+        arrays, tuple(modalities), class_counts, split_sizes, group_counts, split_seed
+    )
 
 
-def validate_npz(source: str | IO[bytes], *, limits: Limits | None = None) -> dict[str, Any]:
+def validate_npz(
+    source: str | os.PathLike[str] | IO[bytes], *, limits: Limits | None = None
+) -> dict[str, Any]:
     """Check a dataset file and return its summary (``CheckedArrays.summary``)."""
     with open_archive(source) as archive:
         return check_arrays(read_archive(archive, limits)).summary()
 
 
-def _whole(arr: ArrayLike) -> np.ndarray:
-    """A per-sample array, read whole (only modality arrays are streamed)."""
-    if isinstance(arr, StreamedArray):
-        raise DatasetError(arr.key, "must be a per-sample array, not a modality")
-    return arr
+# --- headers ----------------------------------------------------------------------------------
 
 
-def _check_keys(arrays: Mapping[str, ArrayLike]) -> list[str]:
+def _check_keys(arrays: Mapping[str, NpyMember]) -> list[str]:
     for key in arrays:
         if key in FIXED_KEYS:
             continue
@@ -328,26 +197,44 @@ def _check_keys(arrays: Mapping[str, ArrayLike]) -> list[str]:
         raise DatasetError(
             "x_<modality>", f"at least two modality arrays are needed, found {len(modalities)}"
         )
+    for key in arrays:
+        if key.startswith(("oracle_", "len_")) and key.split("_", 1)[1] not in modalities:
+            raise DatasetError(key, f"names no modality; modalities are {', '.join(modalities)}")
     return modalities
 
 
-def _check_labels(y: np.ndarray) -> np.ndarray:
+def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> None:
+    y = arrays["y"]
     if y.ndim != 1:
         raise DatasetError("y", f"must have shape (N,), got {y.shape}")
     if y.dtype.kind not in "iu":
         raise DatasetError("y", f"must be an integer array, got dtype {y.dtype}")
     if y.shape[0] == 0:
         raise DatasetError("y", "is empty")
-    if int(y.min()) < 0:
-        raise DatasetError("y", f"labels must be in 0..K-1, found {int(y.min())}")
-    if int(y.max()) >= MAX_CLASSES:
-        raise DatasetError("y", f"labels must be below {MAX_CLASSES}, found {int(y.max())}")
-    if np.unique(y).size < 2:
-        raise DatasetError("y", "needs at least two classes, found one")
-    return y.astype(np.int64)
+    n = y.shape[0]
+    for m in modalities:
+        _check_modality_header(arrays[f"x_{m}"], n)
+    if "split" in arrays:
+        _check_per_sample(arrays["split"], n, "iu", "an integer array")
+    if "group" in arrays:
+        _check_group_header(arrays["group"], n)
+    for key, arr in arrays.items():
+        if key.startswith("oracle_"):
+            if arr.ndim != 1 or arr.dtype.kind not in "iu":
+                raise DatasetError(key, f"must be a 1-d integer array, got {arr.dtype} {arr.shape}")
+            if arr.size == 0:
+                raise DatasetError(key, "is empty")
+        elif key.startswith("len_"):
+            x = arrays[f"x_{key[4:]}"]
+            if x.ndim != 3:
+                raise DatasetError(
+                    key, f"only sequence modalities (N, T, D) take lengths, got {x.shape}"
+                )
+            _check_per_sample(arr, n, "iu", "an integer array")
 
 
-def _check_modality(key: str, arr: ArrayLike, n: int) -> None:
+def _check_modality_header(arr: NpyMember, n: int) -> None:
+    key = arr.key
     if arr.dtype.kind != "f":
         raise DatasetError(key, f"must be a float array, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3, 4):
@@ -358,34 +245,114 @@ def _check_modality(key: str, arr: ArrayLike, n: int) -> None:
         raise DatasetError(key, f"has {arr.shape[0]} samples but y has {n}")
     if min(arr.shape[1:]) < 1:
         raise DatasetError(key, f"has an empty feature dimension: shape {arr.shape}")
-    row_size = math.prod(arr.shape[1:])
-    step = max(CHUNK_VALUES // row_size, 1)
-    if isinstance(arr, StreamedArray):
-        chunks: Iterator[tuple[int, np.ndarray]] = arr.row_chunks(step)
-    else:
-        chunks = ((i, arr[i : i + step].reshape(-1, row_size)) for i in range(0, n, step))
-    for start, rows in chunks:
-        finite = np.isfinite(rows).all(axis=1)
-        if not finite.all():
-            first = start + int(np.argmin(finite))
-            raise DatasetError(key, f"contains NaN or infinite values (first at sample {first})")
 
 
-def _check_split(split: np.ndarray, n: int) -> np.ndarray:
-    if split.ndim != 1 or split.shape[0] != n:
-        raise DatasetError("split", f"must have shape ({n},) like y, got {split.shape}")
-    if split.dtype.kind not in "iu":
-        raise DatasetError("split", f"must be an integer array, got dtype {split.dtype}")
-    values = set(np.unique(split).tolist())
-    if not values <= {0, 1, 2}:
+def _check_per_sample(arr: NpyMember, n: int, kinds: str, what: str) -> None:
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise DatasetError(arr.key, f"must have shape ({n},) like y, got {arr.shape}")
+    if arr.dtype.kind not in kinds:
+        raise DatasetError(arr.key, f"must be {what}, got dtype {arr.dtype}")
+
+
+def _check_group_header(arr: NpyMember, n: int) -> None:
+    _check_per_sample(arr, n, "iuUS", "strings or integers")
+    chars = arr.dtype.itemsize // (4 if arr.dtype.kind == "U" else 1)
+    if arr.dtype.kind in "US" and chars > MAX_GROUP_CHARS:
         raise DatasetError(
-            "split",
-            f"values must be 0 (train), 1 (val) or 2 (test), found {sorted(values - {0, 1, 2})}",
+            "group", f"labels must be at most {MAX_GROUP_CHARS} characters, dtype is {arr.dtype}"
         )
+
+
+# --- values, streamed -------------------------------------------------------------------------
+
+
+def _label_counts(y: NpyMember) -> dict[int, int]:
+    counts = np.zeros(0, dtype=np.int64)
+    for _, values in y.chunks():
+        low, high = int(values.min()), int(values.max())
+        if low < 0:
+            raise DatasetError("y", f"labels must be in 0..K-1, found {low}")
+        if high >= MAX_CLASSES:
+            raise DatasetError("y", f"labels must be below {MAX_CLASSES}, found {high}")
+        found = np.bincount(values.astype(np.int64))
+        if found.size > counts.size:
+            found[: counts.size] += counts
+            counts = found
+        else:
+            counts[: found.size] += found
+    classes = np.flatnonzero(counts)
+    if classes.size < 2:
+        raise DatasetError("y", "needs at least two classes, found one")
+    return {int(c): int(counts[c]) for c in classes}
+
+
+def _check_finite(arr: NpyMember) -> None:
+    for start, values in arr.chunks():
+        finite = np.isfinite(values)
+        if not finite.all():
+            first = arr.sample_of(start + int(np.argmin(finite)))
+            raise DatasetError(
+                arr.key, f"contains NaN or infinite values (first found at sample {first})"
+            )
+
+
+def _split_counts(split: NpyMember) -> tuple[int, int, int]:
+    counts = np.zeros(3, dtype=np.int64)
+    for start, values in split.chunks():
+        bad = (values < 0) | (values > 2)
+        if bad.any():
+            at = int(np.argmax(bad))
+            raise DatasetError(
+                "split",
+                "values must be 0 (train), 1 (val) or 2 (test), "
+                f"found {int(values[at])} (first at sample {start + at})",
+            )
+        counts += np.bincount(values.astype(np.int64), minlength=3)
     for sid, name in enumerate(SPLITS):
-        if sid not in values:
+        if counts[sid] == 0:
             raise DatasetError("split", f"the {name} split ({sid}) is empty")
-    return split.astype(np.int8)
+    return int(counts[0]), int(counts[1]), int(counts[2])
+
+
+def _auto_split_sizes(class_counts: Mapping[int, int], n: int) -> tuple[int, int, int]:
+    """The sizes ``stratified_split`` gives labels with these class counts (without the labels)."""
+    sizes = [0, 0, 0]
+    for count in class_counts.values():
+        for sid, k in enumerate(auto_split_counts(count)):
+            sizes[sid] += k
+    for sid in (1, 2):
+        if sizes[sid] == 0:
+            raise _too_few_for_auto_split(n, sid)
+    return sizes[0], sizes[1], sizes[2]
+
+
+def _group_counts(group: NpyMember) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for _, values in group.chunks():
+        names, sizes = np.unique(values, return_counts=True)
+        for name, size in zip(names, sizes, strict=True):
+            counts[_group_name(name)] += int(size)
+        if len(counts) > MAX_GROUPS:
+            raise DatasetError(
+                "group", f"has more than {MAX_GROUPS} distinct values; it names kinds of samples"
+            )
+    return dict(sorted(counts.items()))
+
+
+def _group_name(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", errors="replace")
+    return str(value)
+
+
+def _check_range(arr: NpyMember, low: int, high: int, what: str) -> None:
+    for _, values in arr.chunks():
+        if int(values.min()) < low or int(values.max()) > high:
+            where = " (flattened features)" if what == "indices" else ""
+            raise DatasetError(arr.key, f"{what} must be in {low}..{high}{where}")
+
+
+# --- the automatic split ----------------------------------------------------------------------
 
 
 def auto_split_counts(class_count: int) -> tuple[int, int, int]:
@@ -406,47 +373,13 @@ def stratified_split(y: np.ndarray, seed: int = 0) -> np.ndarray:
         split[idx[n_train + n_val :]] = 2
     for sid in (1, 2):
         if not (split == sid).any():
-            raise DatasetError(
-                "split",
-                f"not given, and {y.shape[0]} samples are too few for the automatic stratified "
-                f"70/15/15 split (the {SPLITS[sid]} split would be empty); add a `split` array",
-            )
+            raise _too_few_for_auto_split(y.shape[0], sid)
     return split
 
 
-def _check_group(group: np.ndarray, n: int) -> np.ndarray:
-    if group.ndim != 1 or group.shape[0] != n:
-        raise DatasetError("group", f"must have shape ({n},) like y, got {group.shape}")
-    if group.dtype.kind not in "iuUS":
-        raise DatasetError("group", f"must hold strings or integers, got dtype {group.dtype}")
-    if group.dtype.kind == "S":
-        return np.char.decode(group, "ascii", errors="replace").astype(str)
-    return group.astype(str)
-
-
-def _owner(key: str, modalities: list[str]) -> str:
-    m = key.split("_", 1)[1]
-    if m not in modalities:
-        raise DatasetError(key, f"names no modality; modalities are {', '.join(modalities)}")
-    return m
-
-
-def _check_oracle(key: str, idx: np.ndarray, x: ArrayLike) -> np.ndarray:
-    size = math.prod(x.shape[1:])
-    if idx.ndim != 1 or idx.dtype.kind not in "iu":
-        raise DatasetError(key, f"must be a 1-d integer array, got {idx.dtype} {idx.shape}")
-    if idx.size == 0:
-        raise DatasetError(key, "is empty")
-    if int(idx.min()) < 0 or int(idx.max()) >= size:
-        raise DatasetError(key, f"indices must be in 0..{size - 1} (flattened features)")
-    return idx.astype(np.int64)
-
-
-def _check_lengths(key: str, lengths: np.ndarray, x: ArrayLike) -> np.ndarray:
-    if x.ndim != 3:
-        raise DatasetError(key, f"only sequence modalities (N, T, D) take lengths, got {x.shape}")
-    if lengths.ndim != 1 or lengths.shape[0] != x.shape[0] or lengths.dtype.kind not in "iu":
-        raise DatasetError(key, f"must be an integer array of shape ({x.shape[0]},)")
-    if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
-        raise DatasetError(key, f"lengths must be in 1..{x.shape[1]}")
-    return lengths.astype(np.int64)
+def _too_few_for_auto_split(n: int, sid: int) -> DatasetError:
+    return DatasetError(
+        "split",
+        f"not given, and {n} samples are too few for the automatic stratified 70/15/15 split "
+        f"(the {SPLITS[sid]} split would be empty); add a `split` array",
+    )

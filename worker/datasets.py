@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from infra.db import crud
 from infra.db.models import Dataset
 from infra.db.session import SessionFactory
+from infra.settings import get_settings
 from infra.storage import ArtifactStore, sha256_file, storage_errors
+from synib_spec.builtin import check_budget, resolve_params
 from synib_spec.datasets import validate_npz
 from worker.storage_retry import with_storage_retry
 
@@ -32,14 +34,18 @@ def dataset_relpath(dataset_id: str) -> str:
 def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int, dict[str, Any]]:
     """Generate a built-in dataset into the store; (relative path, sha256, size, summary).
 
-    Raises ``DatasetError`` (a ValueError) for unknown generators or bad parameters, and
-    ``StorageUnavailable`` (a ValueError) when the store stays unwritable through every try.
+    Raises ``DatasetError`` (a ValueError) for unknown generators, bad parameters, or a
+    dataset over ``max_builtin_dataset_mb`` (checked before generating: the API checks it too,
+    but a row may predate the limit or come from elsewhere), and ``StorageUnavailable`` (a
+    ValueError) when the store stays unwritable through every try.
     """
     from synib_core.data import make_dataset
 
     params = dict(row.params or {})
     seed = int(params.pop("seed", 0) or 0)
-    data = make_dataset(str(row.builtin_name), seed, **params)
+    name = str(row.builtin_name)
+    check_budget(name, resolve_params(name, params), get_settings().max_builtin_dataset_mb)
+    data = make_dataset(name, seed, **params)
     relative = dataset_relpath(row.id)
     target = with_storage_retry(lambda: _write_npz(data, store, relative), f"dataset {row.id}")
     sha, size = sha256_file(target)

@@ -31,7 +31,7 @@ from infra.broker import DATASET_PID, MAKE_DATASET
 from infra.db import crud
 from infra.db.models import Dataset, DatasetStatus, new_id, utcnow
 from infra.storage import ArtifactStore, StorageError
-from synib_spec.builtin import generator_table, resolve_params
+from synib_spec.builtin import check_budget, generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
@@ -127,9 +127,9 @@ async def upload_dataset(
     try:
         upload = await _receive(request, tmp, settings.max_upload_bytes, settings.max_upload_mb)
         # One validation at a time per API process: it decompresses and reads every byte (up to
-        # the upload limits' 4 GiB) and holds the per-sample arrays (the modality arrays are
-        # streamed), so concurrent uploads wait here instead of adding up. The same file sent
-        # twice at once is stored once: the second finds the first here.
+        # the upload limits' 4 GiB, a chunk at a time), so concurrent uploads wait here instead
+        # of sharing the CPU. The same file sent twice at once is stored once: the second finds
+        # the first here.
         async with request.app.state.validation_gate:
             existing = await run_in_threadpool(
                 crud.find_ready_dataset_by_sha256, session, owner_id=user.id, sha256=upload.sha256
@@ -166,14 +166,20 @@ async def _receive(request: Request, tmp: Path, max_bytes: int, max_mb: float) -
     responses=error_responses(400),
 )
 def create_builtin_dataset(
-    body: BuiltinDatasetCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    body: BuiltinDatasetCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> DatasetPublic:
     """Register a generated dataset (status pending); the worker generates it.
 
-    ``params`` stored on the row are the generator's parameters plus ``seed``.
+    ``params`` stored on the row are the generator's parameters plus ``seed``. A dataset whose
+    estimated size is over ``max_builtin_dataset_mb`` is refused (422 naming the parameter).
     """
     try:
-        resolve_params(body.generator, body.params)
+        resolved = resolve_params(body.generator, body.params)
+        check_budget(body.generator, resolved, settings.max_builtin_dataset_mb)
     except GeneratorParamError as exc:
         raise unprocessable(f"params.{exc.field}", exc.reason) from None
     params = {**body.params, "seed": body.seed}

@@ -1,6 +1,7 @@
-"""Reading and writing dataset ``.npz`` files through ``synib_spec.datasets`` (the one reader
-and the contract the API's upload validation uses too): never unpickles, and stored float32
-modality arrays are memory-mapped."""
+"""Reading and writing dataset ``.npz`` files. Reading goes through ``synib_spec.npz_reader``
+and ``synib_spec.datasets`` (the one reader and the contract the API's upload validation uses
+too): headers checked in exact integers before any data is read, never unpickles, and stored
+uncompressed modality arrays are memory-mapped."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synib_core.data.dataset import DatasetError, MultimodalData
-from synib_spec.datasets import StreamedArray, check_arrays, open_archive, read_archive
-
-NOT_AN_ARCHIVE = "not a readable .npz archive: not a zip file, or truncated or corrupt"
+from synib_core.data.dataset import MultimodalData
+from synib_spec.datasets import check_arrays, open_archive, read_archive
 
 
 def fingerprint(path: str | os.PathLike[str]) -> str:
@@ -39,14 +38,17 @@ def load_npz(
     """
     with open_archive(os.fspath(path)) as archive:
         checked = check_arrays(read_archive(archive), split_seed=split_seed)
-        x = {m: _as_float32(_materialise(arr, mmap)) for m, arr in checked.x.items()}
+        x = {m: _as_float32(checked.load_x(m, mmap)) for m in checked.modalities}
+        y = checked.load_y()
+        split = checked.load_split(y)
+        group, oracle, lengths = checked.load_group(), checked.load_oracle(), checked.load_lengths()
     return MultimodalData(
         x=x,
-        y=checked.y,
-        split=checked.split,
-        group=checked.group,
-        oracle=checked.oracle,
-        lengths=checked.lengths,
+        y=y,
+        split=split,
+        group=group,
+        oracle=oracle,
+        lengths=lengths,
         num_classes=checked.num_classes,
         fingerprint=fingerprint(path),
     )
@@ -55,16 +57,7 @@ def load_npz(
 def read_arrays(path: str | os.PathLike[str], *, mmap: bool = True) -> dict[str, np.ndarray]:
     """key -> array of an .npz file, in archive order (checked headers, no contract checks)."""
     with open_archive(os.fspath(path)) as archive:
-        return {k: _materialise(a, mmap) for k, a in read_archive(archive).items()}
-
-
-def _materialise(arr: np.ndarray | StreamedArray, mmap: bool) -> np.ndarray:
-    if not isinstance(arr, StreamedArray):
-        return arr
-    try:
-        return arr.load() if mmap else np.array(arr.load())
-    except (ValueError, OSError, EOFError) as exc:
-        raise DatasetError(arr.key, f"could not be read: truncated or corrupt ({exc})") from exc
+        return {k: member.load(mmap) for k, member in read_archive(archive).items()}
 
 
 def _as_float32(arr: np.ndarray) -> np.ndarray:

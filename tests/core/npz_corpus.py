@@ -1,5 +1,5 @@
 """The `.npz` corpus both dataset validators are tested on (tests/core/test_data.py for
-synib_core.data.load_npz, tests/core/test_validation_parity.py for the API's upload validator):
+synib_core.data.load_npz, tests/core/test_dataset_contract.py for both through the one reader):
 one good file's arrays and named ways to break it, each with the field the error must name."""
 
 from __future__ import annotations

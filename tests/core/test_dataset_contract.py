@@ -4,6 +4,7 @@ untrusted uploads) on a corpus of good and bad files, through both of its users:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import subprocess
@@ -201,15 +202,106 @@ def test_zip_bomb_is_refused_from_the_directory() -> None:
     assert info.value.field == "file"
 
 
-def test_forged_header_never_allocates_the_declared_shape() -> None:
-    header = io.BytesIO()
+def _header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    """A .npy header alone (version 1.0), declaring any shape: a forged one."""
+    out = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+        out, {"descr": descr, "fortran_order": False, "shape": shape}
     )
-    blob = _zip_of({"y.npy": header.getvalue() + b"\0" * 64}, zipfile.ZIP_STORED)
-    with pytest.raises(UploadError, match="declares more data") as info:
-        validate_npz(io.BytesIO(blob))
+    return out.getvalue()
+
+
+_Y8 = _npy_bytes(np.arange(8) % 2)
+_X8 = _npy_bytes(np.zeros((8, 2), dtype=np.float32))
+
+# name -> (archive members, the array the error must name, words the reason must contain)
+FORGED: dict[str, tuple[dict[str, bytes], str, str]] = {
+    "y of 10^12 values": ({"y.npy": _header((10**12,), "<f8") + bytes(64)}, "y", "(10000000"),
+    "2^32 x 2^32 modality": (
+        {"y.npy": _Y8, "x_a.npy": _header((300, 2**32, 2**32)) + bytes(64), "x_b.npy": _X8},
+        "x_a",
+        "4294967296",
+    ),
+    # 8 * (2^61 + 1) = 2^64 + 8: an int64 product wraps around to 8 values (32 bytes).
+    "wrapping shape": (
+        {"y.npy": _Y8, "x_a.npy": _header((8, 2**61 + 1)) + bytes(32), "x_b.npy": _X8},
+        "x_a",
+        "declares shape (8, 2305843009213693953)",
+    ),
+    "empty y with a 2^64 axis": (
+        {"y.npy": _header((0, 2**64), "<i8"), "x_a.npy": _X8, "x_b.npy": _X8},
+        "y",
+        "18446744073709551616",
+    ),
+    "negative dimensions": (
+        {"y.npy": _Y8, "x_a.npy": _header((8, -1, -2)) + bytes(64), "x_b.npy": _X8},
+        "x_a",
+        "negative dimension",
+    ),
+    "data after the declared array": (
+        {"y.npy": _Y8, "x_a.npy": _X8 + bytes(16), "x_b.npy": _X8},
+        "x_a",
+        "holds 80 bytes",
+    ),
+    "zero-size elements": (
+        {"y.npy": _header((8,), "<U0"), "x_a.npy": _X8, "x_b.npy": _X8},
+        "y",
+        "zero-size elements",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED))
+def test_forged_headers_are_refused_naming_the_array_by_both_readers(
+    tmp_path: Path, name: str
+) -> None:
+    """Shapes are checked in exact integers against the bytes the member really holds, before
+    any data is read; the API's validator and the library's loader are the same reader."""
+    members, field, words = FORGED[name]
+    path = tmp_path / "forged.npz"
+    path.write_bytes(_zip_of(members, zipfile.ZIP_STORED))
+    with pytest.raises(UploadError) as info:
+        validate_npz(path)
+    assert info.value.field == field
+    assert words in info.value.reason
+    assert core_verdict(path) == field
+
+
+def _flagged_encrypted(blob: bytes) -> bytes:
+    """The archive with every member marked encrypted (zip flag bit 0), data unchanged."""
+    data = bytearray(blob)
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flag_offset] |= 1
+            at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+def test_encrypted_and_unusual_compression_are_refused_naming_the_array() -> None:
+    members = {"y.npy": _Y8, "x_a.npy": _X8, "x_b.npy": _X8}
+    encrypted = _flagged_encrypted(_zip_of(members, zipfile.ZIP_STORED))
+    with pytest.raises(UploadError, match="encrypted") as info:
+        validate_npz(io.BytesIO(encrypted))
     assert info.value.field == "y"
+    with pytest.raises(UploadError, match="only stored or deflated") as info:
+        validate_npz(io.BytesIO(_zip_of(members, zipfile.ZIP_BZIP2)))
+    assert info.value.field == "y"
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "deflated"])
+def test_every_damaged_byte_is_a_dataset_error(save: Callable[..., None]) -> None:
+    """Flip each byte of a small file in turn (zip headers, .npy headers, data, the deflate
+    stream, the central directory): the file passes or is a DatasetError, never zipfile's,
+    zlib's or tokenize's own exception (a 500 at the API)."""
+    buf = io.BytesIO()
+    save(buf, **good_arrays(n=12))
+    blob = buf.getvalue()
+    for offset in range(len(blob)):
+        damaged = bytearray(blob)
+        damaged[offset] ^= 0xFF
+        with contextlib.suppress(UploadError):  # anything else fails the test
+            validate_npz(io.BytesIO(bytes(damaged)))
 
 
 def test_the_contract_imports_neither_torch_nor_synib_core() -> None:
@@ -263,7 +355,7 @@ def test_a_bad_value_deep_in_a_streamed_array_is_named_with_its_sample(tmp_path:
     }
     arrays["x_big"][47_311, 5] = np.inf
     np.savez(path, **arrays)  # type: ignore[arg-type]
-    with pytest.raises(UploadError, match="first at sample 47311") as info:
+    with pytest.raises(UploadError, match="first found at sample 47311") as info:
         validate_npz(path)
     assert info.value.field == "x_big"
     assert core_verdict(path) == api_verdict(path)
@@ -281,9 +373,8 @@ def test_a_bad_value_deep_in_a_streamed_array_is_named_with_its_sample(tmp_path:
 
 
 def test_a_streamed_array_cut_short_is_named_once(tmp_path: Path) -> None:
-    """The member's header promises 100 rows, its data ends 2 rows early (still more bytes than
-    the header declares, counting the header; the zip entry itself is consistent): the error
-    names the array once, with one reason."""
+    """The member's header promises 100 rows, its data ends 2 rows early (the zip entry itself
+    is consistent): the error names the array once, with one reason, from its header."""
     blob = _zip_of(
         {
             "y.npy": _npy_bytes(np.arange(100) % 2),
@@ -295,7 +386,8 @@ def test_a_streamed_array_cut_short_is_named_once(tmp_path: Path) -> None:
         validate_npz(io.BytesIO(blob))
     assert (info.value.field, info.value.reason) == (
         "x_a",
-        "could not be read: truncated or corrupt",
+        "could not be read: truncated or corrupt: its header declares shape (100, 4) of float32 "
+        "(1600 bytes) but the archive member holds 1568 bytes of data",
     )
     path = tmp_path / "short.npz"
     path.write_bytes(blob)
