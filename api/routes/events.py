@@ -1,14 +1,16 @@
 """Server-Sent Events of a job, read from ``job_events`` (Last-Event-ID aware).
 
 A stream reads its backlog itself, then follows the job through the process's ``EventHub`` (one
-database reader for all streams). It checks its token again every ``auth_cache_ttl_s`` (at
-least every second): a revoked or expired token ends it with an ``event: error``.
+database reader for all streams). It checks its token again about every ``auth_cache_ttl_s``
+(through the token cache: about one lookup per token and ``auth_cache_ttl_s``, however many
+streams it has open): a revoked or expired token ends it with an ``event: error``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -92,6 +94,13 @@ async def _token_problem(stream: _Stream) -> str | None:
     return None
 
 
+def _next_check(loop: asyncio.AbstractEventLoop, recheck_s: float) -> float:
+    """When to check the token again: within ``recheck_s``, at a random point of its second
+    half, so that the streams of one token (often opened together) do not all miss the token
+    cache at once; the first check refreshes it, the others find it there."""
+    return loop.time() + recheck_s * random.uniform(0.5, 1.0)
+
+
 async def _backlog(stream: _Stream) -> AsyncIterator[str]:
     """The stored events after ``after_id``, in batches until one is short."""
     factory = session_factory_of(stream.request)
@@ -112,7 +121,7 @@ async def _live(stream: _Stream, hub: EventHub) -> AsyncIterator[str]:
     keepalive_s: float = state.sse_keepalive_s
     recheck_s = max(state.settings.auth_cache_ttl_s, MIN_RECHECK_S)
     loop = asyncio.get_running_loop()
-    next_keepalive, next_check = loop.time() + keepalive_s, loop.time() + recheck_s
+    next_keepalive, next_check = loop.time() + keepalive_s, _next_check(loop, recheck_s)
     hub.go_live(stream.sub, stream.after_id)
     while True:
         if loop.time() >= next_check:
@@ -121,7 +130,7 @@ async def _live(stream: _Stream, hub: EventHub) -> AsyncIterator[str]:
                 stream.over = True
                 yield format_error(problem)
                 return
-            next_check = loop.time() + recheck_s
+            next_check = _next_check(loop, recheck_s)
         if loop.time() >= next_keepalive:
             yield ": keep-alive\n\n"
             next_keepalive = loop.time() + keepalive_s
