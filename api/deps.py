@@ -151,12 +151,13 @@ async def bearer_token(
     return presented_token(credentials)
 
 
-async def get_current_user(request: Request, token: Annotated[str, Depends(bearer_token)]) -> User:
+BearerToken = Annotated[str, Depends(bearer_token)]
+"""The request's token, for a route that checks it again later (an event stream)."""
+
+
+async def get_current_user(request: Request, token: BearerToken) -> User:
     """The token's user (401 / 429 otherwise), on the event loop (see ``verified_token``)."""
     return admit(request, await verified_token(request, token))
 
-
-BearerToken = Annotated[str, Depends(bearer_token)]
-"""The request's token, for a route that checks it again later (an event stream)."""
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
