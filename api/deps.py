@@ -129,15 +129,10 @@ def admit(request: Request, verified: VerifiedToken) -> User:
     return verified.user
 
 
-async def get_current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The token's user (401 / 429 otherwise), on the event loop: no thread hop, and no query
-    at all when the token was verified in the last ``auth_cache_ttl_s`` seconds. A lookup uses
-    a short autocommit session of its own (no connection is held for the rest of the
-    request)."""
-    token = presented_token(credentials)
+async def verified_token(request: Request, token: str) -> VerifiedToken:
+    """What the database says of ``token`` (401 when unknown, revoked or expired), on the event
+    loop: no query at all when it was verified in the last ``auth_cache_ttl_s`` seconds. A
+    lookup uses a short autocommit session of its own (no connection is held afterwards)."""
     token_hash = hash_token(token)
     cache: TokenCache = request.app.state.token_cache
     verified = cache.get(token_hash)
@@ -145,7 +140,24 @@ async def get_current_user(
         async with read_session_factory_of(request)() as session:
             verified = await session.run_sync(verify_token, token, token_hash)
         cache.put(token_hash, verified)
-    return admit(request, verified)
+    _refuse_expired(verified.expires_at, utcnow())
+    return verified
+
+
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The presented token itself (401 when missing or malformed)."""
+    return presented_token(credentials)
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+"""The request's token, for a route that checks it again later (an event stream)."""
+
+
+async def get_current_user(request: Request, token: BearerToken) -> User:
+    """The token's user (401 / 429 otherwise), on the event loop (see ``verified_token``)."""
+    return admit(request, await verified_token(request, token))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

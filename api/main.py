@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
+from api.event_hub import EventHub, end_streams_on_exit
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
@@ -78,10 +79,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     async_engine = make_async_engine(settings.database_url, pool_size=settings.db_pool_size)
     producer = TaskProducer(settings)
+    hub = EventHub(
+        make_session_factory(engine),
+        max_per_token=settings.max_streams_per_token,
+        max_per_process=settings.max_streams_per_process,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        end_streams_on_exit(hub)
         yield
+        await hub.close()
         await run_in_threadpool(producer.close)
         await async_engine.dispose()
         engine.dispose()
@@ -106,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)
     app.state.validation_gate = asyncio.Semaphore(1)  # uploads validated one at a time
     app.state.metrics = ApiMetrics()
-    app.state.sse_poll_s = 0.5
+    app.state.event_hub = hub
     app.state.sse_keepalive_s = 15.0
     install_error_handlers(app)
     app.include_router(api_router())

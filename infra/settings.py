@@ -177,6 +177,20 @@ class Settings(BaseSettings):
         description="largest built-in dataset (MiB of arrays, estimated from its parameters) "
         "that may be registered or generated; 422 above it",
     )
+    # Event streams (issue #21, item 6)
+    max_streams_per_token: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        description="open event streams (GET /jobs/{id}/events) per token and API process "
+        "(429 above it)",
+    )
+    max_streams_per_process: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="open event streams per API process, all tokens together (503 above it)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -106,7 +106,7 @@ def app(api_settings: object) -> object:
     from api.main import create_app
 
     application = create_app(api_settings)  # type: ignore[arg-type]
-    application.state.sse_poll_s = 0.05
+    application.state.event_hub.poll_s = 0.05
     return application
 
 

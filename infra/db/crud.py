@@ -36,7 +36,9 @@ from infra.db.crud_datasets import (
 )
 from infra.db.crud_events import (
     add_event,
+    job_statuses,
     list_events,
+    list_events_of_jobs,
     status_event_data,
     trial_event_data,
 )
@@ -110,10 +112,12 @@ __all__ = [
     "get_user_by_name",
     "heartbeat",
     "job_status_and_worker",
+    "job_statuses",
     "list_artifacts",
     "list_datasets",
     "list_epoch_metrics",
     "list_events",
+    "list_events_of_jobs",
     "list_expired_leases",
     "list_job_epoch_metrics",
     "list_jobs",

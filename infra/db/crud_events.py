@@ -3,9 +3,10 @@ reads them in id order)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from infra.db.models import Job, JobEvent, Trial, utcnow
@@ -34,6 +35,29 @@ def list_events(
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def list_events_of_jobs(
+    session: Session, *, after: Mapping[str, int], limit: int = 500
+) -> list[JobEvent]:
+    """Events of several jobs, each with id > its own ``after[job_id]``, oldest first (one
+    query for every stream of an API process)."""
+    if not after:
+        return []
+    newer = [
+        and_(JobEvent.job_id == job_id, JobEvent.id > after_id)
+        for job_id, after_id in after.items()
+    ]
+    stmt = select(JobEvent).where(or_(*newer)).order_by(JobEvent.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def job_statuses(session: Session, *, job_ids: Collection[str]) -> dict[str, str]:
+    """``{job id: status}`` of the jobs that exist among ``job_ids``."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
+    return {job_id: status for job_id, status in rows}
 
 
 def status_event_data(job: Job) -> dict[str, Any]:

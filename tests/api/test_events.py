@@ -91,9 +91,13 @@ def test_stream_follows_a_live_job(
 ) -> None:
     job = add_job(db_session, user_token[1], dataset.id, status="running")
     factory: sessionmaker[Session] = client.app.state.session_factory  # type: ignore[attr-defined]
+    hub = client.app.state.event_hub  # type: ignore[attr-defined]
 
     def worker() -> None:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while hub.live_streams == 0 and time.monotonic() < deadline:  # the stream follows
+            time.sleep(0.01)
+        time.sleep(0.5)  # idle for five keep-alive intervals
         with factory() as session:
             _run_to_success(session, job.id)
 

@@ -115,3 +115,15 @@ def test_dashboard_load_smoke_measures_every_step() -> None:
     for step in ("page load", "sign-in -> first page", "jump to the last page", "status filter"):
         cells = _row(out, step)
         assert float(cells[1]) > 0 and float(cells[2]) >= float(cells[1])
+
+
+@pytest.mark.postgres
+def test_event_streams_smoke_prints_its_table() -> None:
+    out = _run("event_streams.py", timeout_s=120)
+    # columns: window, streams open, GET /jobs, p50, p99, max, API RSS MB, DB transactions/s
+    idle, streaming = _row(out, "no streams"), _row(out, "10 streams asked")
+    assert idle[1] == "0" and streaming[1] == "10"  # 2 tokens x 8: none refused
+    assert idle[2] == streaming[2] == "20"
+    assert float(streaming[4]) > 0 and float(streaming[6]) > 0
+    assert float(streaming[7]) >= 0
+    assert "refused" not in out

@@ -400,7 +400,7 @@ def _fresh_app(api_settings: Settings) -> Any:
     from api.main import create_app
 
     app = create_app(api_settings)
-    app.state.sse_poll_s = 0.05
+    app.state.event_hub.poll_s = 0.05
     return app
 
 

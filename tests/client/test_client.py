@@ -258,7 +258,7 @@ def test_wait_outlasts_a_database_outage_and_loses_no_event(
     proxy.restore()
     proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
     app = create_app(api_settings.model_copy(update={"database_url": proxied}))
-    app.state.sse_poll_s = 0.05
+    app.state.event_hub.poll_s = 0.05
     job = add_job(db_session, user_token[1], dataset.id, status="running")
     seen: list[tuple[str | None, str, Any]] = []
     try:
