@@ -19,6 +19,7 @@ from api.errors import (
     not_found,
     unprocessable,
 )
+from api.quotas import check_dataset_quotas
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import (
     BuiltinDatasetCreate,
@@ -104,6 +105,7 @@ async def upload_dataset(
     request: Request, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep
 ) -> DatasetPublic:
     """Upload an ``.npz`` dataset (multipart: ``file``, optional ``name``)."""
+    await run_in_threadpool(check_dataset_quotas, session, settings, user.id)  # 409 / 413
     tmp = await run_in_threadpool(store.new_temp_file, ".npz")
     try:
         try:
@@ -134,12 +136,17 @@ async def upload_dataset(
     responses=error_responses(400),
 )
 def create_builtin_dataset(
-    body: BuiltinDatasetCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    body: BuiltinDatasetCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> DatasetPublic:
     """Register a generated dataset (status pending); the worker generates it.
 
     ``params`` stored on the row are the generator's parameters plus ``seed``.
     """
+    check_dataset_quotas(session, settings, user.id)  # 409 / 413
     try:
         resolve_params(body.generator, body.params)
     except GeneratorParamError as exc:
