@@ -99,7 +99,7 @@ def _store_upload(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(413, 422),
+    responses=error_responses(409, 413, 422),
 )
 async def upload_dataset(
     request: Request, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep
@@ -133,7 +133,7 @@ async def upload_dataset(
     "/builtin",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
-    responses=error_responses(400),
+    responses=error_responses(400, 409, 413),
 )
 def create_builtin_dataset(
     body: BuiltinDatasetCreate,
