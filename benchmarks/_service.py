@@ -205,6 +205,7 @@ def run_api(
         database_url=database_url,
         broker_url=broker_url,
         rate_limit_per_minute=10**9,
+        max_active_jobs_per_user=10**9,  # clients submit jobs no worker runs
         **settings,
     )
     # `synib api` as deployed: several workers share their /metrics (api/observability.py).

@@ -161,6 +161,7 @@ def serve_api(database_url: str, broker_url: str, state_dir: Path) -> Iterator[s
         SYNIB_STATE_DIR=str(state_dir),
         SYNIB_STATIC_DIR=str(state_dir / "no-dashboard"),
         SYNIB_RATE_LIMIT_PER_MINUTE=str(10**9),
+        SYNIB_MAX_ACTIVE_JOBS_PER_USER=str(10**9),  # no worker runs the submitted jobs
     )
     argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]

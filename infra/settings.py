@@ -9,6 +9,8 @@ from typing import Any, Literal, get_args
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synib_spec.jobs import DEFAULT_LIMITS, MAX_TRIALS, SpecLimits
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 # Longest token lifetime (100 years): far beyond any policy, and an expiry date stays far below
 # datetime's year 9999 (a lifetime of millions of days overflowed it).
@@ -191,6 +193,58 @@ class Settings(BaseSettings):
         le=100_000,
         description="open event streams per API process, all tokens together (503 above it)",
     )
+    # Limits, quotas and fair scheduling between users (issue #21 item 5; docs/USER_GUIDE.md,
+    # "Limits and quotas"). The spec limits' defaults live in synib_spec.jobs.DEFAULT_LIMITS.
+    max_epochs: int = Field(
+        DEFAULT_LIMITS.max_epochs,
+        ge=1,
+        description="most epochs a job's trials may train (a 422 names the field above it)",
+    )
+    max_trials_per_job: int = Field(
+        DEFAULT_LIMITS.max_trials,
+        ge=1,
+        le=MAX_TRIALS,
+        description="most trials one job may run: methods x sweep points x samples x seeds (422)",
+    )
+    min_cpus_per_trial: float = Field(
+        DEFAULT_LIMITS.min_cpus_per_trial,
+        gt=0,
+        description="fewest CPUs a trial may ask for (resources.cpus_per_trial; 422 below it)",
+    )
+    min_gpus_per_trial: float = Field(
+        DEFAULT_LIMITS.min_gpus_per_trial,
+        gt=0,
+        le=1,
+        description="a trial asks for no GPU or at least this share of one "
+        "(resources.gpus_per_trial; 422 in between)",
+    )
+    max_active_jobs_per_user: int = Field(
+        20,
+        ge=1,
+        description="queued, running or cancelling jobs a user may have; a submission or rerun "
+        "above it answers 429 with Retry-After",
+    )
+    max_running_jobs_per_user: int = Field(
+        2,
+        ge=1,
+        description="jobs of one user the workers run at once; the others wait in the queue "
+        "while other users' jobs go first (docs/ARCHITECTURE.md, 'Fair scheduling')",
+    )
+    queue_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="how often a worker looks again at a queued job whose user has "
+        "max_running_jobs_per_user jobs running",
+    )
+    max_storage_mb_per_user: float = Field(
+        10240,
+        gt=0,
+        description="dataset and artifact storage (MiB) a user may hold; an upload, a built-in "
+        "dataset, a job or a rerun above it answers 413",
+    )
+    max_datasets_per_user: int = Field(
+        100, ge=1, description="datasets a user may hold; one more answers 409"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -240,6 +294,20 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def spec_limits(self) -> SpecLimits:
+        """The limits a submitted job spec must keep (``synib_spec.jobs.parse_job_spec``)."""
+        return SpecLimits(
+            max_trials=self.max_trials_per_job,
+            max_epochs=self.max_epochs,
+            min_cpus_per_trial=self.min_cpus_per_trial,
+            min_gpus_per_trial=self.min_gpus_per_trial,
+        )
+
+    @property
+    def max_storage_bytes_per_user(self) -> int:
+        return int(self.max_storage_mb_per_user * 1024 * 1024)
 
 
 @lru_cache(maxsize=1)

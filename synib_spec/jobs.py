@@ -41,13 +41,16 @@ from synib_spec.knobs import (
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_SWEEP",
     "MAX_TRIALS",
+    "NO_LIMITS",
     "JobSpec",
     "MethodPlan",
     "RandomAxis",
     "Resources",
     "Scheduler",
+    "SpecLimits",
     "SweepAxis",
     "count_trials",
     "format_value",
@@ -61,6 +64,27 @@ __all__ = [
 MAX_TRIALS = 5000
 MAX_SEEDS = 100
 MAX_NUM_SAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """A service's policy on submitted specs (the API builds it from its settings, whose names
+    the 422s quote). The default is no policy: only the structural bounds (``MAX_TRIALS``,
+    ``INT_MAX`` epochs, resources above 0), what a stored spec is read back with."""
+
+    max_trials: int = MAX_TRIALS
+    max_epochs: int = INT_MAX
+    min_cpus_per_trial: float = 0.0
+    min_gpus_per_trial: float = 0.0  # a GPU share: 0 (none) or at least this
+
+
+NO_LIMITS = SpecLimits()
+DEFAULT_LIMITS = SpecLimits(
+    max_trials=200, max_epochs=1000, min_cpus_per_trial=0.1, min_gpus_per_trial=0.05
+)
+"""The service's default policy (``infra.settings`` takes its defaults from here): a job is at
+most 200 trials of at most 1000 epochs; a trial asks for at least 0.1 CPU, and for no GPU or at
+least 0.05 of one (below that Ray packs more trials on a device than it can hold)."""
 
 SweepType = Literal["grid", "choice", "uniform", "loguniform"]
 GRID_TYPES = ("grid", "choice")
@@ -342,13 +366,13 @@ SPEC_FIELDS = (
 )  # fmt: skip
 
 
-def parse_job_spec(raw: Mapping[str, Any], *, max_trials: int = MAX_TRIALS) -> JobSpec:
+def parse_job_spec(raw: Mapping[str, Any], *, limits: SpecLimits = NO_LIMITS) -> JobSpec:
     """Validate a job spec (JSON as submitted, or as stored) into a ``JobSpec``.
 
     Raises ``SpecError`` naming the bad field (``SpecErrors`` holding each when several fields
     are bad): unknown fields, methods, knobs and their values (strictly typed: ``"epochs": "5"``
-    is refused), sweep axes, seeds; then the rules between knobs for every trial, and more than
-    ``max_trials`` trials.
+    is refused), sweep axes, seeds; then the rules between knobs for every trial, and what
+    ``limits`` refuses (epochs, resources, more than ``limits.max_trials`` trials).
     """
     raw = _mapping(raw, "spec")
     _unknown_keys(raw, SPEC_FIELDS, "")
@@ -397,10 +421,54 @@ def parse_job_spec(raw: Mapping[str, Any], *, max_trials: int = MAX_TRIALS) -> J
     if errors:
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     _check_trial_rules(spec)
+    _check_limits(spec, limits)
     total = count_trials(spec)
-    if total > max_trials:
-        raise SpecError("sweep", f"{total} trials, at most {max_trials} allowed")
+    if total > limits.max_trials:
+        raise SpecError(
+            "sweep",
+            f"{total} trials (methods x sweep points x samples x seeds), at most "
+            f"{limits.max_trials} allowed (limit max_trials_per_job)",
+        )
     return spec
+
+
+def _epoch_fields(spec: JobSpec) -> list[tuple[str, int]]:
+    """(field, epochs) of every place the spec sets the ``epochs`` knob."""
+    found = []
+    if spec.epochs is not None:
+        found.append(("epochs", spec.epochs))
+    elif "epochs" in spec.config:
+        found.append(("config.epochs", spec.config["epochs"]))
+    for i, entry in enumerate(spec.methods):
+        if "epochs" in entry.config:
+            found.append((f"methods[{i}].config.epochs", entry.config["epochs"]))
+    for axis in spec.sweep:
+        if axis.knob == "epochs":
+            found.extend((f"sweep.epochs.values[{i}]", v) for i, v in enumerate(axis.values))
+    return found
+
+
+def _check_limits(spec: JobSpec, limits: SpecLimits) -> None:
+    """The service's policy (``SpecLimits``): a ``SpecError`` naming the field, the value and
+    the limit."""
+    for where, epochs in _epoch_fields(spec):
+        if epochs > limits.max_epochs:
+            raise SpecError(
+                where, f"{epochs} epochs, at most {limits.max_epochs} allowed (limit max_epochs)"
+            )
+    cpus, gpus = spec.resources.cpus_per_trial, spec.resources.gpus_per_trial
+    if cpus < limits.min_cpus_per_trial:
+        raise SpecError(
+            "resources.cpus_per_trial",
+            f"{cpus:g} CPUs, at least {limits.min_cpus_per_trial:g} per trial "
+            "(limit min_cpus_per_trial)",
+        )
+    if 0 < gpus < limits.min_gpus_per_trial:
+        raise SpecError(
+            "resources.gpus_per_trial",
+            f"{gpus:g} GPUs: 0 (no GPU) or at least {limits.min_gpus_per_trial:g} per trial "
+            "(limit min_gpus_per_trial)",
+        )
 
 
 def _check_trial_rules(spec: JobSpec) -> None:

@@ -1,7 +1,8 @@
-"""``run_job``: claim a queued job, train its references and trials, store artifacts and report.
+"""``run_job``: claim a queued job (the fair queue's first), train its references and trials,
+store artifacts and report.
 
-Idempotent: a job that is not ``queued`` is left alone (a redelivered message is harmless), and
-the claim is an atomic ``queued -> running`` update. User faults (bad spec, bad knobs, a failed
+Idempotent: only a ``queued`` job is claimed (a redelivered message is harmless), and the claim
+is an atomic ``queued -> running`` update. User faults (bad spec, bad knobs, a failed
 dataset) end the job ``failed`` with the reason; our own errors are logged with context and end
 it ``failed`` with a short reason; nothing raises out.
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from infra.db import crud
+from infra.db.models import Job, JobStatus
 from infra.db.session import SessionFactory
 from infra.settings import Settings
 from infra.storage import ArtifactStore
@@ -165,25 +168,69 @@ def execute(ctx: JobContext) -> str:
     return complete_job(ctx, data, job_spec, plan, refs)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a ``synib.run_job`` delivery got: ``job``, the queued job it claimed by the fair
+    rule (None: no queued job may start now), and whether the message's own job still waits
+    in the queue with this message as its current one (then the message goes back)."""
+
+    job: Job | None
+    message_job_waits: bool
+
+
+def claim_fair_job(
+    message_job_id: str,
+    *,
+    settings: Settings,
+    sessions: SessionFactory,
+    worker: str,
+    task_id: str | None,
+) -> Claim:
+    """Claim, for ``worker``, the queued job the fair rule picks (docs/ARCHITECTURE.md, "Fair
+    scheduling"), which need not be the message's own job. The claim is an atomic, row-locked
+    ``queued -> running`` update: two deliveries at once never claim one job twice."""
+    with sessions() as session:
+        job = crud.claim_next_job(
+            session, worker=worker, max_running=settings.max_running_jobs_per_user
+        )
+        if job is not None and task_id:
+            crud.set_job_task_id(session, job_id=job.id, task_id=task_id)
+        own = None if job is not None and job.id == message_job_id else message_job_id
+        waits = own is not None and _waits_for_this_message(session, own, task_id)
+    if job is not None and own is not None:
+        log.info("run_job %s: job %s goes first (fair order)", message_job_id, job.id)
+    return Claim(job, waits)
+
+
+def _waits_for_this_message(session: Any, job_id: str, task_id: str | None) -> bool:
+    """Whether the job is queued and this message is its current one: the id its row holds
+    (a job sent without one counts every message as current)."""
+    job = crud.get_job(session, job_id=job_id)
+    if job is None or job.status != JobStatus.QUEUED:
+        return False
+    return job.task_id is None or job.task_id == task_id
+
+
 def run_job(
     job_id: str, *, settings: Settings, sessions: SessionFactory, worker: str, task_id: str | None
 ) -> str:
-    """The body of the ``synib.run_job`` task; returns the job's final status or ``skipped``.
+    """Claim the fair queue's first job (``claim_fair_job``) and run it: its final status, or
+    ``skipped`` when no queued job may start now (a redelivered message finds its job taken)."""
+    claim = claim_fair_job(
+        job_id, settings=settings, sessions=sessions, worker=worker, task_id=task_id
+    )
+    if claim.job is None:
+        log.info("run_job %s: no queued job may start now, nothing to do", job_id)
+        return "skipped"
+    return run_claimed_job(claim.job, settings=settings, sessions=sessions, worker=worker)
 
-    Two deliveries of the same job at once run it once: the claim is an atomic, row-locked
-    ``queued -> running`` update. While the job runs, a heartbeat thread renews its lease.
-    """
-    with sessions() as session:
-        job = crud.claim_job(session, job_id=job_id, worker=worker)
-        if job is None:
-            log.info("run_job %s: not queued (or missing), nothing to do", job_id)
-            return "skipped"
-        if task_id:
-            crud.set_job_task_id(session, job_id=job_id, task_id=task_id)
+
+def run_claimed_job(job: Job, *, settings: Settings, sessions: SessionFactory, worker: str) -> str:
+    """Run a job this worker claimed to its final status, renewing its lease meanwhile."""
     ctx = JobContext(job, settings, sessions, ArtifactStore(settings.artifact_root), worker)
-    with JobHeartbeat(sessions, job_id, worker, settings.heartbeat_interval_s):
+    with JobHeartbeat(sessions, job.id, worker, settings.heartbeat_interval_s):
         status = run_claimed(ctx)
-    log.info("job %s: %s", job_id, status)
+    log.info("job %s: %s", job.id, status)
     return status
 
 

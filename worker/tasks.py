@@ -1,7 +1,7 @@
 """Celery tasks (thin: ids in, the work in ``worker.job_runner`` / ``worker.datasets`` /
 ``worker.dataset_pid``).
 
-Every task is safe to run twice: ``run_job`` does nothing unless the job is still ``queued``;
+Every task is safe to run twice: ``run_job`` only claims a ``queued`` job;
 ``make_dataset`` does nothing unless the dataset is still ``pending``; ``dataset_pid`` does
 nothing unless a PID was requested and has not finished.
 """
@@ -31,16 +31,32 @@ def _worker_name(task: Any) -> str:
     return f"{hostname or socket.gethostname()}/{os.getpid()}"
 
 
-@app.task(name="synib.run_job", bind=True)
+@app.task(name="synib.run_job", bind=True, max_retries=None)
 def run_job(self: Any, job_id: str) -> str:
-    """Run the job ``job_id`` to a final status; returns it (or ``skipped``)."""
+    """Run the queued job the fair rule picks (``job_id``'s or another user's: docs/
+    ARCHITECTURE.md, "Fair scheduling") to a final status; returns it (or ``skipped``).
+
+    While ``job_id`` stays queued this message is not spent: it goes back to the queue at once
+    when it served another job, and after ``queue_wait_s`` when no job could start (its user
+    runs ``max_running_jobs_per_user`` jobs already).
+    """
     settings = get_settings()
-    return job_runner.run_job(
-        job_id,
-        settings=settings,
-        sessions=session_factory(settings.database_url),
-        worker=_worker_name(self),
-        task_id=getattr(self.request, "id", None),
+    sessions = session_factory(settings.database_url)
+    worker = _worker_name(self)
+    task_id = getattr(self.request, "id", None)
+    claim = job_runner.claim_fair_job(
+        job_id, settings=settings, sessions=sessions, worker=worker, task_id=task_id
+    )
+    if claim.job is None:
+        if claim.message_job_waits:
+            log.info("run_job %s: its user is at the running limit; waiting", job_id)
+            raise self.retry(countdown=settings.queue_wait_s)
+        log.info("run_job %s: no queued job may start now, nothing to do", job_id)
+        return "skipped"
+    if claim.message_job_waits:
+        self.retry(countdown=0, throw=False)
+    return job_runner.run_claimed_job(
+        claim.job, settings=settings, sessions=sessions, worker=worker
     )
 
 

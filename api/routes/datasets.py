@@ -18,6 +18,7 @@ from api.errors import (
     not_found,
     unprocessable,
 )
+from api.quotas import check_dataset_quotas
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import (
     BuiltinDatasetCreate,
@@ -46,7 +47,7 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         f"unchanged (its name is kept), with the header {REUSED_HEADER}: true",
         "headers": {REUSED_HEADER: {"schema": {"type": "string", "enum": ["true"]}}},
     },
-    **error_responses(413, 422, 503),
+    **error_responses(409, 413, 422, 503),
 }
 
 _UPLOAD_BODY = {
@@ -121,6 +122,7 @@ async def upload_dataset(
 ) -> DatasetPublic:
     """Upload an ``.npz`` dataset (multipart: ``file``, optional ``name``). 201 with the new
     dataset; 200 with your existing ready dataset of the same sha256 (not stored twice)."""
+    await run_in_threadpool(check_dataset_quotas, session, settings, user.id)  # 409 / 413
     # Made on the event loop (one mkstemp): awaited in a thread, a cancelled request could
     # leave the file behind without knowing its name.
     tmp = store.new_temp_file(".npz")
@@ -163,7 +165,7 @@ async def _receive(request: Request, tmp: Path, max_bytes: int, max_mb: float) -
     "/builtin",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
-    responses=error_responses(400),
+    responses=error_responses(400, 409, 413),
 )
 def create_builtin_dataset(
     body: BuiltinDatasetCreate,
@@ -177,6 +179,7 @@ def create_builtin_dataset(
     ``params`` stored on the row are the generator's parameters plus ``seed``. A dataset whose
     estimated size is over ``max_builtin_dataset_mb`` is refused (422 naming the parameter).
     """
+    check_dataset_quotas(session, settings, user.id)  # 409 / 413
     try:
         resolved = resolve_params(body.generator, body.params)
         check_budget(body.generator, resolved, settings.max_builtin_dataset_mb)

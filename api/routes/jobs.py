@@ -1,4 +1,5 @@
-"""Jobs: create (validated spec, enqueued after commit), list, read, cancel, rerun, delete."""
+"""Jobs: create (validated spec, quotas, enqueued after commit), list, read, cancel, rerun,
+delete."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, StoreDep
+from api.deps import CurrentUser, PathId, ProducerDep, SessionDep, SettingsDep, StoreDep
 from api.errors import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -19,7 +20,8 @@ from api.errors import (
     spec_unprocessable,
     unprocessable,
 )
-from api.schemas.common import MAX_SQL_INT
+from api.quotas import check_job_quotas
+from api.schemas.common import MAX_SQL_INT, Message
 from api.schemas.jobs import (
     JobCreate,
     JobCreated,
@@ -51,18 +53,30 @@ def job_public(session: Session, job: Job) -> JobPublic:
     )
 
 
+# A job is refused when its user's storage is full (api/quotas.py).
+STORAGE_FULL: dict[int | str, dict[str, Any]] = {
+    413: {"model": Message, "description": "Storage quota full: the limit named"}
+}
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
-    responses=error_responses(400),
+    responses={**error_responses(400), **STORAGE_FULL},
 )
 def create_job(
-    body: JobCreate, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    body: JobCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> JobCreated:
-    """Validate the spec, store the job (queued), then enqueue ``synib.run_job``."""
+    """Validate the spec (and the service's limits: 422), check the user's quotas (429: too
+    many active jobs; 413: storage full), store the job (queued), then enqueue
+    ``synib.run_job``."""
     try:
-        spec = body.to_spec()
+        spec = body.to_spec(limits=settings.spec_limits)
     except SpecError as exc:
         raise spec_unprocessable(exc) from None
     dataset = crud.get_dataset(session, dataset_id=spec.dataset_id, owner_id=user.id)
@@ -73,6 +87,7 @@ def create_job(
     problem = dataset_problem(spec, dataset.summary)
     if problem is not None:
         raise unprocessable(*problem)
+    check_job_quotas(session, settings, user.id)
     task_id = str(uuid.uuid4())  # stored with the row: one commit, then the message
     job = crud.create_job(
         session,
@@ -133,17 +148,25 @@ def cancel_job(job_id: PathId, user: CurrentUser, session: SessionDep) -> JobPub
     "/{job_id}/rerun-failed",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
-    responses=NOT_FOUND_OR_CONFLICT,
+    responses={**NOT_FOUND_OR_CONFLICT, **STORAGE_FULL},
 )
 def rerun_failed(
-    job_id: PathId, user: CurrentUser, session: SessionDep, producer: ProducerDep
+    job_id: PathId,
+    user: CurrentUser,
+    session: SessionDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> JobPublic:
     """Failed trials -> pending, job -> queued, enqueued again (409 unless finished with
-    failures)."""
-    owned_job(session, job_id, user.id)
-    if crud.requeue_failed(session, job_id=job_id) is None:
+    failures; 429 / 413 like a submission)."""
+    job = owned_job(session, job_id, user.id)
+    if job.status in JOB_TERMINAL:  # an active job is refused below (409), not counted
+        check_job_quotas(session, settings, user.id)
+    task_id = str(uuid.uuid4())
+    if crud.requeue_failed(session, job_id=job_id, task_id=task_id) is None:
         raise conflict("only a finished job with failed trials (or a failed job) can be rerun")
-    producer.send(RUN_JOB, job_id)  # after the commit; if it fails, the housekeeping resends
+    # After the commit; if it fails, the housekeeping resends.
+    producer.send(RUN_JOB, job_id, task_id=task_id)
     return job_public(session, owned_job(session, job_id, user.id))
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import CleanText
 from infra.db.models import JobStatus, TrialStatus
-from synib_spec.jobs import MAX_TRIALS, JobSpec, parse_job_spec, sweep_label
+from synib_spec.jobs import NO_LIMITS, JobSpec, SpecLimits, parse_job_spec, sweep_label
 from synib_spec.knobs import method_reads
 from synib_spec.selection import best_point
 
@@ -47,6 +47,9 @@ class SchedulerSpec(BaseModel):
 
 
 class ResourcesSpec(BaseModel):
+    """What one trial asks for. The service sets a floor (settings min_cpus_per_trial and
+    min_gpus_per_trial: a GPU share is 0 or at least the latter); a 422 names it."""
+
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     cpus_per_trial: float = Field(default=1.0, gt=0)
@@ -75,12 +78,13 @@ class JobCreate(BaseModel):
     max_concurrent_trials: int | None = Field(default=None, ge=1, le=2**31 - 1)
     baseline: str = "vanilla"
 
-    def to_spec(self, *, max_trials: int = MAX_TRIALS) -> JobSpec:
-        """The typed spec (``SpecError`` naming the field when it means nothing runnable)."""
+    def to_spec(self, *, limits: SpecLimits = NO_LIMITS) -> JobSpec:
+        """The typed spec (``SpecError`` naming the field when it means nothing runnable or
+        breaks the service's ``limits``)."""
         raw = self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
         if self.sweep is not None:
             raw["sweep"] = {k: v.model_dump(exclude_none=True) for k, v in self.sweep.items()}
-        return parse_job_spec(raw, max_trials=max_trials)
+        return parse_job_spec(raw, limits=limits)
 
 
 def dataset_problem(spec: JobSpec, summary: Mapping[str, Any] | None) -> tuple[str, str] | None:

@@ -1,7 +1,8 @@
 """All database reads and writes (every SQL statement of the service), keyword-only: users and
 tokens here; datasets (``crud_datasets``), jobs (``crud_jobs``), a job's lease and its
-housekeeping (``crud_lease``), trials and epochs (``crud_trials``), artifacts
-(``crud_artifacts``) and events (``crud_events``) re-exported, so callers use ``crud.<name>``."""
+housekeeping (``crud_lease``), the fair queue and what a user holds (``crud_queue``), trials
+and epochs (``crud_trials``), artifacts (``crud_artifacts``) and events (``crud_events``)
+re-exported, so callers use ``crud.<name>``."""
 
 from __future__ import annotations
 
@@ -70,6 +71,14 @@ from infra.db.crud_lease import (
     owns_job,
     requeue_expired_lease,
 )
+from infra.db.crud_queue import (
+    claim_next_job,
+    count_active_jobs,
+    count_datasets,
+    fair_queue,
+    lock_user,
+    storage_bytes,
+)
 from infra.db.crud_trials import (
     close_open_trials,
     get_trial,
@@ -92,7 +101,10 @@ __all__ = [
     "cancel_expired_lease",
     "claim_dataset_pid",
     "claim_job",
+    "claim_next_job",
     "close_open_trials",
+    "count_active_jobs",
+    "count_datasets",
     "count_jobs_by_status",
     "create_dataset",
     "create_job",
@@ -101,6 +113,7 @@ __all__ = [
     "dataset_in_use",
     "delete_dataset",
     "delete_job",
+    "fair_queue",
     "find_ready_dataset_by_sha256",
     "get_artifact",
     "get_dataset",
@@ -127,6 +140,7 @@ __all__ = [
     "list_tokens",
     "list_trials",
     "list_trials_of_jobs",
+    "lock_user",
     "mark_dataset_failed",
     "mark_dataset_pid_sent",
     "mark_dataset_ready",
@@ -150,6 +164,7 @@ __all__ = [
     "set_trial_status",
     "set_trials_total",
     "status_event_data",
+    "storage_bytes",
     "touch_token",
     "trial_event_data",
     "unfinished_reason",

@@ -178,8 +178,9 @@ def request_cancel(session: Session, *, job_id: str) -> Job | None:
     return job
 
 
-def requeue_failed(session: Session, *, job_id: str) -> int | None:
-    """Failed trials -> pending and the job -> queued (report cleared); commits.
+def requeue_failed(session: Session, *, job_id: str, task_id: str | None = None) -> int | None:
+    """Failed trials -> pending and the job -> queued (report cleared), its message to be sent
+    as ``task_id``; commits.
 
     Returns the number of trials reset, or None when the job cannot be rerun (not finished,
     or finished without any failure).
@@ -202,6 +203,7 @@ def requeue_failed(session: Session, *, job_id: str) -> int | None:
         trial.finished_at = None
         add_event(session, job_id=job_id, type="trial", data=trial_event_data(trial), commit=False)
     job.report = None
+    job.task_id = task_id
     apply_status(job, JobStatus.QUEUED, None)
     refresh_job_progress(session, job)
     add_event(session, job_id=job_id, type="status", data=status_event_data(job), commit=False)

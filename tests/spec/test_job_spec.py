@@ -10,6 +10,7 @@ import pytest
 from synib_spec import SpecError, SpecErrors
 from synib_spec.jobs import (
     DEFAULT_SWEEP,
+    SpecLimits,
     count_trials,
     format_value,
     parse_job_spec,
@@ -155,9 +156,9 @@ def test_a_rule_broken_at_one_sweep_point_names_the_point() -> None:
 
 def test_too_many_trials_are_refused() -> None:
     raw = spec(sweep={"lambda": {"type": "grid", "values": [0.1, 1.0]}}, seeds=[0, 1, 2])
-    assert count_trials(parse_job_spec(raw, max_trials=9)) == 9
+    assert count_trials(parse_job_spec(raw, limits=SpecLimits(max_trials=9))) == 9
     with pytest.raises(SpecError, match="at most 8") as info:
-        parse_job_spec(raw, max_trials=8)
+        parse_job_spec(raw, limits=SpecLimits(max_trials=8))
     assert info.value.field == "sweep"
 
 
