@@ -141,7 +141,7 @@ def create_builtin_dataset(
     ``params`` stored on the row are the generator's parameters plus ``seed``.
     """
     try:
-        resolve_params(body.generator, body.params)
+        resolve_params(body.generator, body.params, strict=True)
     except GeneratorParamError as exc:
         raise unprocessable(f"params.{exc.field}", exc.reason) from None
     params = {**body.params, "seed": body.seed}
