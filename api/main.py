@@ -39,6 +39,7 @@ from infra.db.session import (
     make_engine,
     make_session_factory,
 )
+from infra.process_lifetime import exit_with_multiprocessing_parent
 from infra.settings import Settings, get_settings
 from infra.storage import ArtifactStore
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        exit_with_multiprocessing_parent()  # a worker of `synib api --workers N` ends with it
         yield
         await run_in_threadpool(producer.close)
         await async_engine.dispose()

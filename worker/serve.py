@@ -11,6 +11,7 @@ forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from infra.process_lifetime import exit_with_parent
 from infra.settings import Settings, get_settings, log_level_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +130,14 @@ def child_command(name: str) -> list[str]:
     return [sys.executable, "-m", "worker.cli", name]
 
 
+def start_child(name: str) -> subprocess.Popen[bytes]:
+    """``synib NAME`` as a child that the kernel stops (SIGTERM) when this process ends, even
+    by SIGKILL (``infra.process_lifetime``)."""
+    return subprocess.Popen(
+        child_command(name), preexec_fn=functools.partial(exit_with_parent, os.getpid())
+    )
+
+
 def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
     """Wait until a signal (exit 0 after stopping them all) or a child's death (exit 1)."""
     stop: list[int] = []
@@ -184,9 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
     print(f"synib serve: admin token ({note}): {credentials['token']}", flush=True)
     print(f"synib serve: credentials in {settings.config_dir / 'credentials.json'}", flush=True)
-    children = {
-        name: subprocess.Popen(child_command(name)) for name in ("api", "worker", "housekeeper")
-    }
+    children = {name: start_child(name) for name in ("api", "worker", "housekeeper")}
     return supervise(children)
 
 
