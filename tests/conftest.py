@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from db_testing import TABLES, create_pg_database, drop_pg_database, migrate, pg_url_for
 from leftover_check import (  # noqa: F401 (hooks: the check runs for every test folder)
+    pytest_addoption,
     pytest_configure,
     pytest_sessionfinish,
     pytest_terminal_summary,

@@ -5,7 +5,8 @@ At start the run puts ``RUN_MARKER_ENV=<token>`` in its environment; every proce
 starts inherits it, and so do their children, also once their parent is gone (the orphans of
 a killed server). At the end, after every fixture is torn down, a local Ray that a test started
 in this process (``ray.init``) is shut down, and the processes that carry the token or descend
-from pytest get ``LEFTOVER_GRACE_S`` to exit; those still running fail the run.
+from pytest get ``leftover_grace_s`` (an ini option, default 30 s) to exit; those still running
+fail the run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ LEFTOVER_GRACE_S = 30.0
 _LEFTOVERS = pytest.StashKey[dict[int, str]]()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "leftover_grace_s",
+        "seconds the processes of a finished run get to exit before they fail it",
+        default=str(LEFTOVER_GRACE_S),
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[RUN_MARKER_ENV] = secrets.token_hex(8)
 
@@ -33,9 +42,9 @@ def _shutdown_ray() -> None:
         ray.shutdown()
 
 
-def _leftovers() -> dict[int, str]:
+def _leftovers(grace_s: float) -> dict[int, str]:
     marker, me = os.environ[RUN_MARKER_ENV], os.getpid()
-    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    deadline = time.monotonic() + grace_s
     left = leftover_processes(marker, me)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -48,10 +57,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if RUN_MARKER_ENV not in os.environ:
         return
     _shutdown_ray()
-    left = _leftovers()
+    left = _leftovers(_grace_s(session.config))
     session.config.stash[_LEFTOVERS] = left
     if left and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _grace_s(config: pytest.Config) -> float:
+    return float(str(config.getini("leftover_grace_s")))
 
 
 def _reason(command: str) -> str:
@@ -61,13 +74,14 @@ def _reason(command: str) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    left = terminalreporter.config.stash.get(_LEFTOVERS, {})
+    config = terminalreporter.config
+    left = config.stash.get(_LEFTOVERS, {})
     if not left:
         return
     terminalreporter.section("processes left running", sep="=", red=True, bold=True)
     terminalreporter.line(
-        f"{len(left)} process(es) of this test run still run {LEFTOVER_GRACE_S:.0f} s after "
-        "its end (a test must stop what it starts, children included):",
+        f"{len(left)} process(es) of this test run still run {_grace_s(config):g} s after its "
+        "end (a test must stop what it starts, children included):",
         red=True,
     )
     for pid, command in sorted(left.items()):

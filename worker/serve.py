@@ -5,7 +5,8 @@ commands the Docker images run: ``synib api``, ``synib worker``, ``synib houseke
 ``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
 (printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
 ``synib api``, ``synib worker`` and ``synib housekeeper`` as child processes: SIGINT/SIGTERM are
-forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own.
+forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own. Killed in a
+way that runs no code of it (SIGKILL), it takes them with it: the kernel sends each SIGTERM.
 """
 
 from __future__ import annotations
