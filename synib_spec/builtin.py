@@ -2,9 +2,9 @@
 
 The library's generators (``synib_core.data.generators``) build the data; this table says which
 exist and what each takes, so the API can refuse a bad request without importing the library,
-and the docs and the dashboard list the same parameters. Values may arrive as strings (the library's
-CLI); the API checks JSON values strictly (``resolve_params(..., strict=True)``: an integer
-parameter takes an integer, not ``true``, ``"5"`` or ``5.0``).
+and the docs and the dashboard list the same parameters. Values may arrive as strings (the
+library's CLI); the API checks JSON values strictly (``resolve_params(..., strict=True)``: an
+integer parameter takes an integer, not ``true``, ``"5"`` or ``5.0``).
 
 Example:
     >>> resolve_params("xor_spurious", {"alpha": "0.5"})["alpha"]
