@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.schemas.common import Message, ValidationProblem
 from infra.storage import StorageError
 from synib_spec import SpecError
+from synib_spec.knobs import shown
 
 log = logging.getLogger("api.errors")
 
@@ -124,10 +125,30 @@ def json_safe(value: Any) -> Any:
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, except that the rejected input is echoed JSON-safe: a body holding NaN
-    or Infinity (Python's json module reads both) otherwise made the 422 itself fail (500)."""
+    """FastAPI's 422, each item naming its ``field`` like ours (``msg``: "field: reason", the
+    rejected value shown after a wrong type), and the rejected input echoed JSON-safe: a body
+    holding NaN or Infinity (Python's json module reads both) otherwise made the 422 itself
+    fail (500)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)
+    items = [_named(dict(error)) for error in errors]
+    return JSONResponse({"detail": json_safe(jsonable_encoder(items))}, status_code=422)
+
+
+def _named(error: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic error item with ``field`` (``seeds[0]``, ``resources.cpus_per_trial``) and
+    the field in front of its ``msg``."""
+    loc = list(error.get("loc") or [])
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    if not field:
+        return error
+    reason = str(error.get("msg", ""))
+    if str(error.get("type", "")).endswith("_type") and "input" in error:
+        reason += f", got {shown(error['input'])}"
+    return {**error, "msg": f"{field}: {reason}", "field": field}
 
 
 def install_error_handlers(app: FastAPI) -> None:

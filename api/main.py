@@ -40,6 +40,7 @@ from infra.db.session import (
     make_engine,
     make_session_factory,
 )
+from infra.process_lifetime import exit_with_multiprocessing_parent
 from infra.settings import Settings, get_settings
 from infra.storage import ArtifactStore
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         end_streams_on_exit(hub)
+        exit_with_multiprocessing_parent()  # a worker of `synib api --workers N` ends with it
         yield
         await hub.close()
         await run_in_threadpool(producer.close)

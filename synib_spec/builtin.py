@@ -2,7 +2,9 @@
 
 The library's generators (``synib_core.data.generators``) build the data; this table says which
 exist and what each takes, so the API can refuse a bad request without importing the library,
-and the docs and the dashboard list the same parameters. Values may arrive as strings (CLI).
+and the docs and the dashboard list the same parameters. Values may arrive as strings (the
+library's CLI); the API checks JSON values strictly (``resolve_params(..., strict=True)``: an
+integer parameter takes an integer, not ``true``, ``"5"`` or ``5.0``).
 ``GENERATOR_LAYOUTS`` says what each sample stores, so the size of a dataset is known from its
 parameters: ``check_budget`` refuses one over the service's budget (at registration in the API,
 again in the worker before generating).
@@ -18,9 +20,10 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from synib_spec.datasets import GeneratorParamError
+from synib_spec.knobs import shown
 
 MIB = 1 << 20
 
@@ -40,12 +43,27 @@ __all__ = [
 @dataclass(frozen=True)
 class Param:
     """One generator parameter: ``parse`` turns a value (or its text) into the typed value,
-    ``check`` accepts or rejects it, ``allowed`` says in words what is accepted."""
+    ``check`` accepts or rejects it, ``allowed`` says in words what is accepted, ``json_type``
+    says which JSON values a strict caller (the API) may give."""
 
     default: Any
     parse: Callable[[Any], Any]
     check: Callable[[Any], bool]
     allowed: str
+    json_type: Literal["integer", "number", "string", "numbers"]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+JSON_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": _is_number,
+    "string": lambda v: isinstance(v, str),
+    "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+}
+"""Whether a JSON value has a parameter's type (``Param.json_type``)."""
 
 
 def parse_int(value: Any) -> int:
@@ -61,7 +79,8 @@ def parse_floats(value: Any) -> tuple[float, ...]:
 
 
 def int_param(default: int, low: int, high: int = 10_000_000) -> Param:
-    return Param(default, parse_int, lambda v: low <= v <= high, f"an integer in {low}..{high}")
+    allowed = f"an integer in {low}..{high}"
+    return Param(default, parse_int, lambda v: low <= v <= high, allowed, "integer")
 
 
 def float_param(default: float, low: float, high: float, *, open_high: bool = False) -> Param:
@@ -70,11 +89,11 @@ def float_param(default: float, low: float, high: float, *, open_high: bool = Fa
     def check(v: float) -> bool:
         return low <= v < high if open_high else low <= v <= high
 
-    return Param(default, float, check, f"a number in [{low}, {high}{bound}")
+    return Param(default, float, check, f"a number in [{low}, {high}{bound}", "number")
 
 
 def choice_param(default: str, choices: tuple[str, ...]) -> Param:
-    return Param(default, str, lambda v: v in choices, "one of " + ", ".join(choices))
+    return Param(default, str, lambda v: v in choices, "one of " + ", ".join(choices), "string")
 
 
 SAMPLE_COUNTS = ("n_train", "n_val", "n_test")
@@ -99,6 +118,7 @@ GENERATOR_PARAMS: dict[str, dict[str, Param]] = {
             parse_floats,
             _probabilities,
             "four numbers >= 0 summing to 1 (pU_a,pU_b,pR,pS)",
+            "numbers",
         ),
         "n_train": int_param(1800, 2),
         "n_val": int_param(200, 1),
@@ -181,9 +201,13 @@ def generator_table() -> list[dict[str, Any]]:
     ]
 
 
-def resolve_params(generator: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    generator: str, params: Mapping[str, Any], *, strict: bool = False
+) -> dict[str, Any]:
     """The defaults of ``generator`` overlaid with ``params``, parsed and checked;
-    GeneratorParamError names the bad parameter (or ``generator`` when it is unknown)."""
+    GeneratorParamError names the bad parameter (or ``generator`` when it is unknown).
+    ``strict``: each given value must already have its parameter's JSON type (no text parsed,
+    no ``true`` for a number)."""
     schema = GENERATOR_PARAMS.get(generator)
     if schema is None:
         raise GeneratorParamError(
@@ -203,9 +227,11 @@ def resolve_params(generator: str, params: Mapping[str, Any]) -> dict[str, Any]:
             ok = spec.check(value)
         except (TypeError, ValueError):
             ok = False
+        if strict and name in params and not JSON_TYPE_CHECKS[spec.json_type](raw):
+            ok = False
         if not ok:
             raise GeneratorParamError(
-                name, f"invalid value {raw!r} for {generator}; allowed: {spec.allowed}"
+                name, f"invalid value {shown(raw)} for {generator}; allowed: {spec.allowed}"
             )
         resolved[name] = value
     return resolved

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ __all__ = [
     "resolve_feature_norm",
     "resolve_fill",
     "rule_warnings",
+    "shown",
 ]
 
 KnobType = Literal["int", "float", "str", "bool"]
@@ -331,8 +333,11 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 def _typed(knob: Knob, value: Any, strict: bool) -> Any:
-    """The value converted to the knob's type, or raise KnobError (no bounds checked yet)."""
-    bad = KnobError(knob.name, f"expected {knob.allowed()}, got {value!r}")
+    """The value converted to the knob's type, or raise KnobError (no bounds checked yet).
+
+    ``strict`` (JSON): the value's own type must be the knob's (an int knob takes an integer,
+    not ``true``, ``"5"`` or ``5.0``; a float knob takes any number); text is parsed otherwise."""
+    bad = KnobError(knob.name, f"expected {knob.allowed()}, got {shown(value)}")
     if knob.type == "bool":
         if isinstance(value, bool):
             return value
@@ -350,7 +355,9 @@ def _typed(knob: Knob, value: Any, strict: bool) -> Any:
             value = float(value.strip()) if knob.type == "float" else _int_text(value)
         except ValueError:
             raise bad from None
-    if not isinstance(value, int | float):
+    if not isinstance(value, int | float) or (
+        strict and knob.type == "int" and isinstance(value, float)
+    ):
         raise bad
     try:  # an integer of hundreds of digits is beyond a float's range: no number we take
         number = float(value)
@@ -363,6 +370,15 @@ def _typed(knob: Knob, value: Any, strict: bool) -> Any:
             raise bad
         return int(value)
     return number
+
+
+def shown(value: Any) -> str:
+    """A rejected value as the user wrote it: JSON (``true``, ``"5"``) where it can be, else its
+    Python repr (``nan``, a date)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _int_text(text: str) -> int:

@@ -2,7 +2,8 @@
 app/client parametrised over both backends, users and tokens.
 
 Each test starts from empty tables (truncated before it runs); the PostgreSQL database
-``synib_test_<random>`` is created once per session and dropped at the end.
+``synib_test_<random>`` is created once per session and dropped at the end. The run fails when
+it leaves a process of its own running (``leftover_check``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from pathlib import Path
 
 import pytest
 from db_testing import TABLES, create_pg_database, drop_pg_database, migrate, pg_url_for
+from leftover_check import (  # noqa: F401 (hooks: the check runs for every test folder)
+    pytest_addoption,
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,14 @@ commands the Docker images run: ``synib api``, ``synib worker``, ``synib houseke
 ``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
 (printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
 ``synib api``, ``synib worker`` and ``synib housekeeper`` as child processes: SIGINT/SIGTERM are
-forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own.
+forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own. Killed in a
+way that runs no code of it (SIGKILL), it takes them with it: the kernel sends each SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import secrets
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from infra.process_lifetime import exit_with_parent
 from infra.settings import Settings, get_settings, log_level_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +131,14 @@ def child_command(name: str) -> list[str]:
     return [sys.executable, "-m", "worker.cli", name]
 
 
+def start_child(name: str) -> subprocess.Popen[bytes]:
+    """``synib NAME`` as a child that the kernel stops (SIGTERM) when this process ends, even
+    by SIGKILL (``infra.process_lifetime``)."""
+    return subprocess.Popen(
+        child_command(name), preexec_fn=functools.partial(exit_with_parent, os.getpid())
+    )
+
+
 def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
     """Wait until a signal (exit 0 after stopping them all) or a child's death (exit 1)."""
     stop: list[int] = []
@@ -184,9 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
     print(f"synib serve: admin token ({note}): {credentials['token']}", flush=True)
     print(f"synib serve: credentials in {settings.config_dir / 'credentials.json'}", flush=True)
-    children = {
-        name: subprocess.Popen(child_command(name)) for name in ("api", "worker", "housekeeper")
-    }
+    children = {name: start_child(name) for name in ("api", "worker", "housekeeper")}
     return supervise(children)
 
 

@@ -181,7 +181,7 @@ def create_builtin_dataset(
     """
     check_dataset_quotas(session, settings, user.id)  # 409 / 413
     try:
-        resolved = resolve_params(body.generator, body.params)
+        resolved = resolve_params(body.generator, body.params, strict=True)
         check_budget(body.generator, resolved, settings.max_builtin_dataset_mb)
     except GeneratorParamError as exc:
         raise unprocessable(f"params.{exc.field}", exc.reason) from None

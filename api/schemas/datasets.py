@@ -68,7 +68,7 @@ class DatasetPidRequest(BaseModel):
     """Optional body of ``POST /datasets/{id}/pid``: k-means states per modality (default:
     floor(sqrt(N / (20 K))) clipped to [2, 20], N samples, K classes)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     clusters: int | None = Field(default=None, ge=2, le=100)
 
@@ -97,9 +97,10 @@ class DatasetsPublic(BaseModel):
 
 class BuiltinDatasetCreate(BaseModel):
     """A generated dataset: ``generator`` names a built-in generator (``synib_spec.builtin``);
-    ``params`` are checked against its parameters."""
+    ``params`` are checked against its parameters (strictly typed, like every request body:
+    ``"seed": false`` or ``"n_train": "300"`` is a 422)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: CleanText | None = Field(default=None, min_length=1, max_length=200)
     generator: str = Field(json_schema_extra={"enum": list(GENERATORS)})

@@ -9,22 +9,54 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from api.schemas.common import CleanText
 from infra.db.models import JobStatus, TrialStatus
 from synib_spec.jobs import NO_LIMITS, JobSpec, SpecLimits, parse_job_spec, sweep_label
-from synib_spec.knobs import method_reads
+from synib_spec.knobs import INT_MAX, KNOBS_LIST, METHODS, Knob, method_reads
 from synib_spec.selection import best_point
+
+JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def knob_schema(knob: Knob) -> dict[str, Any]:
+    """The JSON Schema of one knob's value, from the knob table: its JSON type (an integer knob
+    takes an integer, a float knob any number), its choices and its bounds."""
+    schema: dict[str, Any] = {"type": JSON_TYPES[knob.type], "description": knob.help}
+    if knob.choices is not None:
+        schema["enum"] = list(knob.choices)
+    bound = int if knob.type == "int" else float
+    if knob.min is not None:
+        schema["exclusiveMinimum" if knob.min_exclusive else "minimum"] = bound(knob.min)
+    if knob.max is not None:
+        schema["exclusiveMaximum" if knob.max_exclusive else "maximum"] = bound(knob.max)
+    elif knob.type == "int":
+        schema["maximum"] = INT_MAX
+    return schema
+
+
+def _knob_values_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "knob -> value (GET /api/v1/knobs lists every knob)",
+        "properties": {k.name: knob_schema(k) for k in KNOBS_LIST},
+        "additionalProperties": False,
+    }
+
+
+# The server checks knob values with the knob table (``synib_spec.knobs.parse_knob``, strict);
+# the schema says the same from the same table, so that it refuses what the server refuses.
+KnobValues = Annotated[dict[str, Any], WithJsonSchema(_knob_values_schema())]
 
 
 class MethodEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
-    config: dict[str, Any] = {}
+    config: KnobValues = {}
 
 
 class SweepSpec(BaseModel):
@@ -33,7 +65,7 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["grid", "choice", "uniform", "loguniform"]
-    values: list[Any] | None = None
+    values: list[Any] | None = None  # of the knob's type, checked against the knob table
     low: float | None = None
     high: float | None = None
 
@@ -65,18 +97,20 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: CleanText | None = Field(default=None, max_length=200)
+    name: CleanText | None = Field(default=None, min_length=1, max_length=200)
     dataset_id: CleanText = Field(min_length=1, max_length=36)
     methods: list[str | MethodEntry] = Field(min_length=1)
-    config: dict[str, Any] = {}
-    sweep: dict[str, SweepSpec] | None = None
+    config: KnobValues = {}
+    sweep: dict[str, SweepSpec] | None = Field(
+        default=None, json_schema_extra={"propertyNames": {"enum": [k.name for k in KNOBS_LIST]}}
+    )
     num_samples: int = Field(default=4, ge=1, le=1000)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
     epochs: int | None = Field(default=None, ge=1, le=2**31 - 1)
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
     max_concurrent_trials: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    baseline: str = "vanilla"
+    baseline: str = Field(default="vanilla", json_schema_extra={"enum": list(METHODS)})
 
     def to_spec(self, *, limits: SpecLimits = NO_LIMITS) -> JobSpec:
         """The typed spec (``SpecError`` naming the field when it means nothing runnable or

@@ -1,5 +1,7 @@
 """``synib api --workers N`` (SYNIB_API_WORKERS): N uvicorn processes on one port, whose
-request metrics ``/metrics`` sums whichever process answers the scrape. A real server."""
+request metrics ``/metrics`` sums whichever process answers the scrape, and which end with
+their parent however it ends (SIGKILL included). A real server, started in a process group of
+its own and stopped with it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from processes import children_of, free_port
+from processes import children_of, free_port, start_group, stop_group, wait_until_gone
 
 from api.observability import MULTIPROCESS_ENV
 
@@ -36,7 +38,7 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.P
     )
     log = (tmp_path / "api.log").open("wb")
     argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_group(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -51,9 +53,7 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.P
             time.sleep(0.2)
         yield url, proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)  # the server and its children, whatever the test did to the parent
         log.close()
 
 
@@ -86,3 +86,28 @@ def test_two_api_processes_share_the_port_and_their_metrics(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     assert not metrics_dir.exists()  # the shared files are removed with the processes
+
+
+def _api_workers(pid: int) -> list[int]:
+    """The uvicorn worker processes of ``synib api`` ``pid`` (not multiprocessing's helper)."""
+    return [
+        child
+        for child in children_of(pid)
+        if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace")
+    ]
+
+
+def test_the_api_processes_end_when_their_parent_is_killed(
+    two_workers: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    url, proc = two_workers
+    workers = _api_workers(proc.pid)
+    assert len(workers) == 2, workers
+    helpers = [p for p in children_of(proc.pid) if p not in workers]
+    proc.kill()  # SIGKILL: the parent runs no code to stop them
+    proc.wait()
+    # The kernel signals each worker at its parent's death (infra/process_lifetime.py); they
+    # shut down and stop listening. Generous timeout: a loaded machine may be slow.
+    assert wait_until_gone(workers + helpers, timeout_s=60) == []
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)

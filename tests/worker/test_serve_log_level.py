@@ -114,7 +114,7 @@ def _children_log_level(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[str
     inherited: list[str | None] = []
     started: list[str] = []
 
-    def fake_popen(command: list[str]) -> object:
+    def fake_popen(command: list[str], **_options: object) -> object:
         inherited.append(os.environ.get("SYNIB_LOG_LEVEL"))
         started.append(command[-1])
         return object()
