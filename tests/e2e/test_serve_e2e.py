@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -85,6 +86,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "process": process,
             "log": log,
             "state": root / "state",
+            "config": root / "config",
         }
     finally:
         if process.poll() is None:
@@ -110,6 +112,42 @@ def follow_events(client: httpx.Client, job_id: str) -> list[tuple[str, dict[str
             elif not line:
                 name = "message"
     return events
+
+
+def test_serve_prints_the_token_once_boxed_after_the_start_up_lines(
+    service: dict[str, Any],
+) -> None:
+    """The admin token is not lost among the children's log lines: it is printed once, in a box,
+    after the API is up; ``synib token show --reveal`` prints it again."""
+    log = service["log"]
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not re.search(r"synib token show --reveal +\|\n\+-+\+\n", log.read_text()):
+        assert time.monotonic() < deadline, f"no token box:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    lines = log.read_text().splitlines()
+    token_at = [i for i, line in enumerate(lines) if service["token"] in line]
+    assert len(token_at) == 1, "the token is printed more than once"
+    box = lines[token_at[0] - 2 : token_at[0] + 4]
+    assert box[0].startswith("+--") and box[0] == box[-1]
+    assert all(line.startswith("| ") and line.endswith(" |") for line in box[1:-1])
+    assert service["url"] in box[1] and len({len(line) for line in box}) == 1
+    started = next(i for i, line in enumerate(lines) if "Application startup complete" in line)
+    assert started < token_at[0]
+
+    env = {**os.environ, "SYNIB_CONFIG_DIR": str(service["config"]), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in env.items() if k not in ("SYNIB_URL", "SYNIB_TOKEN")}
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "synib"), "token", "show", "--reveal"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[1] for line in shown.stdout.splitlines()] == [
+        service["url"],
+        service["token"],
+    ]
 
 
 def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_path: Path) -> None:
