@@ -203,6 +203,60 @@ def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_
     assert accuracy == pytest.approx(synib["metrics"]["test_acc"]["values"][0])
 
 
+def test_best_is_one_trial_everywhere_on_a_multi_lambda_multi_seed_job(
+    service: dict[str, Any], tmp_path: Path
+) -> None:
+    """One definition of "best" (the report's: the sweep point with the best mean val_acc over
+    seeds, then its best seed): GET /jobs/{id} ``best``, the report, its best artifact and
+    ``synib download --best`` name the same trial for every method."""
+    from synib_core import load
+    from synib_core.data import GENERATORS, save_npz
+
+    data = GENERATORS["xor_pid"](seed=1, n_train=200, n_val=60, n_test=200)
+    npz = tmp_path / "pid.npz"
+    save_npz(data, npz)
+    headers = {"Authorization": f"Bearer {service['token']}"}
+    with httpx.Client(base_url=f"{service['url']}/api/v1", headers=headers, timeout=30) as api:
+        with npz.open("rb") as fh:
+            dataset = api.post("/datasets", files={"file": ("pid.npz", fh)}).json()
+        spec = {
+            "dataset_id": dataset["id"],
+            "methods": ["vanilla", "synib"],
+            "config": {"hidden": 16, "encoder_layers": 1, "fusion_hidden": 16},
+            "epochs": 2,
+            "sweep": {"lambda": {"type": "grid", "values": [0.3, 3.0]}},
+            "seeds": [0, 1],
+        }
+        job_id = api.post("/jobs", json=spec).raise_for_status().json()["id"]
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (job := api.get(f"/jobs/{job_id}").json())["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, f"job {job_id} did not finish"
+            time.sleep(1)
+        assert job["status"] == "succeeded", job["failure_reason"]
+        report = api.get(f"/jobs/{job_id}/report").json()
+        artifacts = {a["id"]: a for a in api.get(f"/jobs/{job_id}/artifacts").json()["data"]}
+        trials = {t["id"]: t for t in api.get(f"/jobs/{job_id}/trials").json()["data"]}
+    assert len(trials) == 6  # vanilla ignores lambda: 2 seeds + 2 lambdas x 2 seeds
+    env = {**os.environ, "SYNIB_URL": service["url"], "SYNIB_TOKEN": service["token"]}
+    env["PYTHONPATH"] = str(REPO)
+    for method, entry in report["methods"].items():
+        best = entry["best_trial_id"]
+        assert job["best"][method]["trial_id"] == best, method
+        assert artifacts[entry["best_artifact_id"]]["trial_id"] == best, method
+        out = tmp_path / f"best-{method}"
+        downloaded = subprocess.run(
+            [str(Path(sys.executable).parent / "synib"), "download", job_id, "--best", method,
+             "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert downloaded.returncode == 0, downloaded.stderr
+        assert load(out).extra["trial_id"] == best, method
+        # The reported point: the trial's lambda is the report's best_config, its seed the best.
+        assert {k: trials[best]["config"].get(k) for k in entry["best_config"]} == entry[
+            "best_config"
+        ]
+
+
 def child_pids(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(c) for c in children]
