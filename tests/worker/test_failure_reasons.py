@@ -6,11 +6,12 @@ unimodal references (and trials) cannot train."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import worker_process
-from worker_process import wait_final
+from worker_process import running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params
 
 from infra.db import crud
@@ -19,6 +20,16 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 # What a traceback leaks: a path in a frame, the pid and node IP of a Ray task, colour codes.
 LEAKS = re.compile(r'\x1b|File "|pid=|ip=|\d+\.\d+\.\d+\.\d+|/work/|Traceback|\n')
+
+
+@pytest.fixture(scope="module")
+def worker_harness(
+    pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerHarness]:
+    """A CPU worker (no GPU visible to it or to its Ray), as in the issue, on any machine."""
+    cpu_only = {"CUDA_VISIBLE_DEVICES": "", "SYNIB_GPUS": "0"}
+    with running_worker(pg_database_url, tmp_path_factory.mktemp("cpu_worker"), cpu_only) as h:
+        yield h
 
 
 def run_failing_job(harness: WorkerHarness, owner_id: str, config: dict[str, Any]) -> Any:
