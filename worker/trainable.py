@@ -112,7 +112,7 @@ def placement(device_knob: str) -> dict[str, Any]:
 def readable_error(exc: BaseException) -> str:
     """``TrainingDiverged: loss is nan at epoch 2`` (type name and message, one line). Ray's own
     errors carry a remote traceback (paths, pid, node IP, colour codes) in their message: only
-    their type is named, and the caller logs the rest."""
+    their type is named (the callers log the rest: ``worker.references``, ``failure_reason``)."""
     if type(exc).__module__.startswith("ray."):
         return f"{type(exc).__name__} (details in the worker log)"
     message = " ".join(ANSI_CODE.sub("", str(exc)).split()) or "no message"

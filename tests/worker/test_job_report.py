@@ -126,6 +126,18 @@ def test_failure_reason_is_one_line() -> None:
     assert failure_reason(ray.exceptions.ActorDiedError()) == PROCESS_DIED
     assert failure_reason(None) == PROCESS_DIED
     assert "\n" not in PROCESS_DIED and "died" in PROCESS_DIED
+    # A cause Ray could not bring back (it did not pickle): Ray's error with the remote traceback,
+    # colour codes, pid and node IP in its message. Only its type is named; the log has the rest.
+    remote = (
+        "\x1b[36mray::reference_predictions()\x1b[39m (pid=12985, ip=192.0.2.2)\n"
+        '  File "/srv/synib/worker/trainable.py", line 267, in reference_predictions'
+    )
+    lost = ray.exceptions.UnserializableException(remote)
+    assert failure_reason(ray.exceptions.RayTaskError("f", remote, lost)) == (
+        "UnserializableException (details in the worker log)"
+    )
+    coloured = ValueError("\x1b[31mbad\x1b[0m value\n  on two lines")
+    assert failure_reason(coloured) == "ValueError: bad value on two lines"
 
 
 def spec(**fields: object) -> JobSpec:
