@@ -1,6 +1,7 @@
 """``synib token show``: the server URL and the token the client would use, and where each comes
 from. Only the token's first characters are printed, as ``synib token list`` on the server
-shows them, so the two can be matched up without the secret reaching a terminal or a log.
+shows them, so the two can be matched up without the secret reaching a terminal or a log;
+``--reveal`` prints the whole token (the admin token ``synib serve`` saved, when it scrolled by).
 
 ``register(actions)`` is the entry point ``client`` of the group ``synib.token_commands``; the
 server adds ``create``, ``list`` and ``revoke`` beside it (they write its database).
@@ -29,7 +30,8 @@ def cmd_token_show(args: argparse.Namespace) -> int:
     if found.token is None:
         print("token  none  (set SYNIB_TOKEN, or give --token)")
     else:
-        print(f"token  {token_display_prefix(found.token)}  ({found.token_from})")
+        shown = found.token if args.reveal else token_display_prefix(found.token)
+        print(f"token  {shown}  ({found.token_from})")
     return 0
 
 
@@ -37,5 +39,8 @@ def register(actions: Any) -> None:
     """Add ``show`` to the ``synib token`` actions (an argparse ``add_subparsers()`` object)."""
     show = actions.add_parser(
         "show", parents=[connection_options()], help="the server URL and token the client uses"
+    )
+    show.add_argument(
+        "--reveal", action="store_true", help="print the whole token, not only its first characters"
     )
     show.set_defaults(func=guarded("token", cmd_token_show))

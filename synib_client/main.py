@@ -10,7 +10,7 @@ A part that cannot be imported (its extra is not installed) leaves its commands 
 each answers with one line naming the extra to install; so does a command that imports more
 when it runs (``synib train`` needs torch). ``synib --version`` imports none of the parts.
 Handlers return the exit code; a user error is one line on stderr and exit code 2; output cut
-off by a closed pipe ends the command quietly with exit code 1.
+off by a closed pipe (``synib jobs list | head -1``) ends the command quietly with exit code 0.
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ def _dispatch(func: Any, args: argparse.Namespace) -> int:
         print(needs_extra(args.command, extra, exc), file=sys.stderr)
         return USER_ERROR
     except BrokenPipeError:
-        # The reader went away (`synib jobs list | head -1`): stop quietly, as Python's docs
-        # advise, with the rest of the output sent nowhere.
+        # The reader went away (`synib jobs list | head -1`): it has what it asked for, so stop
+        # quietly with success, the rest of the output sent nowhere (Python's docs, "Note on
+        # SIGPIPE": without the dup2 the interpreter's exit would flush into the closed pipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0

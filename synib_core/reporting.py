@@ -202,6 +202,11 @@ def _delta_cell(delta: Mapping[str, float] | None) -> str:
     return f"{delta['delta']:+.3f} [{delta['lo']:+.3f}, {delta['hi']:+.3f}]"
 
 
+def verdict_metric(deltas: Mapping[str, Mapping[str, float]]) -> str:
+    """The delta a verdict is about: ``synergy_acc`` when there is one, else ``test_acc``."""
+    return "synergy_acc" if "synergy_acc" in deltas else "test_acc"
+
+
 def verdict(method: str, baseline: str, deltas: Mapping[str, Mapping[str, float]]) -> str:
     """One sentence on ``method`` against ``baseline`` from its synergy_acc (else test_acc) delta:
     better or worse only when the 95% CI excludes 0, otherwise "did not beat" in words.
@@ -210,7 +215,7 @@ def verdict(method: str, baseline: str, deltas: Mapping[str, Mapping[str, float]
     "hi": 0.05}}) -> "synib vs vanilla: synergy_acc +0.020 [-0.010, +0.050]; the 95% CI
     includes 0: synib did not beat vanilla on the synergy subset (no winner)."
     """
-    metric = "synergy_acc" if "synergy_acc" in deltas else "test_acc"
+    metric = verdict_metric(deltas)
     d = deltas.get(metric)
     if not d:
         return f"{method} vs {baseline}: no paired delta (no shared seeds or no synergy subset)."

@@ -10,7 +10,8 @@ seeds, the shape ``synib_core.reporting`` gives ``synib compare``); the test inp
 discretised once per job (``pid_states``) and reused for every trial. Per method compared with
 the baseline, ``seeds_needed`` (seeds to detect +``SEEDS_GAIN`` with ``SEEDS_POWER`` power, from
 the per-seed deltas; ``seeds_needed_for`` says which). Without cvxpy the PID keys are left out
-and ``pid_note`` says why.
+and ``pid_note`` says why. ``headline``: per method, the delta its verdict is about, with its
+CI (what the jobs list shows).
 """
 
 from __future__ import annotations
@@ -322,6 +323,22 @@ def verdicts(report: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def headlines(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per method compared with the baseline, the delta its verdict is about (the synergy_acc
+    delta, else test_acc; ``synib_core.reporting.verdict_metric``) with its 95% CI:
+    ``{method: {"metric", "delta", "lo", "hi"}}``. The jobs list shows these, without the
+    rest of the report."""
+    from synib_core.reporting import verdict_metric
+
+    out = {}
+    for method, entry in report["methods"].items():
+        deltas = entry.get("delta_vs_baseline") or {}
+        metric = verdict_metric(deltas)
+        if method != report["baseline"] and metric in deltas:
+            out[method] = {"metric": metric, **deltas[metric]}
+    return out
+
+
 def build_report(
     *,
     job_id: str,
@@ -367,4 +384,5 @@ def build_report(
     if pid_note is not None:
         report["pid_note"] = pid_note
     report["verdicts"] = verdicts(report)
+    report["headline"] = headlines(report)
     return report

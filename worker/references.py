@@ -5,6 +5,7 @@ its last epoch (``worker.trainable.seed_references``), the job waits for all of 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,8 @@ from worker.tune_callbacks import CancelWatch
 
 if TYPE_CHECKING:
     from synib_core.data import MultimodalData
+
+log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
@@ -69,10 +72,18 @@ def wait_for_references(
             try:
                 results[seed_of[ref]] = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                raise ReferencesFailed(references_failure(seed_of[ref], exc)) from None
+                raise ReferencesFailed(logged_failure(seed_of[ref], exc)) from None
         if waiting and watch.check():
             raise JobCancelled()
     return results
+
+
+def logged_failure(seed: int, exc: BaseException) -> str:
+    """The one-line reason of a failed reference task (``references_failure``); the task's full
+    remote traceback goes to the worker log."""
+    reason = references_failure(seed, exc)
+    log.warning("%s\n%s", reason, exc)
+    return reason
 
 
 def cancel_references(pending: dict[int, Any]) -> None:
@@ -119,5 +130,5 @@ class ReferenceCheck:
             try:
                 ray.get(ref, timeout=0)
             except ray.exceptions.RayError as exc:
-                return references_failure(seed, exc)
+                return logged_failure(seed, exc)
         return None

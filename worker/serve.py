@@ -3,10 +3,11 @@ commands the Docker images run: ``synib api``, ``synib worker``, ``synib houseke
 ``synib migrate``, ``synib reconcile``.
 
 ``serve`` creates the state folder, migrates the database, makes sure a local admin token exists
-(printed, and written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs
-``synib api``, ``synib worker`` and ``synib housekeeper`` as child processes: SIGINT/SIGTERM are
-forwarded, all are stopped cleanly, and it exits non-zero if one dies on its own. Killed in a
-way that runs no code of it (SIGKILL), it takes them with it: the kernel sends each SIGTERM.
+(written to ``$config_dir/credentials.json`` as {"url", "token"}), then runs ``synib api``,
+``synib worker`` and ``synib housekeeper`` as child processes and, once the API is ready, prints
+the URL and the token in a box after their start-up lines: SIGINT/SIGTERM are forwarded, all are
+stopped cleanly, and it exits non-zero if one dies on its own. Killed in a way that runs
+no code of it (SIGKILL), it takes them with it: the kernel sends each SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from infra.settings import Settings, get_settings, log_level_name
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
 STOP_GRACE_S = 20.0
+SERVING_TIMEOUT_S = 120.0  # how long the admin token's box waits for the API to be ready
 
 
 def migrate(settings: Settings) -> None:
@@ -191,12 +195,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate(settings)
     open_broker(settings)
     credentials, created = ensure_credentials(settings)
-    note = "created" if created else "reused"
-    print(f"synib serve: {settings.state_dir} at {credentials['url']}", flush=True)
-    print(f"synib serve: admin token ({note}): {credentials['token']}", flush=True)
-    print(f"synib serve: credentials in {settings.config_dir / 'credentials.json'}", flush=True)
+    print(f"synib serve: starting the API, worker and housekeeper of {settings.state_dir}")
+    sys.stdout.flush()
     children = {name: start_child(name) for name in ("api", "worker", "housekeeper")}
+    lines = [
+        f"synib serve: the dashboard and API are at {credentials['url']}",
+        f"admin token ({'created' if created else 'reused'}): {credentials['token']}",
+        f"saved in {settings.config_dir / 'credentials.json'}",
+        "show both again with: synib token show --reveal",
+    ]
+    # Beside supervise (which forwards signals from the start): the box comes once the API
+    # says it is ready, after the children's start-up lines.
+    threading.Thread(
+        target=announce, args=(credentials["url"], children, lines), daemon=True
+    ).start()
     return supervise(children)
+
+
+def announce(url: str, children: dict[str, subprocess.Popen[bytes]], lines: list[str]) -> None:
+    """Print ``lines`` boxed once the API is ready (not when a child died first)."""
+    if wait_until_serving(url, children):
+        print(boxed(lines), flush=True)
+
+
+def wait_until_serving(
+    url: str, children: dict[str, subprocess.Popen[bytes]], timeout_s: float = SERVING_TIMEOUT_S
+) -> bool:
+    """True once the API at ``url`` says it is ready (``/api/v1/ready``: ``status`` is
+    ``ready``, which names a serving worker where the API counts them), or after ``timeout_s``
+    (the token is shown all the same); False as soon as a child has died (``supervise`` says
+    which)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local address
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in children.values()):
+            return False
+        try:
+            with opener.open(f"{url}/api/v1/ready", timeout=2) as response:
+                if json.load(response).get("status") == "ready":
+                    return True
+        except (OSError, ValueError):  # not listening yet, a 503, a body that is not JSON
+            pass
+        time.sleep(0.5)
+    return True
+
+
+def boxed(lines: list[str]) -> str:
+    """``lines`` in a frame of ``+``, ``-`` and ``|``, to stand out at the end of a log."""
+    width = max(len(line) for line in lines)
+    bar = "+" + "-" * (width + 2) + "+"
+    return "\n".join([bar, *(f"| {line:<{width}} |" for line in lines), bar])
 
 
 def cmd_api(args: argparse.Namespace) -> int:

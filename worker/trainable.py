@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from synib_core.training import EpochReport, FitResult
 
 log = logging.getLogger(__name__)
+
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in a message
 
 MODEL_ZIP = "model.zip"
 PREDICTIONS = "test_pred.npy"
@@ -107,8 +110,12 @@ def placement(device_knob: str) -> dict[str, Any]:
 
 
 def readable_error(exc: BaseException) -> str:
-    """``TrainingDiverged: loss is nan at epoch 2`` (type name and message, one line)."""
-    message = " ".join(str(exc).split()) or "no message"
+    """``TrainingDiverged: loss is nan at epoch 2`` (type name and message, one line). Ray's own
+    errors carry a remote traceback (paths, pid, node IP, colour codes) in their message: only
+    their type is named (the callers log the rest: ``worker.references``, ``failure_reason``)."""
+    if type(exc).__module__.startswith("ray."):
+        return f"{type(exc).__name__} (details in the worker log)"
+    message = " ".join(ANSI_CODE.sub("", str(exc)).split()) or "no message"
     return f"{type(exc).__name__}: {message}"[:1000]
 
 
@@ -119,7 +126,9 @@ def task_cause(exc: BaseException) -> BaseException:
 
 def references_failure(seed: int, exc: BaseException) -> str:
     """``unimodal references of seed 0 failed: TrainingDiverged: ...`` for a failed Ray task."""
-    return f"unimodal references of seed {seed} failed: {readable_error(task_cause(exc))}"
+    cause = task_cause(exc)
+    reason = str(cause) if isinstance(cause, TrialFailed) else readable_error(cause)
+    return f"unimodal references of seed {seed} failed: {reason}"
 
 
 def seed_references(references: dict[int, Any] | None, seed: int) -> Callable[[], Any]:
@@ -264,5 +273,10 @@ def reference_predictions(
     from synib_core.training import train_references
 
     limit_threads(threads)
-    refs = train_references(config_from_knobs(knobs), data, seed=seed)
+    try:
+        refs = train_references(config_from_knobs(knobs), data, seed=seed)
+    except Exception as exc:
+        # The cause may not pickle (TrainingDiverged, KnobError): Ray would hand back its whole
+        # remote traceback instead. The chain stays in the task's traceback, for the log.
+        raise TrialFailed(readable_error(exc)) from exc
     return {m: np.asarray(p, dtype=np.int64) for m, p in refs.items()}

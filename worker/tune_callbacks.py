@@ -85,7 +85,10 @@ def failure_reason(error: BaseException | None) -> str:
         return str(cause)
     if cause is None or isinstance(error, ray.exceptions.RayActorError):
         return PROCESS_DIED
-    return readable_error(cause)
+    reason = readable_error(cause)
+    if isinstance(cause, ray.exceptions.RayError):  # the reason names its type only
+        log.warning("a trial failed: %s\n%s", reason, cause)
+    return reason
 
 
 def trial_error(trial: Any) -> BaseException | None:

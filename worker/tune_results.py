@@ -81,6 +81,8 @@ def sync_results(
         rows = {t.id: t for t in crud.list_trials(session, job_id=job_id)}
     backfilled = 0
     for result in grid:
+        if not result.config:  # stopped before it started (its references failed): no results
+            continue
         trial_id = str(result.config["trial"]["trial_id"])
         row = rows.get(trial_id)
         if row is None:

@@ -120,7 +120,8 @@ def list_jobs(
         session, job_ids=list(by_job), status=TrialStatus.SUCCEEDED
     ):
         by_job[trial.job_id].append(trial)
-    data = [build_job_public(j, by_job[j.id]) for j in jobs]
+    headlines = crud.list_job_headlines(session, job_ids=list(by_job))
+    data = [build_job_public(j, by_job[j.id], headlines.get(j.id, {})) for j in jobs]
     return JobsPublic(data=data, count=count)
 
 

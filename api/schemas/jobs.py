@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from sqlalchemy import inspect
 
 from api.schemas.common import CleanText
 from infra.db.models import JobStatus, TrialStatus
@@ -157,6 +158,17 @@ class BestTrial(BaseModel):
     synergy_acc: float | None
 
 
+class HeadlineDelta(BaseModel):
+    """The report's delta of a method against the baseline that its verdict is about
+    (``synergy_acc``, else ``test_acc``), in accuracy (0.02 = 2 points), with its paired
+    bootstrap 95% CI: the method beat the baseline only when ``lo`` > 0."""
+
+    metric: str
+    delta: float
+    lo: float
+    hi: float
+
+
 class JobPublic(BaseModel):
     id: str
     name: str
@@ -172,6 +184,8 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     updated_at: datetime
     best: dict[str, BestTrial] = {}
+    # The report's headline delta per method compared with the baseline; empty before the report.
+    headline: dict[str, HeadlineDelta] = {}
 
 
 class JobsPublic(BaseModel):
@@ -231,8 +245,14 @@ class JobCreated(JobPublic):
     warnings: list[str] = Field(default_factory=list)
 
 
-def build_job_public(job: Any, succeeded_trials: list[Any]) -> JobPublic:
-    """JobPublic from a Job row and its succeeded trials (for ``best``)."""
+def build_job_public(
+    job: Any, succeeded_trials: list[Any], headline: Mapping[str, Any] | None = None
+) -> JobPublic:
+    """JobPublic from a Job row, its succeeded trials (for ``best``) and its report's
+    ``headline`` (``crud.list_job_headlines``; read from the report when not given and the
+    row has its report loaded)."""
+    if headline is None and "report" not in inspect(job).unloaded:
+        headline = (job.report or {}).get("headline")
     return JobPublic(
         id=job.id,
         name=job.name,
@@ -248,4 +268,5 @@ def build_job_public(job: Any, succeeded_trials: list[Any]) -> JobPublic:
         finished_at=job.finished_at,
         updated_at=job.updated_at,
         best=best_by_method(job, succeeded_trials),
+        headline=headline or {},
     )

@@ -108,6 +108,15 @@ def list_jobs(
     return list(session.scalars(stmt)), count
 
 
+def list_job_headlines(session: Session, *, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """{job id: its report's ``headline``} for the jobs of ``job_ids`` that have one. Only that
+    key of each report is read: the jobs list shows it and leaves the rest unloaded."""
+    if not job_ids:
+        return {}
+    stmt = select(Job.id, Job.report["headline"]).where(Job.id.in_(job_ids))
+    return {job_id: headline for job_id, headline in session.execute(stmt) if headline}
+
+
 def count_jobs_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: int(n) for status, n in rows}

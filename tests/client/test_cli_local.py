@@ -63,6 +63,20 @@ def test_token_show_prints_the_saved_url_and_only_the_token_prefix(
     ]
 
 
+def test_token_show_reveal_prints_the_saved_url_and_the_whole_token(
+    capsys: pytest.CaptureFixture[str], credentials: Path
+) -> None:
+    """What a new user runs when ``synib serve``'s admin token scrolled out of sight."""
+    credentials.parent.mkdir(parents=True)
+    credentials.write_text(json.dumps({"url": "http://127.0.0.1:8123", "token": TOKEN}))
+    code, out, _ = _run(capsys, "token", "show", "--reveal")
+    assert code == 0
+    assert out.splitlines() == [
+        f"url    http://127.0.0.1:8123  ({credentials})",
+        f"token  {TOKEN}  ({credentials})",
+    ]
+
+
 def test_token_show_names_the_environment_and_the_default(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,4 +126,4 @@ def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path)
         )
     finally:
         os.close(write_end)
-    assert (done.returncode, done.stderr) == (1, "")
+    assert (done.returncode, done.stderr) == (0, "")

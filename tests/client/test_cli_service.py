@@ -334,7 +334,7 @@ def test_token_create_defaults_to_synib_token_ttl_days(
 
 def test_token_create_into_a_closed_pipe_ends_quietly(token_env: str, db_session: Session) -> None:
     """``synib token create --name ci | head -1`` where the reader is already gone: the token is
-    made, the script ends with exit code 1 and no traceback."""
+    made, the script ends with exit code 0 and no traceback."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
@@ -350,7 +350,7 @@ def test_token_create_into_a_closed_pipe_ends_quietly(token_env: str, db_session
         )
     finally:
         os.close(write_end)
-    assert (done.returncode, done.stderr) == (1, "")
+    assert (done.returncode, done.stderr) == (0, "")
     user = crud.get_user_by_name(db_session, name="gina")
     assert user is not None
     assert [t.name for t in crud.list_tokens(db_session, user_id=user.id)] == ["ci"]
@@ -516,3 +516,28 @@ def test_saved_token_is_not_sent_to_another_url(
     monkeypatch.setenv("SYNIB_URL", other)
     code, _, err = cli("watch", "some-job")
     assert code == 2 and f"is for {live_env}, not {other}" in err
+
+
+def test_jobs_list_into_a_pipe_closed_early_exits_quietly_with_0(
+    live_env: str, db_session: Session, dataset: Dataset, user_token: tuple[str, str]
+) -> None:
+    """``synib jobs list | head -1`` where the reader has already gone: the script stops quietly
+    with exit code 0 (Python's docs, "Note on SIGPIPE"), whatever it had left to print."""
+    add_job(db_session, user_token[1], dataset.id)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(SYNIB_URL=live_env, SYNIB_TOKEN=user_token[0])
+    synib = str(Path(sys.executable).parent / "synib")
+    try:
+        done = subprocess.run(
+            [synib, "jobs", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

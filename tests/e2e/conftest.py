@@ -45,10 +45,12 @@ CHROMIUM_ARGS = [
 
 @dataclass(frozen=True)
 class Service:
-    """A running `synib serve`: its base URL (no trailing slash) and an API token."""
+    """A running `synib serve`: its base URL (no trailing slash), an API token (the admin's) and
+    its state folder (the SQLite database: rows a worker would write)."""
 
     url: str
     token: str
+    state: Path
 
     def client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -162,7 +164,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     url = f"http://127.0.0.1:{port}"
     try:
         token = _wait_ready(proc, url, state / "config", log)
-        yield Service(url=url, token=token)
+        yield Service(url=url, token=token, state=state)
     finally:
         _stop(proc)
         shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -85,6 +86,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "process": process,
             "log": log,
             "state": root / "state",
+            "config": root / "config",
         }
     finally:
         if process.poll() is None:
@@ -110,6 +112,42 @@ def follow_events(client: httpx.Client, job_id: str) -> list[tuple[str, dict[str
             elif not line:
                 name = "message"
     return events
+
+
+def test_serve_prints_the_token_once_boxed_after_the_start_up_lines(
+    service: dict[str, Any],
+) -> None:
+    """The admin token is not lost among the children's log lines: it is printed once, in a box,
+    after the API is up; ``synib token show --reveal`` prints it again."""
+    log = service["log"]
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not re.search(r"synib token show --reveal +\|\n\+-+\+\n", log.read_text()):
+        assert time.monotonic() < deadline, f"no token box:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    lines = log.read_text().splitlines()
+    token_at = [i for i, line in enumerate(lines) if service["token"] in line]
+    assert len(token_at) == 1, "the token is printed more than once"
+    box = lines[token_at[0] - 2 : token_at[0] + 4]
+    assert box[0].startswith("+--") and box[0] == box[-1]
+    assert all(line.startswith("| ") and line.endswith(" |") for line in box[1:-1])
+    assert service["url"] in box[1] and len({len(line) for line in box}) == 1
+    started = next(i for i, line in enumerate(lines) if "Application startup complete" in line)
+    assert started < token_at[0]
+
+    env = {**os.environ, "SYNIB_CONFIG_DIR": str(service["config"]), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in env.items() if k not in ("SYNIB_URL", "SYNIB_TOKEN")}
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "synib"), "token", "show", "--reveal"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[1] for line in shown.stdout.splitlines()] == [
+        service["url"],
+        service["token"],
+    ]
 
 
 def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_path: Path) -> None:
@@ -163,6 +201,60 @@ def test_serve_trains_reports_and_serves_the_model(service: dict[str, Any], tmp_
     assert pred.shape == (int(test.sum()),)
     accuracy = float(np.mean(pred == data.y[test]))
     assert accuracy == pytest.approx(synib["metrics"]["test_acc"]["values"][0])
+
+
+def test_best_is_one_trial_everywhere_on_a_multi_lambda_multi_seed_job(
+    service: dict[str, Any], tmp_path: Path
+) -> None:
+    """One definition of "best" (the report's: the sweep point with the best mean val_acc over
+    seeds, then its best seed): GET /jobs/{id} ``best``, the report, its best artifact and
+    ``synib download --best`` name the same trial for every method."""
+    from synib_core import load
+    from synib_core.data import GENERATORS, save_npz
+
+    data = GENERATORS["xor_pid"](seed=1, n_train=200, n_val=60, n_test=200)
+    npz = tmp_path / "pid.npz"
+    save_npz(data, npz)
+    headers = {"Authorization": f"Bearer {service['token']}"}
+    with httpx.Client(base_url=f"{service['url']}/api/v1", headers=headers, timeout=30) as api:
+        with npz.open("rb") as fh:
+            dataset = api.post("/datasets", files={"file": ("pid.npz", fh)}).json()
+        spec = {
+            "dataset_id": dataset["id"],
+            "methods": ["vanilla", "synib"],
+            "config": {"hidden": 16, "encoder_layers": 1, "fusion_hidden": 16},
+            "epochs": 2,
+            "sweep": {"lambda": {"type": "grid", "values": [0.3, 3.0]}},
+            "seeds": [0, 1],
+        }
+        job_id = api.post("/jobs", json=spec).raise_for_status().json()["id"]
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (job := api.get(f"/jobs/{job_id}").json())["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, f"job {job_id} did not finish"
+            time.sleep(1)
+        assert job["status"] == "succeeded", job["failure_reason"]
+        report = api.get(f"/jobs/{job_id}/report").json()
+        artifacts = {a["id"]: a for a in api.get(f"/jobs/{job_id}/artifacts").json()["data"]}
+        trials = {t["id"]: t for t in api.get(f"/jobs/{job_id}/trials").json()["data"]}
+    assert len(trials) == 6  # vanilla ignores lambda: 2 seeds + 2 lambdas x 2 seeds
+    env = {**os.environ, "SYNIB_URL": service["url"], "SYNIB_TOKEN": service["token"]}
+    env["PYTHONPATH"] = str(REPO)
+    for method, entry in report["methods"].items():
+        best = entry["best_trial_id"]
+        assert job["best"][method]["trial_id"] == best, method
+        assert artifacts[entry["best_artifact_id"]]["trial_id"] == best, method
+        out = tmp_path / f"best-{method}"
+        downloaded = subprocess.run(
+            [str(Path(sys.executable).parent / "synib"), "download", job_id, "--best", method,
+             "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert downloaded.returncode == 0, downloaded.stderr
+        assert load(out).extra["trial_id"] == best, method
+        # The reported point: the trial's lambda is the report's best_config, its seed the best.
+        assert {k: trials[best]["config"].get(k) for k in entry["best_config"]} == entry[
+            "best_config"
+        ]
 
 
 def child_pids(pid: int) -> list[int]:

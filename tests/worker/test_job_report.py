@@ -93,6 +93,17 @@ def test_deltas_against_the_baseline_are_paired_and_per_group() -> None:
     assert rep["seeds"] == [0, 1, 2] and rep["sweep_knobs"] == ["lambda"]
 
 
+def test_the_headline_is_the_delta_the_verdict_is_about_with_its_ci() -> None:
+    """What the jobs list shows: no synergy subset here, so the test_acc delta, as in the
+    verdict; none for the baseline."""
+    rep = report()
+    test_acc = rep["methods"]["synib"]["delta_vs_baseline"]["test_acc"]
+    assert rep["headline"] == {"synib": {"metric": "test_acc", **test_acc}}
+    assert rep["verdicts"]["synib"].startswith(
+        f"synib vs vanilla: test_acc {test_acc['delta']:+.3f} [{test_acc['lo']:+.3f}, "
+    )
+
+
 def test_metrics_of_drops_tune_bookkeeping() -> None:
     result = {"val_acc": 0.5, "epoch": 3, "training_iteration": 3, "done": False, "pid": 7}
     assert metrics_of({**result, "hostname": "h", "flag": True}) == {"val_acc": 0.5}
@@ -115,6 +126,18 @@ def test_failure_reason_is_one_line() -> None:
     assert failure_reason(ray.exceptions.ActorDiedError()) == PROCESS_DIED
     assert failure_reason(None) == PROCESS_DIED
     assert "\n" not in PROCESS_DIED and "died" in PROCESS_DIED
+    # A cause Ray could not bring back (it did not pickle): Ray's error with the remote traceback,
+    # colour codes, pid and node IP in its message. Only its type is named; the log has the rest.
+    remote = (
+        "\x1b[36mray::reference_predictions()\x1b[39m (pid=12985, ip=192.0.2.2)\n"
+        '  File "/srv/synib/worker/trainable.py", line 267, in reference_predictions'
+    )
+    lost = ray.exceptions.UnserializableException(remote)
+    assert failure_reason(ray.exceptions.RayTaskError("f", remote, lost)) == (
+        "UnserializableException (details in the worker log)"
+    )
+    coloured = ValueError("\x1b[31mbad\x1b[0m value\n  on two lines")
+    assert failure_reason(coloured) == "ValueError: bad value on two lines"
 
 
 def spec(**fields: object) -> JobSpec:

@@ -9,19 +9,31 @@ import { JOB_STATUSES, TERMINAL } from "../types";
 const PAGE_SIZES = [25, 50, 100];
 const datasetNames = new Map<string, string>();
 
-/** Best synergy gain over the baseline from job.best: {gain, method} or null. */
-export function bestSynergyGain(job: Job): { gain: number; method: string } | null {
-  const best = job.best ?? {};
-  const baseline = job.spec?.baseline ?? "vanilla";
-  const base = best[baseline]?.synergy_acc;
-  if (typeof base !== "number") return null;
-  let out: { gain: number; method: string } | null = null;
-  for (const [method, entry] of Object.entries(best)) {
-    if (method === baseline || typeof entry?.synergy_acc !== "number") continue;
-    const gain = entry.synergy_acc - base;
-    if (!out || gain > out.gain) out = { gain, method };
-  }
-  return out;
+/** Metric names as the report's verdicts use them, short. */
+const METRIC_WORDS: Record<string, string> = { synergy_acc: "synergy", test_acc: "accuracy" };
+
+/**
+ * The report's headline deltas (per method against the baseline, the delta its verdict is about,
+ * with the 95% CI), in accuracy points: coloured only when the CI excludes 0, grey otherwise;
+ * "–" before the report exists. Never computed here from single trials.
+ */
+export function headlineCell(job: Job): HTMLElement {
+  const entries = Object.entries(job.headline ?? {});
+  if (entries.length === 0) return h("td", { class: "num headline", "data-headline": "none" }, "–");
+  return h(
+    "td",
+    { class: "num headline" },
+    entries.map(([method, d], i) => {
+      const verdict = d.lo > 0 ? "better" : d.hi < 0 ? "worse" : "no-winner";
+      const tone = verdict === "better" ? "good" : verdict === "worse" ? "bad" : "ns";
+      return h(
+        "span",
+        { class: `headline-delta ${tone}`, "data-method": method, "data-verdict": verdict, "data-delta": d.delta },
+        i > 0 ? h("br") : null,
+        `${fmtSigned(d.delta)} pts [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] ${METRIC_WORDS[d.metric] ?? d.metric} (${method})`,
+      );
+    }),
+  );
 }
 
 export function methodNames(job: Job): string[] {
@@ -44,7 +56,6 @@ async function loadDatasetNames(jobs: Job[], signal: AbortSignal): Promise<void>
 }
 
 function jobRow(job: Job): HTMLElement {
-  const gain = bestSynergyGain(job);
   const pct = Math.round((job.progress ?? 0) * 100);
   return h(
     "tr",
@@ -67,11 +78,7 @@ function jobRow(job: Job): HTMLElement {
     h("td", null, methodNames(job).join(", ")),
     h("td", { class: "nowrap" }, fmtDate(job.created_at)),
     h("td", { class: "nowrap" }, fmtDate(job.finished_at)),
-    h(
-      "td",
-      { class: gain && gain.gain > 0 ? "num good" : "num" },
-      gain ? `${fmtSigned(gain.gain)} pts (${gain.method})` : "–",
-    ),
+    headlineCell(job),
   );
 }
 
@@ -138,7 +145,7 @@ export async function renderJobs(main: HTMLElement, route: Route, signal: AbortS
       h(
         "tr",
         null,
-        ["Job", "Status", "Progress", "Dataset", "Methods", "Created", "Finished", "Best synergy gain"].map(
+        ["Job", "Status", "Progress", "Dataset", "Methods", "Created", "Finished", "Gain over baseline (95% CI)"].map(
           (c) => h("th", { scope: "col" }, c),
         ),
       ),
