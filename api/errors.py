@@ -29,7 +29,9 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
     },
     404: {"model": Message, "description": "Not found (or owned by another user)"},
     409: {"model": Message, "description": "Conflicts with the current state"},
-    413: {"model": Message, "description": "Upload over the size limit"},
+    403: {"model": Message, "description": "Not allowed for this token's user"},
+    408: {"model": Message, "description": "The request body did not arrive in time"},
+    413: {"model": Message, "description": "Request body or upload over the size limit"},
     422: {"model": ValidationProblem, "description": "Invalid input: field and reason"},
     429: {
         "model": Message,
@@ -81,7 +83,7 @@ DATABASE_UNAVAILABLE = "database unavailable"  # with Retry-After: the client ma
 RETRY_AFTER_S = 5
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 with a one-line JSON reason and Retry-After (the connection error is only logged)."""
     reason = " ".join(str(getattr(exc, "orig", exc)).split())[:300]
     log.error("database unavailable during %s %s: %s", request.method, request.url.path, reason)
@@ -153,7 +155,7 @@ def _named(error: dict[str, Any]) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(InterfaceError, database_unavailable)
     app.add_exception_handler(StorageError, _storage_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,7 +1,9 @@
 """The FastAPI application: ``create_app(settings)`` and the module-level ``app``.
 
 Run with ``uvicorn api.main:app`` (or ``synib api``). Routes live under /api/v1; OpenAPI at
-/openapi.json, docs at /docs; the static dashboard (settings.static_dir) is mounted at / last.
+/openapi.json, interactive docs at /docs and /redoc when ``settings.api_docs``; the static
+dashboard (settings.static_dir) is mounted at / last. Middleware, outermost first: metrics,
+HTTP methods (HEAD, OPTIONS, 405), the body guard (token before body, caps, timeouts).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from api.body_guard import BodyGuardMiddleware
 from api.errors import install_error_handlers
 from api.event_hub import EventHub, end_streams_on_exit
+from api.http_methods import HttpMethodsMiddleware
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
@@ -68,9 +72,11 @@ def _mount_dashboard(app: FastAPI, settings: Settings) -> None:
         app.mount("/", DashboardFiles(directory=settings.static_dir, html=True), name="dashboard")
         return
 
+    docs = {"docs": "/docs"} if settings.api_docs else {}
+
     @app.get("/", include_in_schema=False)
     def root() -> dict[str, str]:
-        return {"name": "synib", "docs": "/docs", "openapi": "/openapi.json", "api": API_PREFIX}
+        return {"name": "synib", **docs, "openapi": "/openapi.json", "api": API_PREFIX}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -101,8 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="SynIB as a service: multimodal training that uses every modality.",
         version=_version(),
         openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # Off by default: their pages load scripts from a CDN (docs/OPERATIONS.md).
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -123,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Liveness and readiness also at the root, where load balancers and probes look first.
     app.include_router(health.router, include_in_schema=False)
     _mount_dashboard(app, settings)
+    app.add_middleware(BodyGuardMiddleware, settings=settings)
+    app.add_middleware(HttpMethodsMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

@@ -1,5 +1,6 @@
 """File download with a strong ETag (the sha256), If-None-Match -> 304 and single byte ranges
-(Range -> 206, unsatisfiable -> 416)."""
+(Range -> 206; a range past the end -> 416; a Range header that is malformed, of another unit
+or of several ranges is ignored: the whole file, 200, as RFC 9110 asks)."""
 
 from __future__ import annotations
 
@@ -19,17 +20,15 @@ class RangeNotSatisfiable(Exception):
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """(start, end inclusive) of a single ``bytes=`` range; None to send the whole file
-    (several ranges); raises RangeNotSatisfiable for a malformed or out-of-file range."""
-    header = header.strip()
-    if "," in header:
-        return None
-    match = _RANGE.match(header)
+    """(start, end inclusive) of a single ``bytes=`` range; None to send the whole file (a
+    header that is not one valid byte range is ignored); raises RangeNotSatisfiable for a valid
+    range that selects nothing of a ``size``-byte file."""
+    match = _RANGE.match(header.strip())
     if match is None:
-        raise RangeNotSatisfiable(header)
+        return None
     first, last = match.groups()
     if not first and not last:
-        raise RangeNotSatisfiable(header)
+        return None
     if not first:  # suffix range: the last N bytes
         length = int(last)
         if length == 0 or size == 0:
@@ -37,7 +36,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return max(0, size - length), size - 1
     start = int(first)
     end = int(last) if last else size - 1
-    if start >= size or end < start:
+    if last and end < start:
+        return None  # invalid: ignored
+    if start >= size:
         raise RangeNotSatisfiable(header)
     return start, min(end, size - 1)
 

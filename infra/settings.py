@@ -246,6 +246,39 @@ class Settings(BaseSettings):
         100, ge=1, description="datasets a user may hold; one more answers 409"
     )
 
+    # Issue 21 items 1, 10, 13: HTTP limits and readiness (docs/OPERATIONS.md).
+    max_json_body_kb: int = Field(
+        1024,
+        ge=1,
+        le=1024 * 1024,
+        description="largest JSON request body (KiB); 413 above it (uploads: max_upload_mb)",
+    )
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="the longest wait for the next piece of a request body, and for a whole "
+        "JSON body; 408 after it",
+    )
+    api_docs: bool = Field(
+        False,
+        description="serve the interactive API docs at /docs and /redoc (they load scripts "
+        "from a CDN); /openapi.json is always served",
+    )
+    api_graceful_shutdown_s: float = Field(
+        10.0,
+        ge=0,
+        description="on SIGTERM the API waits this long for open requests and event streams, "
+        "then closes them",
+    )
+    worker_presence_interval_s: float = Field(
+        15.0, gt=0, description="how often a worker renews its presence row (GET /ready)"
+    )
+    worker_presence_stale_s: float = Field(
+        60.0,
+        gt=0,
+        description="a worker whose presence row is older is not counted as serving by /ready",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level_name(cls, value: Any) -> str:

@@ -38,6 +38,7 @@ def redis_url(db: int) -> str:
 
 
 TABLES = (
+    "workers",
     "job_events",
     "epoch_metrics",
     "artifacts",

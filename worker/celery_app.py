@@ -8,12 +8,15 @@ worker may be busy for hours.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from celery import Celery, signals
 
 from infra.broker import QUEUE, make_celery_app
 from infra.settings import Settings, get_settings
+from worker.heartbeat import WorkerPresence
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -52,3 +55,33 @@ def _stop_ray(**_kwargs: Any) -> None:
     from worker.ray_session import shutdown_ray
 
     shutdown_ray()
+
+
+_presence: list[WorkerPresence] = []
+
+
+@signals.worker_ready.connect
+def _announce_worker(sender: Any = None, **_kwargs: Any) -> None:
+    """The worker consumes the queue from now on: its presence row tells ``GET /ready``."""
+    from sqlalchemy.pool import NullPool
+
+    from infra.db.session import make_engine, make_session_factory
+
+    if sender is None or sender.app is not app:
+        return  # another Celery app of this process (the housekeeper's)
+    settings = get_settings()
+    # NullPool: no pooled connection for the pool children forked later to inherit.
+    sessions = make_session_factory(make_engine(settings.database_url, poolclass=NullPool))
+    name = str(getattr(sender, "hostname", None) or socket.gethostname())
+    presence = WorkerPresence(
+        sessions, name, socket.gethostname(), os.getpid(), settings.worker_presence_interval_s
+    )
+    presence.start()
+    _presence.append(presence)
+
+
+@signals.worker_shutdown.connect
+def _withdraw_worker(**_kwargs: Any) -> None:
+    """A stopping worker takes no more jobs: its presence row goes."""
+    while _presence:
+        _presence.pop().stop()

@@ -1,4 +1,5 @@
-"""The running job's lease: a thread that renews ``jobs.heartbeat_at`` every few seconds.
+"""The running job's lease: a thread that renews ``jobs.heartbeat_at`` every few seconds; and
+the worker's presence: a thread that renews its row in ``workers`` (what ``GET /ready`` counts).
 
 The heartbeat is fenced (``infra.db.crud.beat_job``): it only updates the row while the job is
 still ``running`` (or ``cancelling``) *for this worker*. If the housekeeping gave the job to
@@ -16,7 +17,7 @@ import threading
 from infra.db import crud
 from infra.db.session import SessionFactory
 
-__all__ = ["JobHeartbeat"]
+__all__ = ["JobHeartbeat", "WorkerPresence"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +62,47 @@ class JobHeartbeat(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self._stop_event.set()
         self.join(timeout=10)
+
+
+class WorkerPresence(threading.Thread):
+    """Renews worker ``name``'s presence row every ``interval_s`` seconds from ``start()``
+    until ``stop()``, which removes the row. Database errors are logged once and retried at
+    the next beat (a worker that cannot write looks absent: its jobs would stay queued)."""
+
+    def __init__(
+        self, sessions: SessionFactory, name: str, hostname: str, pid: int, interval_s: float
+    ) -> None:
+        super().__init__(name="worker-presence", daemon=True)
+        self.sessions = sessions
+        self.worker_name = name
+        self.hostname = hostname
+        self.pid = pid
+        self.interval_s = interval_s
+        self._stop_event = threading.Event()
+        self._failing = False
+
+    def beat(self) -> None:
+        try:
+            with self.sessions() as session:
+                crud.record_worker(
+                    session, name=self.worker_name, hostname=self.hostname, pid=self.pid
+                )
+            self._failing = False
+        except Exception as exc:
+            if not self._failing:
+                log.warning("worker presence not written (%s)", type(exc).__name__)
+            self._failing = True
+
+    def run(self) -> None:
+        self.beat()
+        while not self._stop_event.wait(self.interval_s):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+        try:
+            with self.sessions() as session:
+                crud.remove_worker(session, name=self.worker_name, pid=self.pid)
+        except Exception as exc:
+            log.warning("worker presence not removed (%s)", type(exc).__name__)

@@ -18,6 +18,7 @@ from api.errors import (
     not_found,
     unprocessable,
 )
+from api.json_route import OffLoopJsonRoute
 from api.quotas import check_dataset_quotas
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import (
@@ -35,7 +36,9 @@ from infra.storage import ArtifactStore, StorageError
 from synib_spec.builtin import check_budget, generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
-router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS)
+router = APIRouter(
+    prefix="/datasets", tags=["datasets"], responses=AUTH_ERRORS, route_class=OffLoopJsonRoute
+)
 log = logging.getLogger(__name__)
 
 REUSED_HEADER = "X-Synib-Dataset-Reused"

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.broker import TaskProducer
 from infra.db import crud
+from infra.db.models import utcnow
+from infra.settings import Settings
 from infra.storage import ArtifactStore
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+NO_WORKERS = "none serving: jobs stay queued"
 
 
 @router.get("/health")
@@ -19,30 +29,54 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check_database(factory: sessionmaker[Session]) -> str | None:
+def _database_and_workers(factory: sessionmaker[Session], settings: Settings) -> tuple[str, str]:
+    """(database check, workers check): the workers whose presence is fresh."""
+    since = utcnow() - timedelta(seconds=settings.worker_presence_stale_s)
     try:
         with factory() as session:
             crud.ping(session)
-        return None
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            serving = crud.count_workers_seen_since(session, since=since)
+    except Exception:
+        log.warning("readiness: the database does not answer", exc_info=True)
+        return "unavailable", "unknown"
+    return "ok", f"ok: {serving} serving" if serving else NO_WORKERS
+
+
+def _broker(producer: TaskProducer) -> str:
+    problem = producer.check()
+    if problem is None:
+        return "ok"
+    log.warning("readiness: the broker does not answer: %s", problem)
+    return "unavailable"
+
+
+def _artifact_store(store: ArtifactStore) -> str:
+    """Whether the artifact folder is writable, asked of the OS: no file is written (the
+    folder itself is made once if missing)."""
+    with contextlib.suppress(OSError):
+        store.root.mkdir(parents=True, exist_ok=True)
+    if store.root.is_dir() and os.access(store.root, os.W_OK | os.X_OK):
+        return "ok"
+    log.warning("readiness: the artifact folder %s is not writable", store.root)
+    return "not writable"
 
 
 @router.get("/ready", responses={503: {"description": "A dependency is not ready"}})
 def ready(request: Request) -> JSONResponse:
-    """Readiness: database query, broker (its queue can be read), artifact store writable.
-
-    503 with ``checks`` naming the failing part.
-    """
+    """Readiness: the database answers, the broker's queue can be read, the artifact folder
+    is writable (503, ``status: unavailable``, when one is not). ``checks.workers`` counts the
+    training workers consuming the queue; with none, the answer stays 200 (this API still
+    takes requests) with ``status: degraded``: new jobs stay queued until a worker starts.
+    Failures are named, their details only logged."""
     state = request.app.state
-    producer: TaskProducer = state.producer
-    store: ArtifactStore = state.store
-    problems = {
-        "database": _check_database(state.session_factory),
-        "broker": producer.check(),
-        "artifact_store": None if store.is_writable() else "artifact folder not writable",
+    database, workers = _database_and_workers(state.session_factory, state.settings)
+    checks = {
+        "database": database,
+        "broker": _broker(state.producer),
+        "artifact_store": _artifact_store(state.store),
+        "workers": workers,
     }
-    checks = {name: problem or "ok" for name, problem in problems.items()}
-    failing = any(problems.values())
-    body = {"status": "unavailable" if failing else "ready", "checks": checks}
-    return JSONResponse(body, status_code=503 if failing else 200)
+    if any(checks[name] != "ok" for name in ("database", "broker", "artifact_store")):
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    status = "ready" if workers.startswith("ok") else "degraded"
+    return JSONResponse({"status": status, "checks": checks}, status_code=200)

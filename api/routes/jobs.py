@@ -20,6 +20,7 @@ from api.errors import (
     spec_unprocessable,
     unprocessable,
 )
+from api.json_route import OffLoopJsonRoute
 from api.quotas import check_job_quotas
 from api.schemas.common import MAX_SQL_INT, Message
 from api.schemas.jobs import (
@@ -36,7 +37,9 @@ from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, DatasetStatus, Job, JobSta
 from synib_spec import SpecError
 from synib_spec.jobs import count_trials, spec_warnings
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS, route_class=OffLoopJsonRoute
+)
 
 
 def owned_job(session: Session, job_id: str, owner_id: str) -> Job:

@@ -16,9 +16,12 @@ router = APIRouter(tags=["metrics"], responses=AUTH_ERRORS)
 
 @router.get("/metrics", response_class=Response)
 def metrics(
-    request: Request, _user: CurrentUser, session: SessionDep, producer: ProducerDep
+    request: Request, user: CurrentUser, session: SessionDep, producer: ProducerDep
 ) -> Response:
-    """Request counts/latency by route template and status, jobs by status, queue depth."""
+    """Request counts/latency by route template and status, the queue depth, and jobs by
+    status: every user's for an admin token, the token's user's own otherwise."""
     registry: ApiMetrics = request.app.state.metrics
-    body = registry.render(crud.count_jobs_by_status(session), producer.queue_depth())
+    owner_id = None if user.is_admin else user.id
+    jobs = crud.count_jobs_by_status(session, owner_id=owner_id)
+    body = registry.render(jobs, producer.queue_depth())
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -92,6 +92,7 @@ from infra.db.crud_trials import (
     upsert_epoch_metrics,
     upsert_trial,
 )
+from infra.db.crud_workers import count_workers_seen_since, record_worker, remove_worker
 from infra.db.models import ApiToken, User, utcnow
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "count_active_jobs",
     "count_datasets",
     "count_jobs_by_status",
+    "count_workers_seen_since",
     "create_dataset",
     "create_job",
     "create_token",
@@ -152,6 +154,8 @@ __all__ = [
     "new_job",
     "owns_job",
     "ping",
+    "record_worker",
+    "remove_worker",
     "replace_artifact_file",
     "report_artifact_of",
     "request_cancel",

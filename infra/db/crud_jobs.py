@@ -117,8 +117,12 @@ def list_job_headlines(session: Session, *, job_ids: list[str]) -> dict[str, dic
     return {job_id: headline for job_id, headline in session.execute(stmt) if headline}
 
 
-def count_jobs_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+def count_jobs_by_status(session: Session, *, owner_id: str | None = None) -> dict[str, int]:
+    """Jobs per status, of ``owner_id`` only when given."""
+    query = select(Job.status, func.count()).group_by(Job.status)
+    if owner_id is not None:
+        query = query.where(Job.owner_id == owner_id)
+    rows = session.execute(query).all()
     return {status: int(n) for status, n in rows}
 
 

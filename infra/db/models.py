@@ -264,3 +264,17 @@ class JobEvent(Base):
     type: Mapped[str] = mapped_column(String(16))
     data: Mapped[JSONDict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerPresence(Base):
+    """A training worker that consumes the queue, renewed every ``worker_presence_interval_s``
+    (``worker.heartbeat.WorkerPresence``) and removed when it stops; ``GET /ready`` counts the
+    fresh ones."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # Celery's node name
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,8 +21,14 @@ def test_ready_ok(client: TestClient) -> None:
     assert response.status_code == 200
     assert client.get("/ready").json() == response.json()
     body = response.json()
-    assert body["status"] == "ready"
-    assert body["checks"] == {"database": "ok", "broker": "ok", "artifact_store": "ok"}
+    # No worker in this test: the API still takes requests (200), jobs would stay queued.
+    assert body["status"] == "degraded"
+    assert body["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "artifact_store": "ok",
+        "workers": "none serving: jobs stay queued",
+    }
 
 
 def test_ready_names_the_failing_broker(api_settings: Settings) -> None:
@@ -59,14 +65,23 @@ def test_unexpected_error_is_500_without_trace(app, auth: dict[str, str]) -> Non
     assert "secret" not in response.text
 
 
-def test_openapi_docs_and_root_are_public(client: TestClient) -> None:
+def test_openapi_and_root_are_public_docs_off_by_default(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/api/v1/jobs" in spec["paths"]
     assert {"JobCreate", "JobPublic", "JobsPublic", "DatasetPublic", "TrialPublic"} <= set(
         spec["components"]["schemas"]
     )
-    assert client.get("/docs").status_code == 200
-    assert client.get("/").json()["docs"] == "/docs"
+    # /docs and /redoc load their scripts from a CDN: only served when asked for.
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
+    assert "docs" not in client.get("/").json()
+
+
+def test_docs_when_enabled(api_settings: Settings) -> None:
+    with TestClient(create_app(api_settings.model_copy(update={"api_docs": True}))) as client:
+        assert client.get("/docs").status_code == 200
+        assert client.get("/redoc").status_code == 200
+        assert client.get("/").json()["docs"] == "/docs"
 
 
 def test_me_with_token(client: TestClient, auth: dict[str, str]) -> None:

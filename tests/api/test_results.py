@@ -181,9 +181,7 @@ def test_artifact_ranges(
     assert response.headers["content-length"] == str(end - start + 1)
 
 
-@pytest.mark.parametrize(
-    "header", ["bytes=10240-", "bytes=50-10", "bytes=-0", "items=0-1", "bytes=x-1"]
-)
+@pytest.mark.parametrize("header", ["bytes=10240-", "bytes=-0"])
 def test_artifact_bad_ranges_are_416(
     client: TestClient, auth: dict[str, str], artifact: tuple[str, bytes], header: str
 ) -> None:

@@ -25,6 +25,7 @@ TABLES = {
     "epoch_metrics",
     "artifacts",
     "job_events",
+    "workers",
 }
 
 

@@ -1,0 +1,179 @@
+"""Request bodies against a real ``synib api`` (uvicorn) on PostgreSQL, over raw sockets: a
+body without a valid token is refused before it is read (the process's memory does not grow),
+/health answers while an upload trickles in, and a body that stops arriving gets a 408."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from processes import free_port
+
+BODY_TIMEOUT_S = 2
+API = "/api/v1"
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.fixture
+def server(pg_database_url: str, tmp_path: Path) -> Iterator[tuple[int, int, str]]:
+    """(port, pid, token of a new user) of a running ``synib api``."""
+    from infra.db.session import session_factory
+    from infra.tokens import issue_token
+
+    with session_factory(pg_database_url)() as session:
+        token = issue_token(session, user_name=f"http-{secrets.token_hex(4)}").token
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
+    env.update(
+        SYNIB_DATABASE_URL=pg_database_url,
+        SYNIB_STATE_DIR=str(tmp_path / "state"),
+        SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
+        SYNIB_CONFIG_DIR=str(tmp_path / "config"),
+        SYNIB_LOG_LEVEL="warning",
+        SYNIB_BODY_READ_TIMEOUT_S=str(BODY_TIMEOUT_S),
+    )
+    log = (tmp_path / "api.log").open("wb")
+    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "api.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
+            time.sleep(0.2)
+        yield port, proc.pid, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _request_head(path: str, length: int, content_type: str, token: str | None) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {length}",
+    ]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _status_of(sock: socket.socket) -> tuple[int, str]:
+    """Status code and text of the response read from ``sock`` (until its headers and some
+    of its body arrived or the server closed)."""
+    sock.settimeout(60)
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    assert data, "no response"
+    return int(data.split(b" ", 2)[1]), data.decode("latin-1")
+
+
+def _send_until_answered(sock: socket.socket, body_size: int) -> None:
+    """Send a JSON body of ``body_size`` bytes, stopping as soon as an answer arrives."""
+    piece = b"0," * (256 * 1024)
+    sent = 0
+    sock.sendall(b"[")
+    sent += 1
+    while sent < body_size:
+        readable, writable, _ = select.select([sock], [sock], [], 60)
+        if readable:
+            return
+        if writable:
+            chunk = piece[: min(len(piece), body_size - sent - 2)] + (
+                b"0]" if body_size - sent - 2 <= len(piece) else b""
+            )
+            try:
+                sent += sock.send(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+
+def test_a_large_body_without_a_token_is_refused_unread(server: tuple[int, int, str]) -> None:
+    port, pid, token = server
+    httpx.get(f"http://127.0.0.1:{port}{API}/me", headers={"Authorization": f"Bearer {token}"})
+    before = _rss_mb(pid)
+    body_size = 64 * 1024 * 1024
+    for auth in (None, "synib_" + "a" * 43):  # missing, then well-formed but unknown
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(_request_head(f"{API}/jobs", body_size, "application/json", auth))
+            _send_until_answered(sock, body_size)
+            status, text = _status_of(sock)
+        assert status == 401, text
+    after = _rss_mb(pid)
+    assert after - before < 50, (before, after)
+
+
+def test_health_answers_during_a_slow_upload_then_408(server: tuple[int, int, str]) -> None:
+    port, _, token = server
+    boundary = "b" * 16
+    part_head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.npz"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    stop = threading.Event()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        content_type = f"multipart/form-data; boundary={boundary}"
+        sock.sendall(_request_head(f"{API}/datasets", 1024 * 1024, content_type, token))
+        sock.sendall(part_head)
+
+        def trickle() -> None:  # a few bytes well within the timeout, for a while
+            for _ in range(10):
+                if stop.wait(BODY_TIMEOUT_S / 4):
+                    return
+                sock.sendall(b"x" * 10)
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            for _ in range(5):
+                assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        finally:
+            sender.join()
+        # The body stops arriving: the API answers 408 and closes the connection.
+        status, text = _status_of(sock)
+    assert status == 408, text
+    assert f"not received within {BODY_TIMEOUT_S} s" in text
+
+
+def test_a_json_body_that_stops_arriving_is_408(server: tuple[int, int, str]) -> None:
+    port, _, token = server
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_request_head(f"{API}/jobs", 100, "application/json", token))
+        sock.sendall(b'{"dataset_id": ')
+        status, text = _status_of(sock)
+    assert status == 408, text
+    assert "connection: close" in text.lower()
