@@ -102,7 +102,9 @@ class HttpMethodsMiddleware:
                 ended.cancel()
                 if not waiting.done():
                     waiting.cancel()
-            return waiting.result() if not waiting.cancelled() else _DISCONNECT
+            if waiting.done() and not waiting.cancelled():
+                return waiting.result()
+            return _DISCONNECT
 
         scope["method"] = "GET"  # in place: the metrics middleware outside sees the route
         try:

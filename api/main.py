@@ -22,6 +22,7 @@ from api.errors import install_error_handlers
 from api.event_hub import EventHub, end_streams_on_exit
 from api.http_methods import HttpMethodsMiddleware
 from api.observability import ApiMetrics, MetricsMiddleware
+from api.openapi_links import install_links
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import (
     artifacts,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_hub = hub
     app.state.sse_keepalive_s = 15.0
     install_error_handlers(app)
+    install_links(app)
     app.include_router(api_router())
     # Liveness and readiness also at the root, where load balancers and probes look first.
     app.include_router(health.router, include_in_schema=False)

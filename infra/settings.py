@@ -264,11 +264,17 @@ class Settings(BaseSettings):
         description="serve the interactive API docs at /docs and /redoc (they load scripts "
         "from a CDN); /openapi.json is always served",
     )
-    api_graceful_shutdown_s: float = Field(
-        10.0,
+    api_graceful_shutdown_s: int = Field(
+        10,
         ge=0,
         description="on SIGTERM the API waits this long for open requests and event streams, "
         "then closes them",
+    )
+    api_max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="connections and requests at once per API process (uvicorn's "
+        "limit_concurrency): 503 above it; empty: no limit",
     )
     worker_presence_interval_s: float = Field(
         15.0, gt=0, description="how often a worker renews its presence row (GET /ready)"

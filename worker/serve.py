@@ -268,6 +268,9 @@ def cmd_api(args: argparse.Namespace) -> int:
             log_level=args.log_level or settings.log_level,
             proxy_headers=True,
             workers=workers,
+            # SIGTERM: open requests and event streams get this long, then are closed.
+            timeout_graceful_shutdown=settings.api_graceful_shutdown_s,
+            limit_concurrency=settings.api_max_connections,
         )
     finally:
         if metrics_dir is not None:
