@@ -80,16 +80,15 @@ class HttpMethodsMiddleware:
         return send_with_allow
 
     async def _head_as_get(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the GET; pass its status and headers, end the body at once, and tell a body
-        that is still streaming that the client left (so that it stops)."""
+        """Run the GET; pass its status and headers, end the response right after them, and
+        tell a body that is still streaming that the client left (so that it stops)."""
         finished = asyncio.Event()
 
         async def send_without_body(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not finished.is_set():
                 await send(message)
-            elif message["type"] == "http.response.body" and not finished.is_set():
-                finished.set()
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+                finished.set()
 
         async def receive_until_finished() -> Message:
             if finished.is_set():

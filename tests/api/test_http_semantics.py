@@ -76,6 +76,16 @@ def test_head_of_a_download_sends_its_headers_only(
     assert client.head(f"{URL}/artifacts/{artifact}").status_code == 401
 
 
+def test_head_of_an_open_event_stream_ends_after_its_headers(
+    client: TestClient, auth: dict[str, str], db_session: Session, user_token: tuple[str, str]
+) -> None:
+    dataset = add_ready_dataset(db_session, user_token[1])
+    running = add_job(db_session, user_token[1], dataset.id, status="running")
+    head = client.head(f"{URL}/jobs/{running.id}/events", headers=auth)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")
+
+
 @pytest.mark.parametrize(
     ("path", "allow"),
     [
