@@ -133,15 +133,20 @@ def test_a_large_body_without_a_token_is_refused_unread(server: tuple[int, int, 
     before = _rss_mb(pid)
     body_size = 64 * 1024 * 1024 + 1
     answers = []
-    for auth in (None, "synib_" + "a" * 43):  # missing, then well-formed but unknown
+    cases = (  # missing token, well-formed but unknown token, valid token (over the cap)
+        (None, "application/json"),
+        ("synib_" + "a" * 43, "application/json"),
+        (token, "application/octet-stream"),
+    )
+    for auth, content_type in cases:
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(_request_head(f"{API}/jobs", body_size, "application/json", auth))
+            sock.sendall(_request_head(f"{API}/jobs", body_size, content_type, auth))
             _send_until_answered(sock, body_size)
             answers.append(_status_of(sock))
     after = _rss_mb(pid)
-    print(f"\nsynib api RSS {before:.0f} MB -> {after:.0f} MB after two 64 MiB bodies")
+    print(f"\nsynib api RSS {before:.0f} MB -> {after:.0f} MB after three 64 MiB bodies")
     assert after - before < 50, (before, after)
-    assert [status for status, _ in answers] == [401, 401], answers
+    assert [status for status, _ in answers] == [401, 401, 413], answers
 
 
 def test_health_answers_during_a_slow_upload_then_408(server: tuple[int, int, str]) -> None:
