@@ -1,12 +1,14 @@
 """Request bodies against a real ``synib api`` (uvicorn) on PostgreSQL, over raw sockets: a
 body without a valid token is refused before it is read (the process's memory does not grow),
-/health answers while an upload trickles in, and a body that stops arriving gets a 408."""
+/health answers while an upload trickles in, a body that stops arriving gets a 408, and SIGTERM
+ends an open event stream after the graceful-shutdown timeout."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 from processes import free_port
 
 BODY_TIMEOUT_S = 2
+GRACEFUL_S = 2
 API = "/api/v1"
 
 
@@ -31,8 +34,10 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.fixture
-def server(pg_database_url: str, tmp_path: Path) -> Iterator[tuple[int, int, str]]:
-    """(port, pid, token of a new user) of a running ``synib api``."""
+def server(
+    pg_database_url: str, tmp_path: Path
+) -> Iterator[tuple[int, subprocess.Popen[bytes], str]]:
+    """(port, process, token of a new user) of a running ``synib api``."""
     from infra.db.session import session_factory
     from infra.tokens import issue_token
 
@@ -47,6 +52,7 @@ def server(pg_database_url: str, tmp_path: Path) -> Iterator[tuple[int, int, str
         SYNIB_CONFIG_DIR=str(tmp_path / "config"),
         SYNIB_LOG_LEVEL="warning",
         SYNIB_BODY_READ_TIMEOUT_S=str(BODY_TIMEOUT_S),
+        SYNIB_API_GRACEFUL_SHUTDOWN_S=str(GRACEFUL_S),
     )
     log = (tmp_path / "api.log").open("wb")
     argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
@@ -62,7 +68,7 @@ def server(pg_database_url: str, tmp_path: Path) -> Iterator[tuple[int, int, str
                 pass
             assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
             time.sleep(0.2)
-        yield port, proc.pid, token
+        yield port, proc, token
     finally:
         proc.terminate()
         try:
@@ -127,8 +133,11 @@ def _send_until_answered(sock: socket.socket, body_size: int) -> None:
                 return
 
 
-def test_a_large_body_without_a_token_is_refused_unread(server: tuple[int, int, str]) -> None:
-    port, pid, token = server
+def test_a_large_body_without_a_token_is_refused_unread(
+    server: tuple[int, subprocess.Popen[bytes], str],
+) -> None:
+    port, proc, token = server
+    pid = proc.pid
     httpx.get(f"http://127.0.0.1:{port}{API}/me", headers={"Authorization": f"Bearer {token}"})
     before = _rss_mb(pid)
     body_size = 64 * 1024 * 1024 + 1
@@ -149,7 +158,9 @@ def test_a_large_body_without_a_token_is_refused_unread(server: tuple[int, int, 
     assert [status for status, _ in answers] == [401, 401, 413], answers
 
 
-def test_health_answers_during_a_slow_upload_then_408(server: tuple[int, int, str]) -> None:
+def test_health_answers_during_a_slow_upload_then_408(
+    server: tuple[int, subprocess.Popen[bytes], str],
+) -> None:
     port, _, token = server
     boundary = "b" * 16
     part_head = (
@@ -181,7 +192,9 @@ def test_health_answers_during_a_slow_upload_then_408(server: tuple[int, int, st
     assert f"not received within {BODY_TIMEOUT_S} s" in text
 
 
-def test_a_json_body_that_stops_arriving_is_408(server: tuple[int, int, str]) -> None:
+def test_a_json_body_that_stops_arriving_is_408(
+    server: tuple[int, subprocess.Popen[bytes], str],
+) -> None:
     port, _, token = server
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(_request_head(f"{API}/jobs", 100, "application/json", token))
@@ -189,3 +202,35 @@ def test_a_json_body_that_stops_arriving_is_408(server: tuple[int, int, str]) ->
         status, text = _status_of(sock)
     assert status == 408, text
     assert "connection: close" in text.lower()
+
+
+def test_sigterm_ends_an_open_event_stream(
+    server: tuple[int, subprocess.Popen[bytes], str], pg_database_url: str
+) -> None:
+    from api_factories import add_job, add_ready_dataset
+
+    from infra.db import crud
+    from infra.db.session import session_factory
+    from infra.security import hash_token
+
+    port, proc, token = server
+    with session_factory(pg_database_url)() as session:
+        row = crud.get_token_by_hash(session, token_hash=hash_token(token))
+        assert row is not None
+        dataset = add_ready_dataset(session, row.user_id)
+        job_id = add_job(session, row.user_id, dataset.id, status="running").id
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        request = (
+            f"GET {API}/jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        sock.settimeout(30)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200"), "the stream did not open"
+        # The job runs on: the stream would stay open until it ends. SIGTERM closes it after
+        # SYNIB_API_GRACEFUL_SHUTDOWN_S and the process exits.
+        proc.send_signal(signal.SIGTERM)
+        # Shut down cleanly; uvicorn then raises the signal it handled again (exit -15).
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        while sock.recv(65536):  # what the stream had sent, then its end (a timeout fails)
+            pass
