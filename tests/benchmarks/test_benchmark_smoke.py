@@ -127,3 +127,17 @@ def test_event_streams_smoke_prints_its_table() -> None:
     assert float(streaming[4]) > 0 and float(streaming[6]) > 0
     assert float(streaming[7]) >= 0
     assert "refused" not in out
+
+
+@pytest.mark.postgres
+def test_abuse_smoke_prints_every_phase() -> None:
+    out = _run("abuse.py", timeout_s=240)
+    for phase in ("baseline", "json-no-token", "upload-no-token", "json-with-token", "20-streams"):
+        cells = _row(out, phase)
+        # columns: phase, attacker got, peak RSS, victim p50, victim p99, requests, errors, /health
+        assert float(cells[2].split()[0]) > 0 and int(cells[5]) > 0
+        assert cells[6] == "0", f"the victim saw errors during {phase}: {cells}"
+        assert re.fullmatch(r"[\d.]+ \((met|MISSED)\)", cells[4])
+    # Without a token, a body is refused as unauthenticated (before it is read).
+    assert _row(out, "json-no-token")[1].startswith("401")
+    assert _row(out, "upload-no-token")[1].startswith("401")
