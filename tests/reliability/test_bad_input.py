@@ -118,7 +118,7 @@ UPLOADS: dict[str, tuple[Callable[[], bytes], str, str]] = {
     "not a zip": (lambda: b"x_a,x_b,y\n1,2,0\n", "file", "not a zip"),
     "empty file": (lambda: b"", "file", "not a readable"),
     "zip bomb": (zip_bomb, "x_a", "compression ratio"),
-    "forged header": (forged_header, "x_a", "declares more data"),
+    "forged header": (forged_header, "x_a", "but the archive member holds"),
 }
 
 

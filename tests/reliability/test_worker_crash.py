@@ -115,7 +115,9 @@ def test_killed_worker_job_resumes_from_checkpoints(
     with sandbox.sessions() as session:
         trials = crud.list_trials(session, job_id=job_id)
     assert sorted(t.trial_key for t in trials) == ["synib|seed=0", "vanilla|seed=0"]
-    assert {t.status for t in trials} == {"succeeded"}
+    assert {t.status for t in trials} == {"succeeded"}, [
+        (t.trial_key, t.status, t.failure_reason) for t in trials
+    ]
     assert epochs_by_trial(sandbox.sessions, job_id) == {
         t.trial_key: list(range(1, EPOCHS + 1)) for t in trials
     }

@@ -39,6 +39,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def end_earlier_jobs(database_url: str) -> None:
+    """Cancel the jobs earlier test modules left queued or running in the session's database:
+    a worker takes the fair queue's first job, not only its message's own (docs/ARCHITECTURE.md,
+    "Fair scheduling"), so a job left behind would be run by the next module's worker."""
+    from sqlalchemy import create_engine, update
+
+    from infra.db.models import JOB_ACTIVE, Job
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(Job).where(Job.status.in_(JOB_ACTIVE)).values(status="cancelled"))
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def running_worker(
     database_url: str,
@@ -71,6 +87,7 @@ def running_worker(
     env.pop("RAY_ADDRESS", None)
     settings = Settings(state_dir=state, database_url=database_url, broker_url=broker_url)
     flush_broker(broker_url)
+    end_earlier_jobs(database_url)
     log_path = state / "worker.log"
     celery = Path(sys.executable).parent / "celery"
     command = [str(celery), "-A", "worker.celery_app", "worker", "-Q", "synib", "-c", "1"]
