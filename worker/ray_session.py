@@ -8,6 +8,11 @@ read by the settings) joins an existing cluster instead. Only ``ray.init``'s pub
 are used; Ray's temp dir is its default (``RAY_TMPDIR`` moves it where /tmp is too long a path
 for Ray's sockets).
 
+On a cluster a node can go away under a running trial (its raylet killed, a spot instance
+reclaimed): ``trial_retries`` is how many times Tune then restarts the trial from its last
+checkpoint on the nodes left. A local Ray has no node to lose (a trial whose process died was
+killed, e.g. out of memory, and would die again): no retry there.
+
 A Ray that stopped answering between jobs is shut down and started again. Ray and Tune replace
 some signal handlers of the process that drives them; ``ray_for_job`` puts them back after each
 job (Celery's soft time limit is SIGUSR1, and SIGTERM must stay Celery's warm shutdown).
@@ -29,9 +34,11 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 
 OBJECT_STORE_MB = 512  # a local Ray's shared memory for the dataset and results (it spills)
+CLUSTER_TRIAL_RETRIES = 3  # restarts of a trial from its checkpoint after a failure on a cluster
 
 _lock = threading.Lock()  # one start at a time
 last_init_seconds: float | None = None
+joined_cluster = False  # whether this process's Ray is an existing cluster (settings.ray_address)
 
 
 def ray_init_kwargs(settings: Settings) -> dict[str, Any]:
@@ -63,7 +70,7 @@ def _ray_alive() -> bool:
 
 def ensure_ray(settings: Settings) -> bool:
     """Start or join Ray unless this process has a live one; True if this call started it."""
-    global last_init_seconds
+    global last_init_seconds, joined_cluster
     import ray
 
     with _lock:
@@ -75,8 +82,16 @@ def ensure_ray(settings: Settings) -> bool:
         t0 = time.perf_counter()
         ray.init(**kwargs)
         last_init_seconds = time.perf_counter() - t0
+        joined_cluster = kwargs["address"] != "local"
         log.info("ray.init took %.2f s (%s)", last_init_seconds, kwargs["address"])
         return True
+
+
+def trial_retries() -> int:
+    """How many times Tune restarts a failed trial from its last checkpoint: a few on a
+    cluster (a lost node's trials go on elsewhere; a trial that fails by itself also fails
+    each retry, then for good), none on a local Ray."""
+    return CLUSTER_TRIAL_RETRIES if joined_cluster else 0
 
 
 def ray_cpus() -> float:

@@ -104,6 +104,10 @@ def trial_error(trial: Any) -> BaseException | None:
     return stored
 
 
+def _key(trial: Any) -> str:
+    return str(trial.config["trial"]["key"])
+
+
 def trial_id_of(trial: Any) -> str:
     """Our trial id (the database row) of a Tune trial."""
     return str(trial.config["trial"]["trial_id"])
@@ -223,6 +227,7 @@ class TrialRecorder(DatabaseHook, Callback):
         self.started: dict[str, float] = {}
         self.last_epoch: dict[str, dict[str, float]] = {}
         self.recorded: set[str] = set()  # trials whose final status was written
+        self.placed: dict[str, tuple[Any, Any]] = {}  # trial id -> (node IP, pid) last logged
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
         return (live_recorder, (self.database_url, self.watch.job_id))
@@ -258,6 +263,7 @@ class TrialRecorder(DatabaseHook, Callback):
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         trial_id = trial_id_of(trial)
+        self._log_placement(trial, trial_id, result)
         if result.get("final"):  # the trainable's last report: its outputs are saved
             self.final[trial_id] = {
                 "metrics": metrics_of(result),
@@ -272,6 +278,14 @@ class TrialRecorder(DatabaseHook, Callback):
         epoch = int(result["epoch"])
         if epoch > self.resumed_epochs.get(trial_id, 0):
             self._write_epoch(trial_id, epoch, metrics)
+
+    def _log_placement(self, trial: Any, trial_id: str, result: dict[str, Any]) -> None:
+        """Log where the trial runs (Tune's node IP and process id of the result) when it
+        first reports, and again when it moved (restarted on another node or process)."""
+        where = (result.get("node_ip"), result.get("pid"))
+        if self.placed.get(trial_id) != where:
+            self.placed[trial_id] = where
+            log.info("trial %s runs on node %s, process %s", _key(trial), *where)
 
     def _write_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
         try:
@@ -289,7 +303,7 @@ class TrialRecorder(DatabaseHook, Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id = trial_id_of(trial)
         seconds = time.monotonic() - self.started.get(trial_id, time.monotonic())
-        log.info("trial %s ended after %.1f s", trial.config["trial"]["key"], seconds)
+        log.info("trial %s ended after %.1f s", _key(trial), seconds)
         if trial_id in self.recorded:
             return
         last = self.last_epoch.get(trial_id)

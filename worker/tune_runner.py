@@ -21,6 +21,7 @@ from typing import Any
 
 from synib_spec.jobs import JobSpec, Resources
 from synib_spec.knobs import resolve
+from worker.ray_session import trial_retries
 from worker.references import ReferenceCheck
 from worker.trainable import InStore, TrialPayload, train_trial
 from worker.tune_callbacks import CancelWatch, TrialRecorder
@@ -124,7 +125,7 @@ def new_tuner(
             storage_path=storage,
             stop=watch,
             callbacks=[recorder],
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=trial_retries()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
             verbose=0,
         ),
