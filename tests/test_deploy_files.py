@@ -44,6 +44,41 @@ def test_compose_file_is_accepted_by_docker_compose() -> None:
     assert devices[0]["capabilities"] == ["gpu"]
 
 
+CLUSTER_SERVICES = {"ray-head", "ray-worker", "worker-cluster", "object-store"}
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "cluster"]], ids=["default", "cluster"])
+def test_compose_cluster_profile(profile: list[str]) -> None:
+    """The ``cluster`` profile: a Ray head, GPU Ray workers, the service's worker joined to the
+    head as a driver (its token too), an S3-compatible store; the default services stay out of
+    the profile, and the file renders with and without it."""
+    exe = shutil.which("docker-compose")
+    assert exe
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "docker-compose.yml"), *profile, "config"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "POSTGRES_PASSWORD": "test-only", "RAY_AUTH_TOKEN": "t0"},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    assert set(services) >= CLUSTER_SERVICES
+    for name, service in services.items():
+        expected = ["cluster"] if name in CLUSTER_SERVICES else None
+        assert service.get("profiles") == expected, name
+    devices = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert "--head" in services["ray-head"]["command"]
+    assert "--address=ray-head:6379" in services["ray-worker"]["command"]
+    driver = services["worker-cluster"]["environment"]
+    assert driver["SYNIB_RAY_ADDRESS"] == "ray-head:6379"
+    for name in ("ray-head", "ray-worker", "worker-cluster"):
+        env = services[name]["environment"]
+        assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", "t0"), name
+    assert "synib worker" in services["worker-cluster"]["command"][-1]
+
+
 def test_compose_refuses_to_start_without_a_database_password() -> None:
     exe = shutil.which("docker-compose")
     assert exe
