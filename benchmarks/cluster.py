@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                 killed = run_job(service, recovery, during=killer(service, cluster, found))
                 if "killed" not in found:
                     raise RuntimeError("no trial was seen on node2 before the job ended")
-                rows.append(row("cluster, node2 SIGKILLed mid-job", killed))
+                label = f"cluster, node2 SIGKILLed mid-job ({recovery['epochs']} epochs)"
+                rows.append(row(label, killed))
                 recovered_s = recovery_seconds(service.log, found)
     print(f"## Local Ray vs a 2-node loopback cluster ({epochs} epochs, 8 trials)\n")
     print(markdown_table(HEADERS, rows))

@@ -283,7 +283,7 @@ class TrialRecorder(DatabaseHook, Callback):
         """Log where the trial runs (Tune's node IP and process id of the result) when it
         first reports, and again when it moved (restarted on another node or process)."""
         where = (result.get("node_ip"), result.get("pid"))
-        if self.placed.get(trial_id) != where:
+        if where[1] is not None and self.placed.get(trial_id) != where:
             self.placed[trial_id] = where
             log.info("trial %s runs on node %s, process %s", _key(trial), *where)
 

@@ -33,7 +33,7 @@ def test_cluster_benchmark_smoke_prints_every_run() -> None:
         "2-node loopback cluster, 1+1 CPUs",
         "cluster, node2 SIGKILLed mid-job",
     ):
-        row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[1] == "8", row  # every trial succeeded
         assert float(cells[2]) > 0 and float(cells[4]) > 0, row  # wall time, storage used
