@@ -7,6 +7,11 @@ second raylet joined to it (``ray start --address=...``, custom resource ``node2
 clusters (and the local Rays of other tests) share the machine. Stopping a node kills its
 session's processes: never ``ray stop``, which stops every Ray of the user on the machine.
 
+Ray replaces ``--node-ip-address=127.0.0.1`` by the host's own address (its
+``resolve_ip_for_localhost``): both nodes register under that address and their traffic stays
+on this host; the GCS is reached at 127.0.0.1, and Ray's token authentication (a fresh token
+per cluster) keeps other processes out.
+
 Each node gets ``--num-cpus=1``; a driver (the service's worker with
 ``SYNIB_RAY_ADDRESS=<cluster.address>``) sees 2 CPUs in all.
 """
