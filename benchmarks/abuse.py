@@ -275,7 +275,7 @@ async def _measure(
     args: argparse.Namespace, url: str, pid: int, ids: dict[str, str]
 ) -> list[Phase]:
     victim, attacker = ids["victim"], ids["attacker"]
-    quiet_s = 3.0 if args.smoke else 10.0
+    quiet_s = 1.5 if args.smoke else 10.0
     attacks = {
         "baseline": None,
         "json-no-token": lambda: _send_body(

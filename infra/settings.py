@@ -285,6 +285,15 @@ class Settings(BaseSettings):
         description="a worker whose presence row is older is not counted as serving by /ready",
     )
 
+    # A killed worker's trials resume from their checkpoints (see worker/tune_runner.new_tuner).
+    tune_checkpoints_kept: int | None = Field(
+        None,
+        ge=1,
+        description="checkpoints Ray Tune keeps per trial while a job runs; empty: all of them "
+        "until the job ends (a number bounds the disk a trial takes, but a worker killed while "
+        "Tune saves its experiment state may then leave a trial that cannot resume)",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level_name(cls, value: Any) -> str:

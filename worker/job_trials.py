@@ -136,6 +136,7 @@ def run_trials(
         storage=storage,
         watch=watch,
         recorder=recorder,
+        checkpoints_kept=ctx.settings.tune_checkpoints_kept,
     )
     grid = fit_off_main_thread(tuner, watch, references)
     if not watch.superseded:

@@ -28,11 +28,6 @@ from worker.tune_callbacks import CancelWatch, TrialRecorder
 
 log = logging.getLogger(__name__)
 
-# Checkpoints Tune keeps per trial (each holds fit's whole state). Tune saves its experiment
-# state at least once every this many checkpoints of a trial, so a restored trial resumes at
-# most this many epochs back (the epochs retrained then are not recorded twice).
-CHECKPOINTS_KEPT = 2
-
 
 def check_fits(resources: Resources, available: dict[str, float]) -> None:
     """ValueError naming the field when one trial asks for more CPUs or GPUs than this Ray has
@@ -100,9 +95,17 @@ def new_tuner(
     storage: str,
     watch: CancelWatch,
     recorder: TrialRecorder,
+    checkpoints_kept: int | None = None,
 ) -> Any:
     """A Tuner over ``payloads`` (one grid search), its experiment at
-    ``experiment_path(storage, job id)``."""
+    ``experiment_path(storage, job id)``.
+
+    ``checkpoints_kept`` (the ``tune_checkpoints_kept`` setting): None keeps every checkpoint
+    of a trial until the job ends. Tune uploads its experiment state (which names each trial's
+    latest checkpoint) in the background, while it deletes checkpoints beyond ``num_to_keep``
+    at once: a worker killed between the two leaves a state naming a deleted checkpoint, and
+    that trial cannot resume. Keeping them all, a restored trial always finds its checkpoint
+    (one up to Tune's snapshot period old; the epochs retrained are not recorded twice)."""
     from ray import tune
 
     max_epochs = max(int(resolve(p["knobs"])["epochs"]) for p in payloads)
@@ -126,7 +129,7 @@ def new_tuner(
             stop=watch,
             callbacks=[recorder],
             failure_config=tune.FailureConfig(max_failures=trial_retries()),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept),
             verbose=0,
         ),
     )
