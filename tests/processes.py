@@ -9,9 +9,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 PROC = Path("/proc")
 
@@ -71,6 +75,43 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
     proc.wait()
     while _group_members(group):
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_api(
+    database_url: str, state: Path, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``synib api`` (one process) on a free port, in a process group of its own, on
+    ``database_url`` with its files under ``state`` and ``SYNIB_<NAME>`` for each keyword
+    (``body_read_timeout_s="2"``); yields (its URL, the process) once /health answers, and stops
+    the group afterwards (a test may have stopped the process already)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
+    env.update(
+        SYNIB_DATABASE_URL=database_url,
+        SYNIB_STATE_DIR=str(state / "state"),
+        SYNIB_STATIC_DIR=str(state / "no-dashboard"),
+        SYNIB_CONFIG_DIR=str(state / "config"),
+        SYNIB_LOG_LEVEL="warning",
+    )
+    env.update({f"SYNIB_{name.upper()}": value for name, value in settings.items()})
+    log_path = state / "api.log"
+    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
+    with log_path.open("wb") as log:
+        proc = start_group(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        stop_group(proc)
 
 
 def _signal_group(group: int, signum: int) -> None:

@@ -4,10 +4,8 @@ and the server exits instead of waiting for the job."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_factories import add_job
-from processes import free_port
+from processes import running_api
 from sqlalchemy.orm import Session
 
 from infra.db.models import Dataset
@@ -23,37 +21,9 @@ from infra.db.models import Dataset
 
 @pytest.fixture
 def api_process(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``synib api`` (one process) on the test database; killed afterwards if still running."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
-    env.update(
-        SYNIB_DATABASE_URL=db_url,
-        SYNIB_STATE_DIR=str(tmp_path / "state"),
-        SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
-        SYNIB_CONFIG_DIR=str(tmp_path / "config"),
-        SYNIB_LOG_LEVEL="warning",
-    )
-    log_path = tmp_path / "api.log"
-    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-            yield url, proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    """``synib api`` (one process) on the test database, stopped afterwards if still running."""
+    with running_api(db_url, tmp_path) as (url, proc):
+        yield url, proc
 
 
 def test_sigterm_ends_open_streams_and_the_server(

@@ -5,21 +5,18 @@ ends an open event stream after the graceful-shutdown timeout."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import free_port
+from processes import running_api
 
 BODY_TIMEOUT_S = 2
 GRACEFUL_S = 2
@@ -43,40 +40,12 @@ def server(
 
     with session_factory(pg_database_url)() as session:
         token = issue_token(session, user_name=f"http-{secrets.token_hex(4)}").token
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
-    env.update(
-        SYNIB_DATABASE_URL=pg_database_url,
-        SYNIB_STATE_DIR=str(tmp_path / "state"),
-        SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
-        SYNIB_CONFIG_DIR=str(tmp_path / "config"),
-        SYNIB_LOG_LEVEL="warning",
-        SYNIB_BODY_READ_TIMEOUT_S=str(BODY_TIMEOUT_S),
-        SYNIB_API_GRACEFUL_SHUTDOWN_S=str(GRACEFUL_S),
-    )
-    log = (tmp_path / "api.log").open("wb")
-    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "api.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
-            time.sleep(0.2)
-        yield port, proc, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    settings = {
+        "body_read_timeout_s": str(BODY_TIMEOUT_S),
+        "api_graceful_shutdown_s": str(GRACEFUL_S),
+    }
+    with running_api(pg_database_url, tmp_path, **settings) as (url, proc):
+        yield int(url.rsplit(":", 1)[1]), proc, token
 
 
 def _request_head(path: str, length: int, content_type: str, token: str | None) -> bytes:

@@ -5,10 +5,6 @@ read whole (1.4 GB for a 381 MB ``y``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from api_factories import npz_bytes
-from processes import free_port
+from processes import running_api
 
 N = 50_000_000  # samples: y is int64, so 400 MB
 CHUNK = 1_000_000
@@ -57,35 +53,8 @@ def peak_rss(pid: int) -> int:
 @pytest.fixture
 def api_process(db_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """``synib api`` (one process) on a free port: (its URL, its pid)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNIB_")}
-    env.update(
-        SYNIB_DATABASE_URL=db_url,
-        SYNIB_STATE_DIR=str(tmp_path / "state"),
-        SYNIB_STATIC_DIR=str(tmp_path / "no-dashboard"),
-        SYNIB_CONFIG_DIR=str(tmp_path / "config"),
-        SYNIB_LOG_LEVEL="warning",
-    )
-    log_path = tmp_path / "api.log"
-    argv = [sys.executable, "-m", "worker.cli", "api", "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+    with running_api(db_url, tmp_path) as (url, proc):
         yield url, proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
