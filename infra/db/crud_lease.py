@@ -11,28 +11,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from infra.db.crud_events import add_event, status_event_data
 from infra.db.crud_jobs import apply_status, lock_job
 from infra.db.crud_trials import set_trial_status
-from infra.db.models import JOB_LEASED, TRIAL_OPEN, Job, JobStatus, Trial, TrialStatus, utcnow
+from infra.db.models import (
+    JOB_LEASED,
+    TRIAL_OPEN,
+    Job,
+    JobStatus,
+    Trial,
+    TrialStatus,
+    User,
+    utcnow,
+)
 
 
-def claim_job(session: Session, *, job_id: str, worker: str) -> Job | None:
-    """Atomically move a job queued -> running for ``worker``; None if it was not queued.
+def claim_job(
+    session: Session, *, job_id: str, worker: str, max_running: int | None = None
+) -> Job | None:
+    """Atomically move a job queued -> running for ``worker``; None if it was not queued, or if
+    its owner already runs ``max_running`` jobs (None: no cap).
 
-    Takes a row lock on PostgreSQL; the guarded UPDATE makes it safe on SQLite too.
+    Takes a row lock on PostgreSQL (the owner's row too under a cap, so that claims of one
+    owner's jobs take turns); the guarded UPDATE (the cap's count inside it) makes it safe on
+    SQLite too.
     """
     locked = lock_job(session, job_id)
     if locked is None or locked.status != JobStatus.QUEUED:
         session.rollback()
         return None
+    guards = [Job.id == job_id, Job.status == JobStatus.QUEUED]
+    if max_running is not None:
+        # NO KEY: inserts of the owner's jobs, which reference the row, go on.
+        owner = locked.owner_id
+        session.execute(select(User.id).where(User.id == owner).with_for_update(key_share=True))
+        guards.append(_leased_count(owner) < max_running)
     now = utcnow()
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .where(*guards)
         .values(status=JobStatus.RUNNING, worker=worker, heartbeat_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -46,6 +66,17 @@ def claim_job(session: Session, *, job_id: str, worker: str) -> Job | None:
     add_event(session, job_id=job_id, type="status", data=status_event_data(locked), commit=False)
     session.commit()
     return locked
+
+
+def _leased_count(owner_id: str) -> Any:
+    """The owner's running and cancelling jobs (a scalar subquery)."""
+    other = aliased(Job)
+    return (
+        select(func.count())
+        .select_from(other)
+        .where(other.owner_id == owner_id, other.status.in_(JOB_LEASED))
+        .scalar_subquery()
+    )
 
 
 def beat_job(session: Session, *, job_id: str, worker: str) -> bool:

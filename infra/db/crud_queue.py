@@ -11,35 +11,13 @@ UPDATE (the count is inside it) is atomic.
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from sqlalchemy import Select, func, select, update
-from sqlalchemy.orm import Session, aliased
-
-from infra.db.crud_events import add_event, status_event_data
-from infra.db.crud_jobs import lock_job
-from infra.db.models import (
-    JOB_ACTIVE,
-    JOB_LEASED,
-    Artifact,
-    Dataset,
-    Job,
-    JobStatus,
-    User,
-    utcnow,
-)
+from infra.db.crud_lease import claim_job
+from infra.db.models import JOB_ACTIVE, JOB_LEASED, Artifact, Dataset, Job, JobStatus, User
 
 CANDIDATES = 10  # queued jobs tried per claim (another worker may take the first ones)
-
-
-def _leased_of(owner_id: str) -> Select[Any]:
-    """The owner's running and cancelling jobs (a scalar subquery)."""
-    other = aliased(Job)
-    return (
-        select(func.count())
-        .select_from(other)
-        .where(other.owner_id == owner_id, other.status.in_(JOB_LEASED))
-    )
 
 
 def fair_queue(session: Session, *, max_running: int, limit: int = CANDIDATES) -> list[str]:
@@ -65,45 +43,12 @@ def fair_queue(session: Session, *, max_running: int, limit: int = CANDIDATES) -
     return list(session.scalars(stmt))
 
 
-def _claim_within_cap(session: Session, job_id: str, worker: str, max_running: int) -> Job | None:
-    """queued -> running for ``worker`` unless the owner already runs ``max_running`` jobs;
-    commits (or rolls back and returns None)."""
-    job = lock_job(session, job_id)
-    if job is None or job.status != JobStatus.QUEUED:
-        session.rollback()
-        return None
-    # Claims of one owner's jobs queue up here (PostgreSQL; NO KEY: inserts of their jobs,
-    # which reference the row, go on).
-    session.execute(select(User.id).where(User.id == job.owner_id).with_for_update(key_share=True))
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status == JobStatus.QUEUED,
-            _leased_of(job.owner_id).scalar_subquery() < max_running,
-        )
-        .values(status=JobStatus.RUNNING, worker=worker, heartbeat_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        session.rollback()
-        return None
-    session.refresh(job)
-    if job.started_at is None:
-        job.started_at = now
-    job.failure_reason = None
-    add_event(session, job_id=job_id, type="status", data=status_event_data(job), commit=False)
-    session.commit()
-    return job
-
-
 def claim_next_job(session: Session, *, worker: str, max_running: int) -> Job | None:
     """Claim the first job of the fair queue for ``worker`` (None when no queued job may start
     now); safe against other workers claiming at the same time."""
     for job_id in fair_queue(session, max_running=max_running):
         session.rollback()  # end the read: the claim starts its own transaction
-        job = _claim_within_cap(session, job_id, worker, max_running)
+        job = claim_job(session, job_id=job_id, worker=worker, max_running=max_running)
         if job is not None:
             return job
     return None
