@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+from synib_spec.backbones import BackboneSpec, parse_backbones
 from synib_spec.errors import SpecError, SpecErrors
 from synib_spec.knobs import (
     INT_MAX,
@@ -163,6 +164,7 @@ class JobSpec:
     max_concurrent_trials: int | None
     baseline: str
     name: str | None = None
+    backbones: Mapping[str, BackboneSpec] = field(default_factory=dict)
 
     def method_names(self) -> list[str]:
         return [m.name for m in self.methods]
@@ -205,6 +207,7 @@ class JobSpec:
             },
             "max_concurrent_trials": self.max_concurrent_trials,
             "baseline": self.baseline,
+            "backbones": {m: b.to_json() for m, b in self.backbones.items()},
         }
 
 
@@ -362,7 +365,7 @@ def _resources(raw: Any) -> Resources:
 
 SPEC_FIELDS = (
     "name", "dataset_id", "methods", "config", "sweep", "num_samples", "seeds", "epochs",
-    "scheduler", "resources", "max_concurrent_trials", "baseline",
+    "scheduler", "resources", "max_concurrent_trials", "baseline", "backbones",
 )  # fmt: skip
 
 
@@ -417,6 +420,7 @@ def parse_job_spec(raw: Mapping[str, Any], *, limits: SpecLimits = NO_LIMITS) ->
         if limit is None
         else field(lambda: _int(limit, "max_concurrent_trials", 1)),
         baseline=str(baseline),
+        backbones=field(lambda: parse_backbones(raw.get("backbones")), {}),
     )
     if errors:
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
