@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from synib_client.errors import ClientError
+from synib_client.main import SUBCOMMANDS
 from synib_client.progress import upload_progress
 from synib_client.spec import check_json_data
 from synib_client.sse import RETRY_FOR_S
@@ -272,7 +273,8 @@ def _register_datasets(subparsers: Any, common: argparse.ArgumentParser) -> None
         "--timeout", type=float, default=600.0, metavar="SECONDS", help="with --wait (600)"
     )
     pid.add_argument("--json", action="store_true", help="with --wait: print the PID JSON")
-    parser.set_defaults(func=guarded("datasets", cmd_datasets))
+    # The core part adds `import` (synib_core.cli_datasets) through SUBCOMMANDS (main.py).
+    parser.set_defaults(func=guarded("datasets", cmd_datasets), **{SUBCOMMANDS: actions})
 
 
 def _register_jobs(subparsers: Any, common: argparse.ArgumentParser) -> None:

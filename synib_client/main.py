@@ -6,6 +6,10 @@ Each part adds its commands through an entry point of pyproject.toml, found with
   ``core`` (train, compare, data), ``server`` (serve, api, worker, migrate, reconcile);
 - group ``synib.token_commands``, the actions of ``synib token``: ``client`` (show) and
   ``server`` (create, list, revoke: they write the server's database).
+A command whose actions come from more than one part records its ``add_subparsers()`` object as
+the parser default ``SUBCOMMANDS`` (read with the public ``parser.get_default``): the client's
+``synib datasets`` does, and the core part adds ``synib datasets import`` to it (parts register
+in name order: client, core, server).
 A part that cannot be imported (its extra is not installed) leaves its commands in place, and
 each answers with one line naming the extra to install; so does a command that imports more
 when it runs (``synib train`` needs torch). ``synib --version`` imports none of the parts.
@@ -25,6 +29,7 @@ from typing import Any, NoReturn
 USER_ERROR = 2
 COMMANDS = "synib.commands"
 TOKEN_COMMANDS = "synib.token_commands"
+SUBCOMMANDS = "synib_subcommands"  # parser default: the add_subparsers() object of a command
 
 # The parts this project ships: the extra that installs each and the commands it adds. Only
 # read when a part cannot be imported, to name its commands and what to install.
@@ -33,7 +38,7 @@ SHIPPED_PARTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         "client",
         ("datasets", "submit", "jobs", "watch", "report", "download", "knobs"),
     ),
-    (COMMANDS, "core"): ("core", ("train", "compare", "data")),
+    (COMMANDS, "core"): ("core", ("train", "compare", "data", "datasets import")),
     (COMMANDS, "server"): (
         "worker",
         ("serve", "api", "worker", "housekeeper", "migrate", "reconcile", "settings"),
@@ -77,17 +82,30 @@ def add_part(subparsers: Any, entry_point: metadata.EntryPoint, prefix: str = ""
         if not extra:
             print(f"synib: commands of {entry_point.value} not loaded: {exc}", file=sys.stderr)
         for command in commands:
-            # Whatever follows (--port 9000, --help) is taken in and ignored: with no "-" among
-            # its prefix characters the placeholder sees no options, only its REMAINDER.
-            parser = subparsers.add_parser(
-                command, help=f"(needs the [{extra}] extra)", prefix_chars="+", add_help=False
-            )
-            parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            parser.set_defaults(func=_placeholder(prefix + command, extra, exc))
+            _add_placeholder(subparsers, prefix + command, command.split(), extra, exc)
         return
     register(subparsers)
     for command in set(subparsers.choices) - before:
         subparsers.choices[command].set_defaults(synib_extra=extra)
+
+
+def _add_placeholder(
+    subparsers: Any, full: str, words: list[str], extra: str, error: Exception
+) -> None:
+    """A command (``words``: ``["datasets", "import"]`` for an action of another part's
+    command, added when that command offers ``SUBCOMMANDS``) that says which extra to install.
+    Whatever follows (--port 9000, --help) is taken in and ignored: with no "-" among its prefix
+    characters the placeholder sees no options, only its REMAINDER."""
+    for word in words[:-1]:
+        parent = subparsers.choices.get(word)
+        subparsers = None if parent is None else parent.get_default(SUBCOMMANDS)
+        if subparsers is None:
+            return
+    parser = subparsers.add_parser(
+        words[-1], help=f"(needs the [{extra}] extra)", prefix_chars="+", add_help=False
+    )
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(func=_placeholder(full, extra, error), synib_extra=extra)
 
 
 def _parts(group: str) -> list[metadata.EntryPoint]:

@@ -1,4 +1,5 @@
-"""The library half of the ``synib`` CLI: ``train``, ``compare``, ``data make`` and ``data pid``.
+"""The library half of the ``synib`` CLI: ``train``, ``compare``, ``data make``, ``data pid``
+(and ``datasets import``, in ``cli_datasets``).
 
 ``register(subparsers)`` adds the commands to the parser built in ``worker/cli.py``; each sets
 ``func``, a handler taking the parsed args and returning the exit code. A user error (unknown
@@ -217,6 +218,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if error is not None:
                 raise CliError(f"{error.field} ({method}): {error.reason}")
     data = load_npz(args.data)
+    from synib_core.backbones.model import check_no_raw_modalities
+
+    check_no_raw_modalities(data.spec(), config.encoder)  # raw text/audio: before any PID
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after training
 
@@ -292,6 +296,13 @@ def cmd_data_pid(args: argparse.Namespace) -> int:
     from synib_core.metrics import PIDUnavailable, dataset_pid, describe_pid, pid_verdict
 
     data = load_npz(args.data)
+    raw = data.raw_modalities()
+    if raw:
+        m, kind = next(iter(raw.items()))
+        raise CliError(
+            f"x_{m}: holds raw {kind}; the PID reads numeric features (vectors, sequences, "
+            "images): compute features with a pretrained model first"
+        )
     try:
         pids = dataset_pid(data.x, data.y, clusters=args.clusters, seed=args.seed)
     except PIDUnavailable as exc:
@@ -330,7 +341,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``train``, ``compare`` and ``data`` to an argparse ``add_subparsers()`` object."""
+    """Add ``train``, ``compare`` and ``data`` to an argparse ``add_subparsers()`` object, and
+    ``import`` to its ``datasets`` command when the client part added one."""
     train = subparsers.add_parser("train", help="train one method on a dataset file")
     _add_common(train)
     train.add_argument("--method", required=True, help="vanilla, synib, masking_only, ...")
@@ -379,3 +391,7 @@ def register(subparsers: Any) -> None:
     pid.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     pid.add_argument("--json", action="store_true", help="print JSON instead of text")
     pid.set_defaults(func=_guarded("data pid", cmd_data_pid))
+
+    from synib_core.cli_datasets import register_import
+
+    register_import(subparsers)  # `synib datasets import`, into the client's `datasets`

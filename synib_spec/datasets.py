@@ -1,11 +1,13 @@
 """The dataset file contract: which arrays a dataset ``.npz`` holds and what each must be.
 
 A dataset is one ``.npz``: ``y`` (N,) integer class ids 0..K-1; one array per modality
-``x_<m>``: float (N, D) vectors, (N, T, D) sequences or (N, C, H, W) images, at least two;
-optional ``split`` (N,) 0 train / 1 validation / 2 test (default: a seeded, stratified
-70/15/15 split); optional ``group`` (N,) strings or ints, a ground-truth interaction label per
-sample; optional ``oracle_<m>`` (k,) coordinates that carry modality m's synergistic signal;
-optional ``len_<m>`` (N,) valid steps of a sequence modality.
+``x_<m>``, at least two, of a kind ``synib_spec.modality_kinds`` decides: float (N, D) vectors,
+(N, T, D) sequences or (N, C, H, W) images, uint8 images (N, H, W, C) / (N, C, H, W), unicode
+text (N,), float (N, T) audio with ``rate_<m>`` its sample rate in Hz; optional ``split`` (N,)
+0 train / 1 validation / 2 test (default: a seeded, stratified 70/15/15 split); optional
+``group`` (N,) strings or ints, a ground-truth interaction label per sample; optional
+``oracle_<m>`` (k,) coordinates that carry modality m's synergistic signal; optional
+``len_<m>`` (N,) valid steps of a sequence or valid samples of an audio modality.
 
 ``check_arrays`` applies the contract to what ``synib_spec.npz_reader.read_archive`` found:
 first every header (names, dtypes, shapes, sample counts), then every value, a few MB at a
@@ -24,11 +26,17 @@ import os
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
 
+from synib_spec.modality_kinds import (
+    check_readable,
+    check_text,
+    modality_kind,
+    rate_value,
+)
 from synib_spec.npz_reader import (
     NOT_AN_ARCHIVE,
     DatasetError,
@@ -47,6 +55,7 @@ __all__ = [
     "NpyMember",
     "auto_split_counts",
     "check_arrays",
+    "modality_kind",
     "open_archive",
     "read_archive",
     "stratified_split",
@@ -54,14 +63,14 @@ __all__ = [
 ]
 
 MODALITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
-PREFIXES = ("x_", "oracle_", "len_")
+PREFIXES = ("x_", "oracle_", "len_", "rate_")
 FIXED_KEYS = ("y", "split", "group")
 MAX_CLASSES = 100_000
 MAX_GROUPS = 1000  # distinct `group` values: a few kinds of interaction, not an id per sample
 MAX_GROUP_CHARS = 256
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
-ALLOWED_NAMES = "y, x_<modality>, split, group, oracle_<modality>, len_<modality>"
+ALLOWED_NAMES = "y, x_<modality>, split, group, oracle_<modality>, len_<modality>, rate_<modality>"
 
 
 class GeneratorParamError(DatasetError):
@@ -81,6 +90,8 @@ class CheckedArrays:
     split_sizes: tuple[int, int, int]  # the given split's or the automatic split's
     group_counts: dict[str, int]
     split_seed: int = 0
+    kinds: dict[str, str] = field(default_factory=dict)  # modality -> kind (modality_kinds)
+    rates: dict[str, int] = field(default_factory=dict)  # audio modality -> sample rate, Hz
 
     @property
     def num_samples(self) -> int:
@@ -95,19 +106,25 @@ class CheckedArrays:
         return "split" in self.members
 
     def summary(self) -> dict[str, Any]:
-        """What the API stores and shows: {num_samples, modalities [{name, shape}], num_classes,
-        split_sizes, class_counts, group_counts, has_oracle}."""
+        """What the API stores and shows: {num_samples, modalities [{name, shape (as stored),
+        kind, and rate for audio}], num_classes, split_sizes, class_counts, group_counts,
+        has_oracle}."""
         return {
             "num_samples": self.num_samples,
-            "modalities": [
-                {"name": m, "shape": list(self.members[f"x_{m}"].shape)} for m in self.modalities
-            ],
+            "modalities": [self._modality_summary(m) for m in self.modalities],
             "num_classes": self.num_classes,
             "split_sizes": dict(zip(SPLITS, self.split_sizes, strict=True)),
             "class_counts": {str(c): k for c, k in self.class_counts.items()},
             "group_counts": self.group_counts,
             "has_oracle": any(k.startswith("oracle_") for k in self.members),
         }
+
+    def _modality_summary(self, m: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": m, "shape": list(self.members[f"x_{m}"].shape)}
+        entry["kind"] = self.kinds[m]
+        if m in self.rates:
+            entry["rate"] = self.rates[m]
+        return entry
 
     def load_x(self, modality: str, mmap: bool = True) -> np.ndarray:
         """Modality ``modality``'s array as stored (a read-only memory map when it can be)."""
@@ -144,17 +161,22 @@ class CheckedArrays:
         return [(k, a) for k, a in self.members.items() if k.startswith(prefix)]
 
 
-def check_arrays(arrays: Mapping[str, NpyMember], *, split_seed: int = 0) -> CheckedArrays:
+def check_arrays(
+    arrays: Mapping[str, NpyMember], *, split_seed: int = 0, limits: Limits | None = None
+) -> CheckedArrays:
     """Apply the contract; DatasetError(field, reason) on the first problem.
 
-    Order of the checks: names; the headers of ``y``, each modality, ``split``, ``group``,
-    ``oracle_*`` and ``len_*``; then their values in the same order, streamed.
+    Order of the checks: names; the headers of ``y``, each modality (its kind), ``split``,
+    ``group``, ``oracle_*``, ``len_*`` and ``rate_*``; then their values in the same order,
+    streamed (``limits.max_text_chars`` bounds each string of a text modality).
     """
+    limits = limits or Limits()
     modalities = _check_keys(arrays)
-    _check_headers(arrays, modalities)
+    kinds = _check_headers(arrays, modalities)
+    rates = {k[5:]: rate_value(a) for k, a in arrays.items() if k.startswith("rate_")}
     class_counts = _label_counts(arrays["y"])
     for m in modalities:
-        _check_finite(arrays[f"x_{m}"])
+        _check_values(arrays[f"x_{m}"], kinds[m], limits)
     if "split" in arrays:
         split_sizes = _split_counts(arrays["split"])
     else:
@@ -166,7 +188,7 @@ def check_arrays(arrays: Mapping[str, NpyMember], *, split_seed: int = 0) -> Che
         elif key.startswith("len_"):
             _check_range(arr, 1, arrays[f"x_{key[4:]}"].shape[1], "lengths")
     return CheckedArrays(
-        arrays, tuple(modalities), class_counts, split_sizes, group_counts, split_seed
+        arrays, tuple(modalities), class_counts, split_sizes, group_counts, split_seed, kinds, rates
     )
 
 
@@ -175,7 +197,7 @@ def validate_npz(
 ) -> dict[str, Any]:
     """Check a dataset file and return its summary (``CheckedArrays.summary``)."""
     with open_archive(source) as archive:
-        return check_arrays(read_archive(archive, limits)).summary()
+        return check_arrays(read_archive(archive, limits), limits=limits).summary()
 
 
 # --- headers ----------------------------------------------------------------------------------
@@ -198,12 +220,13 @@ def _check_keys(arrays: Mapping[str, NpyMember]) -> list[str]:
             "x_<modality>", f"at least two modality arrays are needed, found {len(modalities)}"
         )
     for key in arrays:
-        if key.startswith(("oracle_", "len_")) and key.split("_", 1)[1] not in modalities:
+        if key.startswith(PREFIXES[1:]) and key.split("_", 1)[1] not in modalities:
             raise DatasetError(key, f"names no modality; modalities are {', '.join(modalities)}")
     return modalities
 
 
-def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> None:
+def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> dict[str, str]:
+    """Every header; modality -> kind."""
     y = arrays["y"]
     if y.ndim != 1:
         raise DatasetError("y", f"must have shape (N,), got {y.shape}")
@@ -212,6 +235,7 @@ def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> No
     if y.shape[0] == 0:
         raise DatasetError("y", "is empty")
     n = y.shape[0]
+    kinds = {m: modality_kind(arrays[f"x_{m}"], f"rate_{m}" in arrays) for m in modalities}
     for m in modalities:
         _check_modality_header(arrays[f"x_{m}"], n)
     if "split" in arrays:
@@ -224,26 +248,26 @@ def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> No
                 raise DatasetError(key, f"must be a 1-d integer array, got {arr.dtype} {arr.shape}")
             if arr.size == 0:
                 raise DatasetError(key, "is empty")
+            if kinds[key[7:]] == "text":
+                raise DatasetError(key, "a text modality has no coordinates to name")
         elif key.startswith("len_"):
             x = arrays[f"x_{key[4:]}"]
-            if x.ndim != 3:
+            if kinds[key[4:]] not in ("sequence", "audio"):
                 raise DatasetError(
-                    key, f"only sequence modalities (N, T, D) take lengths, got {x.shape}"
+                    key,
+                    f"only sequences (N, T, D) and audio (N, T) with rate_{key[4:]} take "
+                    f"lengths, got {x.shape}",
                 )
             _check_per_sample(arr, n, "iu", "an integer array")
+    return kinds
 
 
 def _check_modality_header(arr: NpyMember, n: int) -> None:
+    """Sample count and non-empty dimensions (the dtype and rank: ``modality_kind``)."""
     key = arr.key
-    if arr.dtype.kind != "f":
-        raise DatasetError(key, f"must be a float array, got dtype {arr.dtype}")
-    if arr.ndim not in (2, 3, 4):
-        raise DatasetError(
-            key, f"must have shape (N, D), (N, T, D) or (N, C, H, W), got {arr.shape}"
-        )
     if arr.shape[0] != n:
         raise DatasetError(key, f"has {arr.shape[0]} samples but y has {n}")
-    if min(arr.shape[1:]) < 1:
+    if arr.ndim > 1 and min(arr.shape[1:]) < 1:
         raise DatasetError(key, f"has an empty feature dimension: shape {arr.shape}")
 
 
@@ -284,6 +308,15 @@ def _label_counts(y: NpyMember) -> dict[int, int]:
     if classes.size < 2:
         raise DatasetError("y", "needs at least two classes, found one")
     return {int(c): int(counts[c]) for c in classes}
+
+
+def _check_values(arr: NpyMember, kind: str, limits: Limits) -> None:
+    if kind == "text":
+        check_text(arr, limits.max_text_chars)
+    elif arr.dtype.kind == "f":
+        _check_finite(arr)
+    else:  # uint8 images: every value is valid, the member is read through for its CRC
+        check_readable(arr)
 
 
 def _check_finite(arr: NpyMember) -> None:

@@ -61,13 +61,15 @@ class DatasetError(SpecError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Guards checked on the zip directory and the headers before anything is decompressed."""
+    """Guards checked on the zip directory and the headers before anything is decompressed
+    (``max_text_chars``: on the values of a text modality, streamed)."""
 
     max_member_bytes: int = 2 << 30  # declared uncompressed size of one array
     max_total_bytes: int = 4 << 30  # all arrays together
     max_ratio: float = 200.0  # uncompressed / compressed, for members above ratio_min_bytes
     ratio_min_bytes: int = 16 << 20
     max_members: int = 1000
+    max_text_chars: int = 100_000  # characters of one string of a text modality
 
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header, 30 bytes
@@ -100,7 +102,11 @@ def _read_header(key: str, fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dty
     else:
         raise DatasetError(key, f"unsupported .npy format version {version}")
     if dtype.hasobject:
-        raise DatasetError(key, "object arrays (pickled data) are not allowed")
+        raise DatasetError(
+            key,
+            "object arrays (pickled data) are not allowed; save strings as a fixed-width "
+            "unicode array: np.array(texts, dtype=str)",
+        )
     if dtype.itemsize == 0:
         raise DatasetError(key, f"dtype {dtype} has zero-size elements")
     return tuple(shape), bool(fortran_order), dtype

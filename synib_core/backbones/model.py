@@ -23,6 +23,7 @@ from synib_core.backbones.encoders import ENCODERS, Encoder
 from synib_core.backbones.fusions import FUSIONS, Fusion
 from synib_core.config import METHODS, KnobError, TrainConfig
 from synib_spec.knobs import resolve_feature_norm
+from synib_spec.modality_kinds import RAW_KINDS
 
 if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
     from synib_core.objectives.base import Batch
@@ -32,6 +33,7 @@ __all__ = [
     "ModelSpecLike",
     "MultimodalModel",
     "build_model",
+    "check_no_raw_modalities",
     "resolved_feature_norm",
     "to_probs",
 ]
@@ -123,6 +125,21 @@ def _check_spec(spec: ModelSpecLike) -> None:
         raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
 
 
+def check_no_raw_modalities(spec: ModelSpecLike, encoder: str) -> None:
+    """KnobError naming ``backbones.<m>.encoder`` when modality m holds raw text or audio
+    (``DataSpec.kinds``): only a pretrained model of that modality reads it, the trained-from-
+    scratch ``encoder`` cannot."""
+    kinds: Mapping[str, str] = getattr(spec, "kinds", None) or {}
+    for m in spec.modalities:
+        if kinds.get(m) in RAW_KINDS:
+            raise KnobError(
+                f"backbones.{m}.encoder",
+                f"modality {m!r} holds raw {kinds[m]}, which the {encoder!r} encoder cannot "
+                f"read; use backbones.{m}.encoder=pretrained with a {kinds[m]} model "
+                "(GET /api/v1/models lists them)",
+            )
+
+
 def resolved_feature_norm(config: TrainConfig) -> str:
     """``"layernorm"`` or ``"none"``: the knob's value, ``auto`` resolved from ``mask_level``
     (``synib_spec.knobs.resolve_feature_norm``)."""
@@ -139,6 +156,7 @@ def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> Multim
     if method not in METHODS:
         raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
     _check_spec(spec)
+    check_no_raw_modalities(spec, config.encoder)
     build_encoder = ENCODERS[config.encoder]
     encoders = {m: build_encoder(tuple(spec.shapes[m]), config) for m in spec.modalities}
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes

@@ -49,6 +49,36 @@ def test_upload_good_file(client: TestClient, auth: dict[str, str], api_settings
     assert client.get(f"{URL}/{body['id']}", headers=auth).json()["sha256"] == body["sha256"]
 
 
+def test_upload_of_raw_text_audio_and_images_stores_their_kinds(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """The raw kinds pass the same validation; the summary says each modality's kind (and the
+    sample rate of audio); an object array of strings is a 422 saying how to save text."""
+    rng = np.random.default_rng(1)
+    raw = {
+        "x_a": None,
+        "x_b": None,
+        "x_text": np.array([f"review {i}" for i in range(N)], dtype=str),
+        "x_voice": rng.normal(size=(N, 80)).astype(np.float32),
+        "rate_voice": np.array(8000),
+        "len_voice": np.full(N, 60),
+        "x_photo": rng.integers(0, 256, size=(N, 4, 4, 3), dtype=np.uint8),
+    }
+    response = client.post(URL, headers=auth, files={"file": ("raw.npz", npz_bytes(**raw))})
+    assert response.status_code == 201, response.text
+    assert response.json()["summary"]["modalities"] == [
+        {"name": "text", "shape": [N], "kind": "text"},
+        {"name": "voice", "shape": [N, 80], "kind": "audio", "rate": 8000},
+        {"name": "photo", "shape": [N, 4, 4, 3], "kind": "image"},
+    ]
+    texts = np.array([f"review {i}" for i in range(N)], dtype=object)
+    bad = npz_bytes(**(raw | {"x_text": texts}))
+    response = client.post(URL, headers=auth, files={"file": ("bad.npz", bad)})
+    assert response.status_code == 422, response.text
+    [item] = response.json()["detail"]
+    assert item["field"] == "x_text" and "np.array(texts, dtype=str)" in item["msg"]
+
+
 def test_upload_name_defaults_to_file_stem(client: TestClient, auth: dict[str, str]) -> None:
     response = client.post(URL, headers=auth, files={"file": ("my_set.npz", npz_bytes())})
     assert response.status_code == 201

@@ -12,6 +12,7 @@ import pytest
 from synib_client.main import (
     COMMANDS,
     SHIPPED_PARTS,
+    SUBCOMMANDS,
     TOKEN_COMMANDS,
     OneLineParser,
     add_part,
@@ -37,7 +38,14 @@ def test_every_shipped_part_is_installed_and_adds_the_commands_named_for_it() ->
     for key, entry_point in installed.items():
         commands = argparse.ArgumentParser().add_subparsers()
         entry_point.load()(commands)
-        assert tuple(commands.choices) == SHIPPED_PARTS[key][1], key
+        top_level = tuple(c for c in SHIPPED_PARTS[key][1] if " " not in c)
+        assert tuple(commands.choices) == top_level, key
+    # an action of another part's command: `synib datasets import` (core, into client's datasets)
+    commands = argparse.ArgumentParser().add_subparsers()
+    installed[(COMMANDS, "client")].load()(commands)
+    installed[(COMMANDS, "core")].load()(commands)
+    datasets = commands.choices["datasets"].get_default(SUBCOMMANDS)
+    assert "import" in datasets.choices
 
 
 def test_the_full_parser_has_every_command_and_the_token_actions(
@@ -46,7 +54,11 @@ def test_the_full_parser_has_every_command_and_the_token_actions(
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     top_level = [
-        c for (group, _), (_, cs) in SHIPPED_PARTS.items() if group == COMMANDS for c in cs
+        c
+        for (group, _), (_, cs) in SHIPPED_PARTS.items()
+        if group == COMMANDS
+        for c in cs
+        if " " not in c
     ]
     for command in top_level:
         assert f"    {command} " in out or f"    {command}\n" in out, command
@@ -72,6 +84,21 @@ def test_a_part_that_cannot_be_imported_names_the_extra_for_each_command(
     assert capsys.readouterr().err == (
         "synib serve: error: this command needs the [worker] extra (pip install "
         "'synib[worker]'): No module named 'synib_no_such_part'\n"
+    )
+
+
+def test_an_action_of_a_missing_part_names_its_extra(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the library (core), ``synib datasets import`` is there and says to install it."""
+    parser = OneLineParser(prog="synib")
+    commands = parser.add_subparsers(dest="command")
+    add_part(commands, _installed_parts()[(COMMANDS, "client")])
+    add_part(commands, metadata.EntryPoint(name="core", value="synib_no_core:reg", group=COMMANDS))
+    assert {"train", "compare", "data", "datasets"} <= set(commands.choices)
+    args = parser.parse_args(["datasets", "import", "multibench", "x.pkl", "--out", "x.npz"])
+    assert args.func(args) == 2
+    assert capsys.readouterr().err.startswith(
+        "synib datasets import: error: this command needs the [core] extra (pip install "
+        "'synib[core]'): No module named 'synib_no_core'"
     )
 
 

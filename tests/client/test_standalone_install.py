@@ -107,6 +107,7 @@ def test_help_version_and_knobs_run_without_a_server(client_venv: Path) -> None:
         (["migrate"], "worker"),
         (["token", "create", "--name", "laptop"], "worker"),
         (["train", "d.npz", "--method", "synib", "--out", "run"], "core"),  # torch, at run time
+        (["datasets", "import", "multibench", "d.pkl", "--out", "d.npz"], "core"),  # numpy
     ],
 )
 def test_server_and_library_commands_name_the_extra_to_install(
@@ -114,7 +115,7 @@ def test_server_and_library_commands_name_the_extra_to_install(
 ) -> None:
     done = _synib(client_venv, *argv)
     assert (done.returncode, done.stdout) == (2, "")
-    command = " ".join(argv[:2]) if argv[0] == "token" else argv[0]
+    command = " ".join(argv[:2]) if argv[0] in ("token", "datasets") else argv[0]
     assert done.stderr.startswith(
         f"synib {command}: error: this command needs the [{extra}] extra "
         f"(pip install 'synib[{extra}]'): No module named "

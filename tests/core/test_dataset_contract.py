@@ -174,7 +174,7 @@ def test_summary_of_a_known_file(tmp_path: Path) -> None:
     assert summary["split_sizes"] == {"train": 20, "val": 10, "test": 10}
     assert summary["class_counts"] == {"0": 14, "1": 13, "2": 13}
     assert summary["group_counts"] == {"redundant": 20, "synergy": 20}
-    assert summary["modalities"][1] == {"name": "video", "shape": [40, 4, 3]}
+    assert summary["modalities"][1] == {"name": "video", "shape": [40, 4, 3], "kind": "sequence"}
     assert summary["has_oracle"] is True
 
 
@@ -336,7 +336,7 @@ def test_modality_arrays_are_checked_as_they_stream_not_held_whole(tmp_path: Pat
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert summary["modalities"][0] == {"name": "big", "shape": [100_000, 200]}
+    assert summary["modalities"][0] == {"name": "big", "shape": [100_000, 200], "kind": "vector"}
     assert summary["num_samples"] == 100_000
     # Reading the array whole takes at least its 80 MB (84 MiB measured before streaming);
     # streamed, about 1M values at a time (11 MiB measured).

@@ -62,7 +62,7 @@ def test_fortran_ordered_modalities_stream_and_load_like_c_ordered_ones(tmp_path
     path = tmp_path / "fortran.npz"
     np.savez(path, **arrays)  # type: ignore[arg-type]
     np.testing.assert_array_equal(load_npz(path).x["a"], x)
-    assert validate_npz(path)["modalities"][0] == {"name": "a", "shape": [60, 7]}
+    assert validate_npz(path)["modalities"][0] == {"name": "a", "shape": [60, 7], "kind": "vector"}
 
     x[41, 3] = np.nan
     np.savez(path, **arrays)  # type: ignore[arg-type]
