@@ -14,10 +14,16 @@ from synib_spec.builtin import GENERATORS
 
 
 class ModalitySummary(BaseModel):
+    """One modality: its array's shape, its kind (``synib_spec.backbones.MODALITY_KINDS``;
+    absent in summaries of older uploads: then given by the number of axes) and, for audio, its
+    sample rate."""
+
     model_config = ConfigDict(extra="allow")
 
     name: str
     shape: list[int]
+    kind: str | None = None
+    rate: int | None = None
 
 
 class DatasetSummary(BaseModel):
@@ -73,6 +79,21 @@ class DatasetPidRequest(BaseModel):
     clusters: int | None = Field(default=None, ge=2, le=100)
 
 
+class DatasetFeaturePublic(BaseModel):
+    """Features a frozen pretrained model computed once for one modality of the dataset
+    (cached and reused by every later trial and job with the same model and pooling)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    modality: str
+    model: str
+    pooling: str
+    fingerprint: str  # sha256 of the dataset, the model's fingerprint, the pooling, the modality
+    dim: int
+    seconds: float  # the extraction's time
+    created_at: datetime
+
+
 class DatasetPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -87,6 +108,8 @@ class DatasetPublic(BaseModel):
     size_bytes: int | None
     summary: DatasetSummary | None
     pid: DatasetPidPublic | None = None
+    # The cached pretrained features of the dataset (empty until a job computes some).
+    features: list[DatasetFeaturePublic] = []
     created_at: datetime
 
 
