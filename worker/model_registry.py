@@ -13,7 +13,7 @@ Two sources:
 
 Discovery reads a few small JSON files and stats the rest: it runs in the worker's presence
 thread and never reads weights. A folder that does not qualify is skipped with its reason
-logged (``scan_model_dir`` returns the reasons; ``synib models`` prints them).
+logged (``discover_with_reasons`` returns them; ``synib models`` prints them).
 
 Example:
     >>> [m.name for m in discover_models(None)]  # with the signals extra installed
@@ -32,7 +32,14 @@ from typing import Any
 
 from synib_spec.backbones import LOADERS, MODEL_MODALITIES, MODEL_NAME, PACKAGED_MODELS, ModelInfo
 
-__all__ = ["MANIFEST", "discover_models", "model_folder", "packaged_models", "scan_model_dir"]
+__all__ = [
+    "MANIFEST",
+    "discover_models",
+    "discover_with_reasons",
+    "model_folder",
+    "packaged_models",
+    "scan_model_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +192,11 @@ def scan_model_dir(model_dir: Path | None) -> tuple[list[ModelInfo], list[tuple[
     return models, skipped
 
 
-def discover_models(model_dir: Path | None) -> list[ModelInfo]:
-    """Every model this worker offers: the installed packaged ones, then the folders under
-    ``model_dir``; a folder that is not a model, or whose name a packaged model has, is skipped
-    with a warning."""
+def discover_with_reasons(
+    model_dir: Path | None,
+) -> tuple[list[ModelInfo], list[tuple[str, str]]]:
+    """(models, skipped): what ``discover_models`` offers, and (folder, reason) for every
+    folder under ``model_dir`` it skips (not a model, or named like a packaged model)."""
     found = packaged_models()
     folders, skipped = scan_model_dir(model_dir)
     taken = {m.name for m in found}
@@ -197,6 +205,14 @@ def discover_models(model_dir: Path | None) -> list[ModelInfo]:
             skipped.append((info.name, "a packaged model has this name"))
             continue
         found.append(info)
+    return found, skipped
+
+
+def discover_models(model_dir: Path | None) -> list[ModelInfo]:
+    """Every model this worker offers: the installed packaged ones, then the folders under
+    ``model_dir``; a folder that is not a model, or whose name a packaged model has, is skipped
+    with a warning."""
+    found, skipped = discover_with_reasons(model_dir)
     for folder, reason in skipped:
         log.warning("model folder %s skipped: %s", folder, reason)
     return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -150,3 +151,27 @@ def test_the_model_dir_setting_is_empty_unless_given(
         [],
         [(str(tmp_path / "missing"), "SYNIB_MODEL_DIR is not a folder")],
     )
+
+
+def _synib_models(model_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    synib = Path(sys.executable).parent / "synib"
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SYNIB_MODEL_DIR": str(model_dir)}
+    return subprocess.run(
+        [str(synib), "models", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_synib_models_lists_the_models_and_the_skipped_folders(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    done = _synib_models(model_dir)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"^tiny-bert +text +32  transformers  /", done.stdout, re.M), done.stdout
+    assert "skipped smell: synib-model.json: modality 'smell' is not one of" in done.stdout
+    listed = json.loads(_synib_models(model_dir, "--json").stdout)
+    assert "tiny-bert" in [m["name"] for m in listed["models"]]
+    assert ["no-config", "no config.json (a Hugging Face model folder)"] in listed["skipped"]
+    good = write_manifest(tmp_path / "only-good")
+    (good / "config.json").write_text('{"hidden_size": 8}')
+    done = _synib_models(tmp_path)
+    assert done.returncode == 0 and "only-good" in done.stdout, done.stdout + done.stderr
