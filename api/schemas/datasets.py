@@ -6,17 +6,18 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.schemas.common import MAX_SQL_INT, CleanText
 from infra.db.models import DatasetStatus
+from synib_spec.backbones import summary_kinds
 from synib_spec.builtin import GENERATORS
 
 
 class ModalitySummary(BaseModel):
     """One modality: its array's shape, its kind (``synib_spec.backbones.MODALITY_KINDS``;
-    absent in summaries of older uploads: then given by the number of axes) and, for audio, its
-    sample rate."""
+    summaries of older uploads have none: the API answers the kind their number of axes gives)
+    and, for audio, its sample rate."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -37,6 +38,14 @@ class DatasetSummary(BaseModel):
     class_counts: Any = None
     group_counts: Any = None
     has_oracle: bool = False
+
+    @model_validator(mode="after")
+    def _kinds(self) -> DatasetSummary:
+        """Every modality with its kind (``synib_spec.backbones.summary_kinds``)."""
+        kinds = summary_kinds({"modalities": [m.model_dump() for m in self.modalities]})
+        for modality in self.modalities:
+            modality.kind = kinds.get(modality.name, modality.kind)
+        return self
 
 
 PID_STATUSES = ("queued", "running", "succeeded", "failed")

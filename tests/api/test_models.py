@@ -178,7 +178,7 @@ def test_the_dataset_shows_its_kinds_and_its_cached_features(
     assert body["features"] == []
     assert [(m["name"], m["kind"]) for m in body["summary"]["modalities"]] == [
         ("caption", "text"),
-        ("v", None),  # an older summary: the kind follows from the shape
+        ("v", "vector"),  # an older summary: the kind follows from the shape
     ]
     knobs = client.get("/api/v1/knobs", headers=auth).json()
     pretrained = next(e for e in knobs["backbones"]["encoders"] if e["name"] == "pretrained")
