@@ -33,6 +33,7 @@ from api.routes import (
     knobs,
     me,
     metrics,
+    models,
     reports,
     trials,
 )
@@ -62,7 +63,9 @@ def _version() -> str:
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    routes = (health, me, knobs, datasets, jobs, trials, events, reports, artifacts, metrics)
+    routes = (
+        health, me, knobs, models, datasets, jobs, trials, events, reports, artifacts, metrics,
+    )  # fmt: skip
     for module in routes:
         router.include_router(module.router)
     return router

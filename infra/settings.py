@@ -276,6 +276,12 @@ class Settings(BaseSettings):
         description="connections and requests at once per API process (uvicorn's "
         "limit_concurrency): 503 above it; empty: no limit",
     )
+    model_dir: Path | None = Field(
+        None,
+        description="a worker's pretrained models: one folder per model, <model_dir>/<name>/ "
+        "holding synib-model.json and a Hugging Face config.json (GET /api/v1/models lists "
+        "them with the models of installed packages); empty: the packaged ones only",
+    )
     worker_presence_interval_s: float = Field(
         15.0, gt=0, description="how often a worker renews its presence row (GET /ready)"
     )
@@ -298,6 +304,12 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level_name(cls, value: Any) -> str:
         return log_level_name(value)
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _no_model_dir_when_empty(cls, value: Any) -> Any:
+        """``SYNIB_MODEL_DIR=`` (empty) means none, not the current folder."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

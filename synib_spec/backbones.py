@@ -31,9 +31,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from synib_spec.errors import SpecError
+
+if TYPE_CHECKING:
+    from synib_spec.jobs import JobSpec
 
 __all__ = [
     "ACCEPTS",
@@ -48,7 +51,11 @@ __all__ = [
     "BackboneSpec",
     "ModelInfo",
     "check_backbone_fits",
+    "check_dataset_backbones",
+    "check_spec_backbones",
     "parse_backbones",
+    "summary_kinds",
+    "vocabulary",
 ]
 
 ENCODERS = ("mlp", "gru", "transformer", "cnn", "identity", "pretrained")
@@ -227,3 +234,93 @@ def check_backbone_fits(
             f"{field}.encoder",
             f"{backbone.encoder!r} cannot read {kind} data; use one of {', '.join(readers)}",
         )
+
+
+SHAPE_KINDS = {2: "vector", 3: "sequence", 4: "image"}
+"""Kind of a float modality by its number of axes, for dataset summaries written before
+modalities carried a ``kind`` (uploads of float arrays only)."""
+
+
+def summary_kinds(summary: Mapping[str, Any] | None) -> dict[str, str]:
+    """modality -> kind from a dataset's summary (``summary()["modalities"]``: ``name``,
+    ``shape`` and, since raw modalities, ``kind``); a summary without ``kind`` gives the kind
+    by the shape's number of axes (``SHAPE_KINDS``)."""
+    kinds = {}
+    for entry in (summary or {}).get("modalities") or []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        kind = entry.get("kind")
+        if kind not in MODALITY_KINDS:
+            kind = SHAPE_KINDS.get(len(entry.get("shape") or ()), "vector")
+        kinds[entry["name"]] = str(kind)
+    return kinds
+
+
+def check_dataset_backbones(
+    backbones: Mapping[str, BackboneSpec],
+    kinds: Mapping[str, str],
+    models: Mapping[str, ModelInfo] | None,
+    where: str = "backbones",
+) -> None:
+    """``SpecError`` when a backbone names a modality the dataset lacks (``backbones.<m>``),
+    cannot read its kind (``backbones.<m>.encoder``) or names a model no worker offers or of
+    another modality (``backbones.<m>.model``), or when raw text or audio has no backbone
+    (``backbones.<m>``: only a pretrained model reads it). ``kinds``: modality -> kind of the dataset
+    (``summary_kinds``); ``models``: name -> ModelInfo the workers offer, None when unknown
+    (no worker serving: then only the model's modality is left to the worker to check)."""
+    for modality, backbone in backbones.items():
+        if modality not in kinds:
+            raise SpecError(
+                f"{where}.{modality}",
+                f"the dataset has no modality {modality!r}; it has {', '.join(sorted(kinds))}",
+            )
+        kind = kinds[modality]
+        if backbone.pretrained and models is None:
+            if kind not in ACCEPTS["pretrained"]:
+                raise SpecError(
+                    f"{where}.{modality}.encoder",
+                    f"no pretrained model reads {kind} data; pretrained models read "
+                    f"{', '.join(MODEL_MODALITIES)}",
+                )
+            continue
+        model = None if models is None or backbone.model is None else models.get(backbone.model)
+        check_backbone_fits(modality, kind, backbone, model, where)
+    for modality, kind in kinds.items():
+        readers = [e for e in ENCODERS if kind in ACCEPTS[e]]
+        if modality not in backbones and readers == ["pretrained"]:
+            raise SpecError(
+                f"{where}.{modality}",
+                f"{kind} data is read only by a pretrained {kind} model: give "
+                f'{{"encoder": "pretrained", "model": NAME}} (see GET /api/v1/models)',
+            )
+
+
+def check_spec_backbones(spec: JobSpec) -> None:
+    """The rules between a spec's backbones and its knobs (``SpecError`` naming the knob): a
+    pretrained encoder trained inside the trial (``train`` last_layers or full) reads token
+    ids or waveforms, which ``mask_level="input"`` would corrupt meaninglessly: such a spec
+    needs ``mask_level="feature"`` for every method that reads it."""
+    from synib_spec.knobs import method_reads
+
+    trained = sorted(m for m, b in spec.backbones.items() if b.pretrained and b.train != "frozen")
+    if not trained:
+        return
+    for method in spec.method_names():
+        if method_reads(method, "mask_level") and "input" in spec.knob_values(method, "mask_level"):
+            raise SpecError(
+                "config.mask_level",
+                f"'input' masks the raw inputs of {', '.join(trained)}, which a pretrained "
+                f"encoder trained inside the trial reads as token ids or waveforms: use "
+                f"mask_level='feature' (method {method!r}), or train: frozen",
+            )
+
+
+def vocabulary() -> dict[str, Any]:
+    """The backbone vocabulary as JSON (what the dashboard's backbone rows are built from):
+    encoders with the kinds each reads, train modes, poolings, modality kinds."""
+    return {
+        "encoders": [{"name": e, "accepts": list(ACCEPTS[e])} for e in ENCODERS],
+        "train_modes": list(TRAIN_MODES),
+        "poolings": list(POOLINGS),
+        "modality_kinds": list(MODALITY_KINDS),
+    }

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from synib_spec.backbones import BackboneSpec, parse_backbones
+from synib_spec.backbones import BackboneSpec, check_spec_backbones, parse_backbones
 from synib_spec.errors import SpecError, SpecErrors
 from synib_spec.knobs import (
     INT_MAX,
@@ -425,6 +425,7 @@ def parse_job_spec(raw: Mapping[str, Any], *, limits: SpecLimits = NO_LIMITS) ->
     if errors:
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     _check_trial_rules(spec)
+    check_spec_backbones(spec)
     _check_limits(spec, limits)
     total = count_trials(spec)
     if total > limits.max_trials:

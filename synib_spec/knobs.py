@@ -554,10 +554,14 @@ def rule_warnings(method: str, values: Mapping[str, Any]) -> list[SpecError]:
 
 
 def knob_table() -> dict[str, Any]:
-    """The vocabulary as JSON: what ``GET /api/v1/knobs`` answers and the dashboard reads."""
+    """The vocabulary as JSON: what ``GET /api/v1/knobs`` answers and the dashboard reads (the
+    backbone vocabulary, ``synib_spec.backbones.vocabulary()``, included)."""
+    from synib_spec.backbones import vocabulary
+
     return {
         "knobs": [k.to_json() for k in KNOBS_LIST],
         "methods": [{"name": m.name, "help": m.help} for m in METHODS_LIST],
+        "backbones": vocabulary(),
     }
 
 

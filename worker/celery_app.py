@@ -74,7 +74,12 @@ def _announce_worker(sender: Any = None, **_kwargs: Any) -> None:
     sessions = make_session_factory(make_engine(settings.database_url, poolclass=NullPool))
     name = str(getattr(sender, "hostname", None) or socket.gethostname())
     presence = WorkerPresence(
-        sessions, name, socket.gethostname(), os.getpid(), settings.worker_presence_interval_s
+        sessions,
+        name,
+        socket.gethostname(),
+        os.getpid(),
+        settings.worker_presence_interval_s,
+        model_dir=settings.model_dir,
     )
     presence.start()
     _presence.append(presence)

@@ -1,5 +1,6 @@
 """The running job's lease: a thread that renews ``jobs.heartbeat_at`` every few seconds; and
-the worker's presence: a thread that renews its row in ``workers`` (what ``GET /ready`` counts).
+the worker's presence: a thread that renews its row in ``workers`` (what ``GET /ready`` counts)
+with the pretrained models the worker offers (``GET /api/v1/models``).
 
 The heartbeat is fenced (``infra.db.crud.beat_job``): it only updates the row while the job is
 still ``running`` (or ``cancelling``) *for this worker*. If the housekeeping gave the job to
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
+from typing import Any
 
 from infra.db import crud
 from infra.db.session import SessionFactory
+from worker.model_registry import discover_models
 
 __all__ = ["JobHeartbeat", "WorkerPresence"]
 
@@ -66,11 +70,19 @@ class JobHeartbeat(threading.Thread):
 
 class WorkerPresence(threading.Thread):
     """Renews worker ``name``'s presence row every ``interval_s`` seconds from ``start()``
-    until ``stop()``, which removes the row. Database errors are logged once and retried at
-    the next beat (a worker that cannot write looks absent: its jobs would stay queued)."""
+    until ``stop()``, which removes the row. The row carries the models the worker offers,
+    discovered once when the thread starts (``discover_models(model_dir)``: JSON files only).
+    Database errors are logged once and retried at the next beat (a worker that cannot write
+    looks absent: its jobs would stay queued)."""
 
     def __init__(
-        self, sessions: SessionFactory, name: str, hostname: str, pid: int, interval_s: float
+        self,
+        sessions: SessionFactory,
+        name: str,
+        hostname: str,
+        pid: int,
+        interval_s: float,
+        model_dir: Path | None = None,
     ) -> None:
         super().__init__(name="worker-presence", daemon=True)
         self.sessions = sessions
@@ -78,6 +90,8 @@ class WorkerPresence(threading.Thread):
         self.hostname = hostname
         self.pid = pid
         self.interval_s = interval_s
+        self.model_dir = model_dir
+        self.models: list[dict[str, Any]] = []
         self._stop_event = threading.Event()
         self._failing = False
 
@@ -85,7 +99,11 @@ class WorkerPresence(threading.Thread):
         try:
             with self.sessions() as session:
                 crud.record_worker(
-                    session, name=self.worker_name, hostname=self.hostname, pid=self.pid
+                    session,
+                    name=self.worker_name,
+                    hostname=self.hostname,
+                    pid=self.pid,
+                    models=self.models,
                 )
             self._failing = False
         except Exception as exc:
@@ -94,6 +112,15 @@ class WorkerPresence(threading.Thread):
             self._failing = True
 
     def run(self) -> None:
+        try:
+            self.models = [m.to_json() for m in discover_models(self.model_dir)]
+        except Exception:  # a broken model folder must not keep the worker from serving
+            log.exception("pretrained models not discovered; offering none")
+        log.info(
+            "offering %d pretrained models: %s",
+            len(self.models),
+            ", ".join(m["name"] for m in self.models) or "none",
+        )
         self.beat()
         while not self._stop_event.wait(self.interval_s):
             self.beat()

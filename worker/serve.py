@@ -30,6 +30,7 @@ from typing import Any
 
 from infra.process_lifetime import exit_with_parent
 from infra.settings import Settings, get_settings, log_level_name
+from worker.cli_models import register_models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
@@ -391,7 +392,7 @@ def _add_log_level(parser: argparse.ArgumentParser, *aliases: str) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add serve, api, worker, housekeeper, migrate, reconcile to an argparse
+    """Add serve, api, worker, housekeeper, migrate, reconcile, settings, models to an argparse
     ``add_subparsers()`` object."""
     serve = subparsers.add_parser(
         "serve", help="run API + worker + housekeeper + local Ray (embedded mode)"
@@ -432,3 +433,4 @@ def register(subparsers: Any) -> None:
     )
     settings.add_argument("--markdown", action="store_true", help="as a Markdown table")
     settings.set_defaults(func=_guarded("settings", cmd_settings))
+    register_models(subparsers)

@@ -221,9 +221,13 @@ async def list_generators(_user: CurrentUser) -> GeneratorsPublic:
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)
 def read_dataset(dataset_id: PathId, user: CurrentUser, session: SessionDep) -> DatasetPublic:
+    """The dataset with its summary, its PID and its cached pretrained features."""
     row = crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id)
     if row is None:
         raise not_found("dataset")
+    # ``features`` stays [] on this branch: the feature cache (table dataset_features,
+    # migration 0008, crud.get_dataset_features) arrives with the pretrained encoders' branch,
+    # and the lead wires it here when merging both.
     return DatasetPublic.model_validate(row)
 
 

@@ -31,10 +31,12 @@ from api.schemas.jobs import (
     build_job_public,
     dataset_problem,
 )
+from api.worker_models import model_infos, offered_models
 from infra.broker import RUN_JOB
 from infra.db import crud
 from infra.db.models import JOB_ACTIVE, JOB_TERMINAL, DatasetStatus, Job, JobStatus, TrialStatus
 from synib_spec import SpecError
+from synib_spec.backbones import check_dataset_backbones, summary_kinds
 from synib_spec.jobs import count_trials, spec_warnings
 
 router = APIRouter(
@@ -75,9 +77,11 @@ def create_job(
     producer: ProducerDep,
     settings: SettingsDep,
 ) -> JobCreated:
-    """Validate the spec (and the service's limits: 422), check the user's quotas (429: too
-    many active jobs; 413: storage full), store the job (queued), then enqueue
-    ``synib.run_job``."""
+    """Validate the spec (and the service's limits: 422), check its backbones against the
+    dataset's modalities and the models the serving workers offer (422 naming
+    ``backbones.<modality>``; with no worker serving, the worker that takes the job checks the
+    model), check the user's quotas (429: too many active jobs; 413: storage full), store the
+    job (queued), then enqueue ``synib.run_job``."""
     try:
         spec = body.to_spec(limits=settings.spec_limits)
     except SpecError as exc:
@@ -90,6 +94,12 @@ def create_job(
     problem = dataset_problem(spec, dataset.summary)
     if problem is not None:
         raise unprocessable(*problem)
+    if dataset.summary:  # a pending built-in dataset: the worker checks once it is made
+        models = model_infos(offered_models(session, settings))
+        try:
+            check_dataset_backbones(spec.backbones, summary_kinds(dataset.summary), models)
+        except SpecError as exc:
+            raise spec_unprocessable(exc) from None
     check_job_quotas(session, settings, user.id)
     task_id = str(uuid.uuid4())  # stored with the row: one commit, then the message
     job = crud.create_job(

@@ -1,5 +1,6 @@
 """The vocabulary: every knob (type, default, bounds, help, the methods that read it) and every
-method, from ``synib_spec.knobs`` (the dashboard and the docs read it here)."""
+method, from ``synib_spec.knobs``, and the backbone vocabulary from ``synib_spec.backbones`` (the
+dashboard and the docs read it here)."""
 
 from __future__ import annotations
 
@@ -22,5 +23,5 @@ def _table() -> KnobTable:
 
 @router.get("", response_model=KnobTable)
 async def read_knobs(_user: CurrentUser) -> KnobTable:
-    """The knob table (``synib_spec.knobs.knob_table()``)."""
+    """The knob table (``synib_spec.knobs.knob_table()``, the backbone vocabulary included)."""
     return _table()

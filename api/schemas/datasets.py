@@ -6,18 +6,25 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.schemas.common import MAX_SQL_INT, CleanText
 from infra.db.models import DatasetStatus
+from synib_spec.backbones import summary_kinds
 from synib_spec.builtin import GENERATORS
 
 
 class ModalitySummary(BaseModel):
+    """One modality: its array's shape, its kind (``synib_spec.backbones.MODALITY_KINDS``;
+    summaries of older uploads have none: the API answers the kind their number of axes gives)
+    and, for audio, its sample rate."""
+
     model_config = ConfigDict(extra="allow")
 
     name: str
     shape: list[int]
+    kind: str | None = None
+    rate: int | None = None
 
 
 class DatasetSummary(BaseModel):
@@ -31,6 +38,14 @@ class DatasetSummary(BaseModel):
     class_counts: Any = None
     group_counts: Any = None
     has_oracle: bool = False
+
+    @model_validator(mode="after")
+    def _kinds(self) -> DatasetSummary:
+        """Every modality with its kind (``synib_spec.backbones.summary_kinds``)."""
+        kinds = summary_kinds({"modalities": [m.model_dump() for m in self.modalities]})
+        for modality in self.modalities:
+            modality.kind = kinds.get(modality.name, modality.kind)
+        return self
 
 
 PID_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -73,6 +88,21 @@ class DatasetPidRequest(BaseModel):
     clusters: int | None = Field(default=None, ge=2, le=100)
 
 
+class DatasetFeaturePublic(BaseModel):
+    """Features a frozen pretrained model computed once for one modality of the dataset
+    (cached and reused by every later trial and job with the same model and pooling)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    modality: str
+    model: str
+    pooling: str
+    fingerprint: str  # sha256 of the dataset, the model's fingerprint, the pooling, the modality
+    dim: int
+    seconds: float  # the extraction's time
+    created_at: datetime
+
+
 class DatasetPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -87,6 +117,8 @@ class DatasetPublic(BaseModel):
     size_bytes: int | None
     summary: DatasetSummary | None
     pid: DatasetPidPublic | None = None
+    # The cached pretrained features of the dataset (empty until a job computes some).
+    features: list[DatasetFeaturePublic] = []
     created_at: datetime
 
 

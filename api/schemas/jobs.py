@@ -16,6 +16,7 @@ from sqlalchemy import inspect
 
 from api.schemas.common import CleanText
 from infra.db.models import JobStatus, TrialStatus
+from synib_spec.backbones import ENCODERS, MODEL_NAME, POOLINGS, TRAIN_MODES
 from synib_spec.jobs import NO_LIMITS, JobSpec, SpecLimits, parse_job_spec, sweep_label
 from synib_spec.knobs import INT_MAX, KNOBS_LIST, METHODS, Knob, method_reads
 from synib_spec.selection import best_point
@@ -92,6 +93,30 @@ class ResourcesSpec(BaseModel):
     memory_mb_per_trial: int | None = Field(default=None, ge=64, le=4_194_304)
 
 
+class BackboneEntry(BaseModel):
+    """The encoder of one modality (``synib_spec.backbones``). ``model``, ``train`` and
+    ``pooling`` only with ``encoder: pretrained`` (``model``: a name from GET /api/v1/models);
+    a modality without an entry gets the ``encoder`` knob."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    encoder: str = Field(json_schema_extra={"enum": list(ENCODERS)})
+    model: str | None = Field(
+        default=None, max_length=100, json_schema_extra={"pattern": MODEL_NAME.pattern}
+    )
+    train: str = Field(
+        default="frozen",
+        json_schema_extra={"enum": list(TRAIN_MODES)},
+        description="frozen: features computed once and cached, a head trained on them; "
+        "last_layers / full: the model's last block / all of it trained in every trial",
+    )
+    pooling: str = Field(default="mean", json_schema_extra={"enum": list(POOLINGS)})
+
+
+# Modality names as ``synib_spec.backbones.parse_backbones`` accepts them.
+MODALITY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_]*$"
+
+
 class JobCreate(BaseModel):
     """A job: methods x sweep x seeds on one dataset. Without ``sweep``, SynIB's penalty weight
     is swept over its default decades; ``"sweep": {}`` trains one point per method."""
@@ -112,6 +137,11 @@ class JobCreate(BaseModel):
     resources: ResourcesSpec = ResourcesSpec()
     max_concurrent_trials: int | None = Field(default=None, ge=1, le=2**31 - 1)
     baseline: str = Field(default="vanilla", json_schema_extra={"enum": list(METHODS)})
+    backbones: dict[str, BackboneEntry] | None = Field(
+        default=None,
+        description="modality -> its encoder; pretrained models: GET /api/v1/models",
+        json_schema_extra={"propertyNames": {"pattern": MODALITY_NAME}},
+    )
 
     def to_spec(self, *, limits: SpecLimits = NO_LIMITS) -> JobSpec:
         """The typed spec (``SpecError`` naming the field when it means nothing runnable or

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from api.schemas.models import BackboneVocabulary
 from synib_spec.knobs import KnobType
 
 
@@ -31,7 +32,10 @@ class MethodPublic(BaseModel):
 
 
 class KnobTable(BaseModel):
-    """Every knob and every method (what the dashboard's forms and the docs are built from)."""
+    """Every knob and every method (what the dashboard's forms and the docs are built from),
+    and the backbone vocabulary (``synib_spec.backbones``: encoders and the modality kinds each
+    reads, train modes, poolings)."""
 
     knobs: list[KnobPublic]
     methods: list[MethodPublic]
+    backbones: BackboneVocabulary

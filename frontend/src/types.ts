@@ -17,6 +17,9 @@ export type JobSpec = Schemas["JobCreate"];
 export type SweepDim = Schemas["SweepSpec"];
 export type JobStatus = Schemas["JobPublic"]["status"];
 export type Generators = Schemas["GeneratorsPublic"];
+export type DatasetFeature = Schemas["DatasetFeaturePublic"];
+export type ModelInfo = Schemas["ModelPublic"];
+export type BackboneEntry = Schemas["BackboneEntry"];
 /** One 422 problem: FastAPI's `loc` path and `msg`, plus the dotted `field` our API adds. */
 export type FieldError = Schemas["ErrorItem"];
 
@@ -36,6 +39,8 @@ export type KnobTable =
   paths["/api/v1/knobs"]["get"]["responses"][200]["content"]["application/json"];
 export type Knob = KnobTable["knobs"][number];
 export type MethodInfo = KnobTable["methods"][number];
+/** The backbone vocabulary: encoders with the modality kinds each reads, train modes, poolings. */
+export type BackboneVocabulary = KnobTable["backbones"];
 
 // Every job status and whether a job in it has finished. The schema gives the statuses as a type
 // only: `tsc` fails here when the API adds or drops one, so this list cannot drift from it.

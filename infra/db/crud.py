@@ -92,7 +92,12 @@ from infra.db.crud_trials import (
     upsert_epoch_metrics,
     upsert_trial,
 )
-from infra.db.crud_workers import count_workers_seen_since, record_worker, remove_worker
+from infra.db.crud_workers import (
+    count_workers_seen_since,
+    list_worker_models,
+    record_worker,
+    remove_worker,
+)
 from infra.db.models import ApiToken, User, utcnow
 
 __all__ = [
@@ -144,6 +149,7 @@ __all__ = [
     "list_tokens",
     "list_trials",
     "list_trials_of_jobs",
+    "list_worker_models",
     "lock_user",
     "mark_dataset_failed",
     "mark_dataset_pid_sent",

@@ -71,3 +71,27 @@ def test_upgrade_matches_models_and_downgrade_empties(empty_url: str) -> None:
     assert _tables(empty_url) == {"alembic_version"}
     command.upgrade(cfg, "head")
     assert _diff(empty_url) == []
+
+
+def test_0007_gives_the_workers_already_there_no_models(empty_url: str) -> None:
+    from sqlalchemy import text
+
+    cfg = alembic_config(empty_url)
+    command.upgrade(cfg, "0006")
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO workers (name, hostname, pid, started_at, last_seen_at) "
+                    "VALUES ('w@h', 'h', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        command.upgrade(cfg, "0007")
+        with engine.connect() as conn:
+            models = conn.execute(text("SELECT models FROM workers")).scalar_one()
+        assert models in ([], "[]")  # PostgreSQL's driver decodes json, SQLite's text stays
+        command.downgrade(cfg, "0006")
+        assert "models" not in {c["name"] for c in inspect(engine).get_columns("workers")}
+    finally:
+        engine.dispose()

@@ -3,7 +3,7 @@
 import { ApiError, getJson, qs, sendJson } from "../api";
 import { badge, errorBox, fmtBytes, fmtDate, h, replace, section } from "../dom";
 import type { Route } from "../main";
-import type { Dataset, DatasetPid, DatasetSummary, Page, PidPair } from "../types";
+import type { Dataset, DatasetFeature, DatasetPid, DatasetSummary, Page, PidPair } from "../types";
 import { builtinForm, uploadForm } from "./dataset_forms";
 
 const LIMIT = 50;
@@ -85,8 +85,11 @@ function summaryView(s: DatasetSummary): HTMLElement[] {
       "table",
       { id: "modalities-table", class: "data compact" },
       h("caption", null, "Modalities"),
-      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Modality"), h("th", { scope: "col" }, "Shape"))),
-      h("tbody", null, mods.map((m) => h("tr", null, h("td", null, m.name), h("td", null, `(${m.shape.join(", ")})`)))),
+      h("thead", null, h("tr", null, ["Modality", "Kind", "Shape"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", null, mods.map((m) => h("tr", { "data-modality": m.name },
+        h("td", null, m.name),
+        h("td", { "data-kind": m.kind ?? "" }, m.kind ?? "–", m.rate ? ` (${m.rate} Hz)` : ""),
+        h("td", null, `(${m.shape.join(", ")})`)))),
     ),
     kvTable("split-table", "Split sizes", Object.entries(splits)),
     kvTable("class-table", `Class balance (${s.num_classes ?? "?"} classes)`, countsRows(s.class_counts, classLabel)),
@@ -124,6 +127,24 @@ export function pidTable(id: string, caption: string, pairs: PidPair[]): HTMLEle
         );
       }),
     ),
+  );
+}
+
+/** The features frozen pretrained models computed for the dataset (cached, reused by every job). */
+function featuresSection(features: DatasetFeature[]): HTMLElement {
+  const head = ["Modality", "Model", "Pooling", "Size", "Extraction", "Computed", "Fingerprint"];
+  return section(
+    "dataset-features",
+    "Cached pretrained features",
+    features.length === 0
+      ? h("p", { class: "help" }, "None yet: a job with a frozen pretrained backbone computes them once per model and pooling; every later job reuses them.")
+      : h("table", { id: "features-table", class: "data compact" },
+        h("thead", null, h("tr", null, head.map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, features.map((f) => h("tr", { "data-model": f.model },
+          h("td", null, f.modality), h("td", null, f.model), h("td", null, f.pooling),
+          h("td", { class: "num" }, `${f.dim}-d`), h("td", { class: "num" }, `${f.seconds.toFixed(1)} s`),
+          h("td", { class: "nowrap" }, fmtDate(f.created_at)),
+          h("td", { class: "mono", title: f.fingerprint }, f.fingerprint.slice(0, 12)))))),
   );
 }
 
@@ -188,6 +209,7 @@ export async function renderDatasetPage(main: HTMLElement, route: Route, signal:
       ds.error ? errorBox(ds.error) : null,
       ds.summary ? section("dataset-summary", "Summary", h("div", { class: "grid-2" }, summaryView(ds.summary))) : null,
       ds.status === "ready" ? h("a", { class: "button primary", href: `#/jobs/new?dataset=${ds.id}` }, "New job on this dataset") : null,
+      ds.status === "ready" ? featuresSection(ds.features ?? []) : null,
       ds.status === "ready" ? pidSection(ds, () => void renderDatasetPage(main, route, signal)) : null,
     );
     if (ds.status !== "pending" && !pidActive(ds.pid)) return;

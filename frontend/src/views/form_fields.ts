@@ -27,6 +27,11 @@ export class FieldRegistry {
     return this.entries.has(key);
   }
 
+  /** Forget the fields whose key starts with `prefix` (a part of the form that was rebuilt). */
+  removePrefix(prefix: string): void {
+    for (const key of [...this.entries.keys()]) if (key.startsWith(prefix)) this.entries.delete(key);
+  }
+
   clear(): void {
     this.formError.replaceChildren();
     for (const { control, error } of this.entries.values()) {

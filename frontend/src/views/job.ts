@@ -54,6 +54,13 @@ function sweepText(job: Job): string {
   return dims.join("; ") || "none";
 }
 
+/** The spec's backbones in words ("caption: pretrained tiny-bert (frozen, mean)"). */
+function backbonesText(job: Job): string {
+  const parts = Object.entries(job.spec?.backbones ?? {}).map(([m, b]) =>
+    b.encoder === "pretrained" ? `${m}: pretrained ${b.model ?? "?"} (${b.train ?? "frozen"}, ${b.pooling ?? "mean"})` : `${m}: ${b.encoder}`);
+  return parts.join("; ") || "the encoder knob for every modality";
+}
+
 function renderHeader(page: Page): void {
   const { job, dataset, trials } = page.data;
   const pct = Math.round((job.progress ?? 0) * 100);
@@ -78,6 +85,7 @@ function renderHeader(page: Page): void {
       h("dt", null, "Dataset"), h("dd", null, job.dataset_id ? h("a", { href: `#/datasets/${job.dataset_id}` }, dataset?.name ?? job.dataset_id) : "deleted"),
       h("dt", null, "Methods"), h("dd", null, methodNames(job).join(", ")),
       h("dt", null, "Sweep"), h("dd", null, sweepText(job)),
+      h("dt", null, "Backbones"), h("dd", { id: "job-backbones" }, backbonesText(job)),
       h("dt", null, "Seeds"), h("dd", null, (job.spec?.seeds ?? [0]).join(", ")),
       h("dt", null, "Created"), h("dd", null, fmtDate(job.created_at)),
       h("dt", null, "Started"), h("dd", null, fmtDate(job.started_at)),

@@ -4,6 +4,7 @@
 
 import type { JobSpec, Knob, SweepDim } from "../types";
 import { checkKnob, isDefault } from "../vocabulary";
+import { type BackboneRow, readBackbones } from "./job_backbones";
 import { type FieldRegistry, readControl } from "./form_fields";
 
 export interface JobControls {
@@ -25,6 +26,8 @@ export interface JobControls {
   scheduler: HTMLSelectElement;
   grace: HTMLInputElement;
   reduction: HTMLInputElement;
+  /** One row per modality of the chosen dataset (rebuilt when the dataset changes). */
+  backbones: BackboneRow[];
 }
 
 /** Problems found, as (field key, message) pairs. */
@@ -111,6 +114,8 @@ export function buildSpec(c: JobControls, reg: FieldRegistry): JobSpec | null {
     seeds: top.seeds,
     scheduler: readScheduler(c, errors),
   };
+  const backbones = readBackbones(c.backbones, errors);
+  if (Object.keys(backbones).length) spec.backbones = backbones;
   if (c.sweepMode() === "range") spec.num_samples = top.samples;
   if (c.name.value.trim()) spec.name = c.name.value.trim();
   for (const [key, msg] of errors) reg.setError(key, msg);

@@ -1,15 +1,17 @@
-// New job form: dataset (pick, upload or register a built-in), methods, the knobs, sweep, seeds,
-// scheduler. The methods and the knobs come from the API's knob table (GET /api/v1/knobs), one
-// card per knob group; a knob none of the chosen methods reads is disabled and not sent. Values
-// are checked against the table's bounds before sending; the API's 422s land next to the fields.
+// New job form: dataset (pick, upload or register a built-in), a backbone per modality, methods,
+// the knobs, sweep, seeds, scheduler. The methods and the knobs come from the API's knob table
+// (GET /api/v1/knobs), one card per knob group; a knob none of the chosen methods reads is
+// disabled and not sent. Values are checked against the table's bounds before sending; the
+// API's 422s land next to the fields. A preview shows the spec the form would send.
 
 import { ApiError, getJson, qs, sendJson } from "../api";
 import { announce, h, replace } from "../dom";
 import type { Route } from "../main";
-import type { Dataset, JobCreated, Knob, MethodInfo, Page } from "../types";
+import type { BackboneVocabulary, Dataset, JobCreated, Knob, MethodInfo, ModelInfo, Page } from "../types";
 import { isNumeric, loadVocabulary, readByAny, readers } from "../vocabulary";
 import { builtinForm, uploadForm } from "./dataset_forms";
 import { field, FieldRegistry, knobControl } from "./form_fields";
+import { showBackbones } from "./job_backbones";
 import { buildSpec, type JobControls } from "./job_spec";
 
 const DEFAULT_METHODS = ["vanilla", "synib"];
@@ -48,6 +50,7 @@ function makeControls(datasets: Dataset[], chosen: string | null, knobs: Knob[],
     scheduler: h("select", { id: "scheduler" }, h("option", { value: "fifo" }, "FIFO (run every trial)"), h("option", { value: "asha" }, "ASHA (early stopping)")),
     grace: num("grace-period", 1),
     reduction: num("reduction-factor", 2),
+    backbones: [],
   };
 }
 
@@ -136,12 +139,45 @@ function datasetSection(reg: FieldRegistry, c: JobControls): HTMLElement {
   const pickNew = (ds: Dataset) => {
     c.dataset.append(datasetOption(ds, true));
     c.dataset.value = ds.id;
+    c.dataset.dispatchEvent(new Event("change", { bubbles: true }));
     announce(`Dataset ${ds.name} selected.`);
   };
   return h("fieldset", { class: "card" }, h("legend", null, "Dataset"),
     field(reg, "dataset_id", "Dataset", c.dataset),
     h("details", { id: "dataset-upload" }, h("summary", null, "Upload a new dataset"), uploadForm(pickNew, "job-upload")),
     h("details", { id: "dataset-builtin" }, h("summary", null, "Register a built-in dataset"), builtinForm(pickNew, "job-builtin")));
+}
+
+/** One backbone row per modality of the chosen dataset, rebuilt when the dataset changes. */
+function backboneSection(reg: FieldRegistry, c: JobControls, vocab: BackboneVocabulary, models: ModelInfo[],
+  changed: () => void, signal: AbortSignal): HTMLElement {
+  const box = h("div", { id: "backbone-rows" });
+  const load = async () => {
+    const id = c.dataset.value;
+    const ds = id ? await getJson<Dataset>(`/datasets/${id}`, signal) : null;
+    if (signal.aborted || id !== c.dataset.value) return;
+    showBackbones(box, reg, c.backbones, ds, vocab, models);
+    changed();
+  };
+  const reload = () => void load().catch((err: unknown) => reg.setError("__form__", (err as Error).message));
+  c.dataset.addEventListener("change", reload);
+  reload();
+  return h("fieldset", { class: "card", id: "backbones" }, h("legend", null, "Backbones"),
+    h("p", { class: "help" }, "The encoder of each modality. Pretrained models are the ones the workers offer; ",
+      "raw text and audio are read only by a pretrained model of their kind."),
+    box);
+}
+
+/** The JSON the form would send (POST /api/v1/jobs), kept up to date as the form changes. */
+function specPreview(c: JobControls): { view: HTMLElement; update: () => void } {
+  const pre = h("pre", { id: "spec-preview", class: "mono" });
+  const update = () => {
+    const spec = buildSpec(c, new FieldRegistry());
+    pre.textContent = spec ? JSON.stringify(spec, null, 2) : "The form has errors: submit to see them.";
+  };
+  const view = h("details", { class: "card", id: "spec-preview-card" },
+    h("summary", null, "Spec preview (what Submit sends to POST /api/v1/jobs)"), pre);
+  return { view, update };
 }
 
 function methodsSection(reg: FieldRegistry, c: JobControls, methods: MethodInfo[]): HTMLElement {
@@ -160,23 +196,27 @@ function methodsSection(reg: FieldRegistry, c: JobControls, methods: MethodInfo[
 }
 
 export async function renderNewJob(main: HTMLElement, route: Route, signal: AbortSignal) {
-  const [res, vocabulary] = await Promise.all([
+  const [res, vocabulary, models] = await Promise.all([
     getJson<Page<Dataset>>(`/datasets${qs({ limit: 200 })}`, signal),
     loadVocabulary(),
+    getJson<Page<ModelInfo>>("/models", signal),
   ]);
   if (signal.aborted) return;
   const datasets = res.data.filter((d) => d.status !== "failed");
   const c = makeControls(datasets, route.query.get("dataset"), vocabulary.knobs, vocabulary.methods);
   const reg = new FieldRegistry();
   const submit = h("button", { type: "submit", class: "primary", id: "submit-job" }, "Submit job");
+  const preview = specPreview(c);
   const form = h("form", { id: "job-form", novalidate: true, "aria-labelledby": "new-job-title" },
     h("h1", { id: "new-job-title" }, "New job"),
     h("fieldset", { class: "card" }, h("legend", null, "Job"), field(reg, "name", "Name (optional)", c.name)),
     datasetSection(reg, c),
+    backboneSection(reg, c, vocabulary.backbones, models.data, preview.update, signal),
     methodsSection(reg, c, vocabulary.methods),
     knobGroups(reg, c, vocabulary.knobs),
     sweepSection(reg, c),
     schedulerSection(reg, c),
+    preview.view,
     reg.formError,
     submit);
   reg.formError.tabIndex = -1;
@@ -184,8 +224,11 @@ export async function renderNewJob(main: HTMLElement, route: Route, signal: Abor
     ev.preventDefault();
     void submitJob(c, reg, submit);
   });
+  form.addEventListener("input", preview.update);
+  form.addEventListener("change", preview.update);
   replace(main, form);
   syncKnobs(c);
+  preview.update();
 }
 
 async function submitJob(c: JobControls, reg: FieldRegistry, button: HTMLButtonElement) {
