@@ -79,7 +79,7 @@ def test_api_latency_smoke_prints_its_tables(backend: str) -> None:
 
 @pytest.mark.slow
 def test_sweep_overhead_smoke_prints_its_table() -> None:
-    out = _run("sweep_overhead.py", "--rounds", "2", timeout_s=300)
+    out = _run("sweep_overhead.py", timeout_s=300)
     assert "## Sweep overhead: 2 trials x 1 epoch(s)" in out
     for label in (
         "direct (compare loop), serial",
@@ -97,10 +97,6 @@ def test_sweep_overhead_smoke_prints_its_table() -> None:
     assert all(float(c) >= 0 for c in _row(out, TRIALS)[1:3])
     assert all(float(c) > 0 for c in _row(out, ACTORS)[1:3])
     assert re.search(r"the parallel job used [\d.]+ CPU seconds: on \d+ cores it cannot take", out)
-    # --rounds 2: a second pair of jobs, the 2-at-a-time one sent first, and the total.
-    assert _row(out, "1")[1] == "1 at a time" and _row(out, "2")[1] == "2 at a time"
-    assert all(float(c) > 0 for c in _row(out, "2")[2:4])
-    assert re.search(r"over all rounds: 2 trials at a time vs 1: \*\*[\d.]+x\*\* faster", out)
     assert re.search(r"processes started during the parallel job \(count, their CPU seconds\)", out)
     # A job's fixed overhead: a first tiny job (it starts the worker's Ray), then more.
     assert float(_row(out, "first job of the worker (starts its Ray)")[1]) > 0
