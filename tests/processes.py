@@ -55,6 +55,16 @@ def is_running(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
+def runs_ray_work(pid: int) -> bool:
+    """Whether ``pid`` is a Ray worker process running a task or an actor (its title
+    ``ray::<name>``: a trial's ``ray::ImplicitFunc``, a reference model), not one of Ray's
+    agents (``ray::DashboardAgent``) nor an idle worker process (``ray::IDLE``)."""
+    if not is_running(pid):
+        return False
+    title = command_line(pid).split(" ", 1)[0]
+    return title.startswith("ray::") and title != "ray::IDLE" and not title.endswith("Agent")
+
+
 def start_group(argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     """``argv`` as the leader of a new session and process group: ``stop_group`` then stops
     it with every process it started, however it ends."""

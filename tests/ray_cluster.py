@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processes import free_port, start_group
+from processes import free_port, runs_ray_work, start_group
 
 RAY = str(Path(sys.executable).parent / "ray")
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
@@ -88,6 +88,16 @@ class RayCluster:
     def node_of(self, node_id: str) -> str:
         """The custom resource (``head`` / ``node2``) of the node with this id."""
         return next(name for name, node in self.nodes.items() if node.node_id == node_id)
+
+    def busy_pids(self) -> list[int]:
+        """The processes of the cluster's nodes that run a task or an actor (a trial, a
+        reference model) for some driver: none once every driver's work ended."""
+        return [
+            pid
+            for node in self.nodes.values()
+            for pid in session_members(node.process.pid)
+            if runs_ray_work(pid)
+        ]
 
 
 def session_members(session: int) -> list[int]:

@@ -281,11 +281,14 @@ class TrialRecorder(DatabaseHook, Callback):
 
     def _log_placement(self, trial: Any, trial_id: str, result: dict[str, Any]) -> None:
         """Log where the trial runs (Tune's node IP and process id of the result) when it
-        first reports, and again when it moved (restarted on another node or process)."""
+        first reports, and again when it moved (restarted on another node or process), with
+        the epoch it reports first there: 1 for a fresh start, the epoch after its checkpoint
+        for a trial that went on from one (a lost node, a resumed job)."""
         where = (result.get("node_ip"), result.get("pid"))
         if where[1] is not None and self.placed.get(trial_id) != where:
             self.placed[trial_id] = where
-            log.info("trial %s runs on node %s, process %s", _key(trial), *where)
+            first = f"from epoch {result['epoch']}" if "epoch" in result else "final outputs"
+            log.info("trial %s runs on node %s, process %s, %s", _key(trial), *where, first)
 
     def _write_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
         try:

@@ -28,6 +28,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
 
 
 @pytest.fixture(scope="module")
+def broker_url() -> str:
+    """The cluster tests' broker: a Redis database of their own (flushed by each worker)."""
+    return BROKER_URL
+
+
+@pytest.fixture(scope="module")
+def storage_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The storage settings of every worker of a module (``SYNIB_*`` environment): the
+    artifacts and Tune's experiments in one folder the workers share, as on one host; a
+    cluster of several hosts would put them on shared storage or object storage instead."""
+    return {"SYNIB_ARTIFACT_DIR": str(tmp_path_factory.mktemp("shared_artifacts"))}
+
+
+@pytest.fixture(scope="module")
 def cluster_worker(
     cluster: RayCluster, pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerHarness]:

@@ -85,7 +85,12 @@ def running_worker(
         **(extra_env or {}),
     }
     env.pop("RAY_ADDRESS", None)
-    settings = Settings(state_dir=state, database_url=database_url, broker_url=broker_url)
+    # The worker's own settings (its artifact and Tune storage, say), as the test reads them.
+    extra = extra_env or {}
+    given = {k[len("SYNIB_") :].lower(): v for k, v in extra.items() if k.startswith("SYNIB_")}
+    settings = Settings(
+        **{**given, "state_dir": state, "database_url": database_url, "broker_url": broker_url}
+    )
     flush_broker(broker_url)
     end_earlier_jobs(database_url)
     log_path = state / "worker.log"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from db_testing import redis_url
+from processes import runs_ray_work
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_URL = redis_url(14)  # the test Redis (SYNIB_TEST_REDIS_URL), a database of its own
@@ -53,16 +54,7 @@ def busy_ray_pids(marker: str) -> set[int]:
     """The Ray processes of ``ray_pids(marker)`` that run a task or an actor (a trial's
     ``ray::ImplicitFunc``, a reference model): not Ray's daemons and agents
     (``ray::DashboardAgent``), nor idle worker processes (``ray::IDLE``)."""
-    busy = set()
-    for pid in ray_pids(marker):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        title = cmdline.split(" ", 1)[0]
-        if title.startswith("ray::") and title != "ray::IDLE" and not title.endswith("Agent"):
-            busy.add(pid)
-    return busy
+    return {pid for pid in ray_pids(marker) if runs_ray_work(pid)}
 
 
 @dataclass
