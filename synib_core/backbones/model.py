@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from synib_core.backbones.encoders import ENCODERS, Encoder
+from synib_core.backbones.encoders import Encoder
 from synib_core.backbones.fusions import FUSIONS, Fusion
-from synib_core.config import METHODS, KnobError, TrainConfig
+from synib_core.backbones.pretrained import EncoderChoice, build_choice_encoder
+from synib_core.config import METHODS, KnobError, TrainConfig, method_reads
 from synib_spec.knobs import resolve_feature_norm
 
 if TYPE_CHECKING:  # the Batch class lives with the objectives; imported lazily to avoid a cycle
@@ -61,8 +62,11 @@ class MultimodalModel(nn.Module):
         fusion: Fusion,
         num_classes: int,
         feature_norm: bool = True,
+        backbones: Mapping[str, EncoderChoice] | None = None,
     ) -> None:
         super().__init__()
+        # modality -> EncoderChoice of the modalities built from a backbone spec (bundles keep it)
+        self.backbones: dict[str, EncoderChoice] = dict(backbones or {})
         self.modalities: tuple[str, ...] = tuple(encoders)
         self.num_classes = num_classes
         self.out_dim = 1 if num_classes == 2 else num_classes
@@ -129,20 +133,52 @@ def resolved_feature_norm(config: TrainConfig) -> str:
     return resolve_feature_norm(config.to_knobs())
 
 
-def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
+def _check_backbones(
+    config: TrainConfig, method: str, spec: ModelSpecLike, backbones: Mapping[str, EncoderChoice]
+) -> None:
+    unknown = sorted(set(backbones) - set(spec.modalities))
+    if unknown:
+        raise KnobError(
+            "backbones", f"unknown modalities {unknown}; the data has {spec.modalities}"
+        )
+    trained = [m for m, c in backbones.items() if c.trains_in_trial]
+    if trained and config.mask_level == "input" and method_reads(method, "mask_level"):
+        raise KnobError(
+            "mask_level",
+            f"input-level masks cannot corrupt the prepared inputs (token ids, mel frames) of "
+            f"the pretrained encoder of {trained[0]!r}; use mask_level='feature'",
+        )
+
+
+def build_model(
+    config: TrainConfig,
+    spec: ModelSpecLike,
+    method: str,
+    backbones: Mapping[str, EncoderChoice] | None = None,
+) -> MultimodalModel:
     """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
     ((D,) | (T, D) | (C, H, W)) and num_classes. ``METHOD_FUSIONS`` fixes the fusion of some
-    methods (``ensemble``: ``sum_unimodal``).
+    methods (``ensemble``: ``sum_unimodal``). ``backbones``: modality -> ``EncoderChoice`` for
+    the modalities that do not use the ``encoder`` knob (a pretrained model: see
+    ``synib_core.backbones.pretrained``).
 
     Weights are initialised from the global torch RNG (seed it, or fork it, before calling).
     """
     if method not in METHODS:
         raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
     _check_spec(spec)
-    build_encoder = ENCODERS[config.encoder]
-    encoders = {m: build_encoder(tuple(spec.shapes[m]), config) for m in spec.modalities}
+    backbones = dict(backbones or {})
+    _check_backbones(config, method, spec, backbones)
+    encoders = {
+        m: build_choice_encoder(
+            backbones.get(m, EncoderChoice(config.encoder)), tuple(spec.shapes[m]), config
+        )
+        for m in spec.modalities
+    }
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes
     fusion_name = METHOD_FUSIONS.get(method, config.fusion)
     fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
     norm = resolved_feature_norm(config)
-    return MultimodalModel(encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm")
+    return MultimodalModel(
+        encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm", backbones=backbones
+    )
