@@ -154,7 +154,8 @@ def check_arrays(arrays: Mapping[str, NpyMember], *, split_seed: int = 0) -> Che
     _check_headers(arrays, modalities)
     class_counts = _label_counts(arrays["y"])
     for m in modalities:
-        _check_finite(arrays[f"x_{m}"])
+        if arrays[f"x_{m}"].dtype.kind != "U":
+            _check_finite(arrays[f"x_{m}"])
     if "split" in arrays:
         split_sizes = _split_counts(arrays["split"])
     else:
@@ -235,6 +236,8 @@ def _check_headers(arrays: Mapping[str, NpyMember], modalities: list[str]) -> No
 
 def _check_modality_header(arr: NpyMember, n: int) -> None:
     key = arr.key
+    if arr.dtype.kind == "U" and arr.ndim == 1 and arr.shape[0] == n:
+        return  # raw text, one string per sample (the rawdata branch replaces this check)
     if arr.dtype.kind != "f":
         raise DatasetError(key, f"must be a float array, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3, 4):

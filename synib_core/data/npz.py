@@ -61,6 +61,8 @@ def read_arrays(path: str | os.PathLike[str], *, mmap: bool = True) -> dict[str,
 
 
 def _as_float32(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "U":  # raw text stays strings (the rawdata branch replaces this)
+        return np.asarray(arr)
     return arr if arr.dtype == np.float32 else arr.astype(np.float32)
 
 
