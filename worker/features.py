@@ -204,6 +204,7 @@ def prepare_backbones(
         return data, {}
     models = {i.name: i for i in discover_models(_model_dir(ctx))}
     x, lengths, oracle = dict(data.x), dict(data.lengths), dict(data.oracle)
+    rates = dict(getattr(data, "rates", {}))  # MultimodalData.rates: audio sample rates
     choices: dict[str, EncoderChoice] = {}
     for m, spec in backbones.items():
         if m not in data.x:
@@ -217,16 +218,18 @@ def prepare_backbones(
         path = model_path(info)
         choices[m] = EncoderChoice("pretrained", info, path, spec.train, spec.pooling)
         oracle.pop(m, None)  # its indices address the raw input
+        rates.pop(m, None)  # no longer a waveform
         if spec.train == "frozen":
             x[m] = frozen_features(ctx, data, m, info, spec.pooling)
             lengths.pop(m, None)
             continue
         prepared = _prepare(ctx, data, m, info, path)
-        x[m] = prepared["x"]
+        x[m] = prepared["x"].astype(np.float32)  # token ids too: exact below 2**24
         lengths.pop(m, None)
         if "lengths" in prepared:
             lengths[m] = prepared["lengths"]
-    return dataclasses.replace(data, x=x, lengths=lengths, oracle=oracle), choices
+    extra: dict[str, Any] = {"rates": rates} if hasattr(data, "rates") else {}
+    return dataclasses.replace(data, x=x, lengths=lengths, oracle=oracle, **extra), choices
 
 
 def _prepare(
