@@ -162,7 +162,9 @@ def test_fit_fine_tunes_a_pretrained_encoder_and_the_bundle_reloads(
     data = _text_data()
     backbone = load_pretrained(tiny_bert, tiny_bert.source)
     prepared = backbone.prepare(data.x["text"])
-    data.x["text"], data.lengths["text"] = prepared["x"], prepared["lengths"]
+    # As the worker does: token ids as float32 (exact), a float modality of the data contract.
+    data.x["text"] = prepared["x"].astype(np.float32)
+    data.lengths["text"] = prepared["lengths"]
     choice = EncoderChoice("pretrained", tiny_bert, tiny_bert.source, "full", "cls")
     config = TrainConfig(epochs=2, hidden=8, encoder_layers=1, fusion_hidden=8, lr=1e-2)
     result = fit(config, data, method="vanilla", seed=0, backbones={"text": choice})
@@ -242,3 +244,22 @@ def test_resemblyzer_embeds_espeak_speech() -> None:
     }  # fmt: skip
     with pytest.raises(ValueError, match="rate"):
         backbone.prepare(raw, lengths, None)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_amp_fine_tunes_and_extracts_on_the_gpu(tiny_bert: ModelInfo) -> None:
+    data = _text_data()
+    backbone = load_pretrained(tiny_bert, tiny_bert.source)
+    prepared = backbone.prepare(data.x["text"])
+    cpu = extract_features(backbone, data.x["text"], pooling="mean", device="cpu")
+    gpu = extract_features(backbone, data.x["text"], pooling="mean", device="cuda")
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+    data.x["text"] = prepared["x"].astype(np.float32)
+    data.lengths["text"] = prepared["lengths"]
+    choice = EncoderChoice("pretrained", tiny_bert, tiny_bert.source, "last_layers", "mean")
+    config = TrainConfig(epochs=2, hidden=8, fusion_hidden=8, device="cuda", amp=True)
+    result = fit(config, data, method="synib", seed=0, backbones={"text": choice})
+    encoder = result.model.encoders["text"]
+    assert next(encoder.parameters()).is_cuda
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
