@@ -5,6 +5,7 @@ bytes share one file (the fingerprint starts from the dataset's sha256)."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db.models import DatasetFeature
@@ -44,12 +45,9 @@ def add_feature(
     seconds: float,
 ) -> DatasetFeature:
     """Record the dataset's features (the existing row when it already has this fingerprint:
-    two jobs of one dataset may extract at once); commits."""
-    found = session.scalars(
-        select(DatasetFeature).where(
-            DatasetFeature.dataset_id == dataset_id, DatasetFeature.fingerprint == fingerprint
-        )
-    ).first()
+    two jobs of one dataset may extract at once, and the second insert loses the race to the
+    unique constraint); commits."""
+    found = _own_row(session, dataset_id, fingerprint)
     if found is not None:
         return found
     row = DatasetFeature(
@@ -63,9 +61,24 @@ def add_feature(
         seconds=float(seconds),
     )
     session.add(row)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raced = _own_row(session, dataset_id, fingerprint)
+        if raced is None:  # not the race: the dataset is gone (foreign key)
+            raise
+        return raced
     session.refresh(row)
     return row
+
+
+def _own_row(session: Session, dataset_id: str, fingerprint: str) -> DatasetFeature | None:
+    return session.scalars(
+        select(DatasetFeature).where(
+            DatasetFeature.dataset_id == dataset_id, DatasetFeature.fingerprint == fingerprint
+        )
+    ).first()
 
 
 def feature_paths_only_of(session: Session, *, dataset_id: str) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from api_factories import add_ready_dataset
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from infra.db import crud
+from infra.db import crud, crud_features
 from infra.settings import Settings
 from infra.storage import ArtifactStore
 
@@ -71,3 +72,20 @@ def test_deleting_a_dataset_deletes_its_feature_rows_and_unshared_files(
     assert crud.get_dataset_features(db_session, dataset_id=doomed) == []
     left = crud.get_dataset_features(db_session, dataset_id=kept)
     assert [r.fingerprint for r in left] == ["b" * 64]
+
+
+def test_a_second_insert_that_lost_the_race_returns_the_winners_row(
+    db_session: Session, user_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset_id = add_ready_dataset(db_session, user_token[1]).id
+    winner = _feature(db_session, dataset_id, "c" * 64)
+    real, calls = crud_features._own_row, []
+
+    def checked_before_the_winner_committed(*args: object) -> object:
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crud_features, "_own_row", checked_before_the_winner_committed)
+    row = _feature(db_session, dataset_id, "c" * 64)  # the insert hits the unique constraint
+    assert row.id == winner.id and len(calls) == 2
+    assert len(crud.get_dataset_features(db_session, dataset_id=dataset_id)) == 1
