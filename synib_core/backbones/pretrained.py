@@ -17,8 +17,8 @@ that is frozen (its cached features arrive as (N, D) vectors, read by an ``mlp``
 in the trial).
 
 Example:
-    >>> info = dict(PACKAGED)["all-minilm-l6-v2"]                                # doctest: +SKIP
-    >>> backbone = load_pretrained(info, None)
+    >>> info = PACKAGED_MODELS[0][0]  # all-minilm-l6-v2 (synib_spec.backbones)  # doctest: +SKIP
+    >>> backbone = load_pretrained(info, None)  # None: the package's own files
     >>> extract_features(backbone, np.array(["a cat", "a dog"]), pooling="mean").shape
     (2, 384)
 """
