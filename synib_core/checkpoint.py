@@ -30,7 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from synib_core import __version__
-from synib_core.backbones import MultimodalModel, build_model
+from synib_core.backbones import EncoderChoice, MultimodalModel, build_model
 from synib_core.config import KnobError, TrainConfig, config_from_knobs
 from synib_core.data import DataSpec
 
@@ -99,7 +99,8 @@ def check_inputs(
     n = next(iter(sizes.values()))
     lens: dict[str, np.ndarray] = {}
     for m, v in (lengths or {}).items():
-        if m not in arrays or len(spec.shapes[m]) != 2:
+        sequence = len(spec.shapes[m]) == 2 or m in spec.has_lengths  # (T, D), or token ids (L,)
+        if m not in arrays or not sequence:
             raise PredictInputError("lengths", f"{m!r} is not a sequence modality of the model")
         lv = np.asarray(v)
         steps = spec.shapes[m][0]
@@ -159,6 +160,7 @@ def _bundle_files(
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "temperature": float(temperature),
         "extra": dict(extra or {}),
+        "backbones": {m: c.to_json() for m, c in model.backbones.items()},
     }
     return {MANIFEST_FILE: json.dumps(manifest, indent=2).encode(), WEIGHTS_FILE: weights}
 
@@ -307,7 +309,10 @@ def load(path: str | Path, *, device: str = "cpu") -> LoadedModel:
         config = config_from_knobs(manifest["config"])
         spec = _spec_from_json(manifest["spec"])
         with torch.random.fork_rng(devices=[]):  # initial weights are overwritten anyway
-            model = build_model(config, spec, manifest["method"])
+            backbones = {
+                m: EncoderChoice.from_json(c) for m, c in (manifest.get("backbones") or {}).items()
+            }
+            model = build_model(config, spec, manifest["method"], backbones)
         model.load_state_dict(load_safetensors(files[WEIGHTS_FILE]))
         temperature = float(manifest.get("temperature", 1.0))
         if not 0 < temperature < float("inf"):

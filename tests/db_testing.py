@@ -44,6 +44,7 @@ TABLES = (
     "artifacts",
     "trials",
     "jobs",
+    "dataset_features",
     "datasets",
     "api_tokens",
     "users",

@@ -25,6 +25,7 @@ from infra.storage import ArtifactStore
 from synib_spec.jobs import JobSpec, parse_job_spec
 from worker.datasets import load_job_dataset
 from worker.db_retry import is_connection_error
+from worker.features import prepare_backbones
 from worker.heartbeat import JobHeartbeat
 from worker.job_artifacts import prediction_loader, store_report, store_trial_model
 from worker.job_context import JobContext
@@ -161,8 +162,9 @@ def execute(ctx: JobContext) -> str:
     data = load_job_dataset(ctx.sessions, ctx.store, ctx.job.dataset_id)
     log.info("job %s: dataset loaded in %.2f s", ctx.job.id, time.perf_counter() - t0)
     job_spec = parse_job_spec(ctx.job.spec)
+    data, backbones = prepare_backbones(ctx, data, dict(job_spec.backbones))
     plan = plan_trials(job_spec, ctx.job.id)
-    cancelled, refs = train_job(ctx, data, job_spec, plan)
+    cancelled, refs = train_job(ctx, data, job_spec, plan, backbones)
     if cancelled:
         return finish(ctx, "cancelled")
     return complete_job(ctx, data, job_spec, plan, refs)

@@ -14,6 +14,7 @@ results. The experiment is deleted once the job has its final status (``drop_exp
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from infra.db import crud
@@ -44,6 +45,7 @@ from worker.tune_runner import (
 )
 
 if TYPE_CHECKING:
+    from synib_core.backbones import EncoderChoice
     from synib_core.data import MultimodalData
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,11 @@ def _register_trials(ctx: JobContext, session: Any, plan: list[TrialSpec]) -> di
     return rows
 
 
-def open_payloads(ctx: JobContext, spec: JobSpec, plan: list[TrialSpec]) -> list[TrialPayload]:
-    """Payloads of the planned trials whose rows are still open (pending or running)."""
+def open_payloads(
+    ctx: JobContext, spec: JobSpec, plan: list[TrialSpec], backbones: dict[str, Any] | None = None
+) -> list[TrialPayload]:
+    """Payloads of the planned trials whose rows are still open (pending or running);
+    ``backbones``: modality -> ``EncoderChoice.to_json()`` (worker.features)."""
     with ctx.sessions() as session:
         rows = {t.trial_key: t for t in crud.list_trials(session, job_id=ctx.job.id)}
     memory_mb = trial_memory_mb(spec, ctx.settings.trial_memory_mb)
@@ -86,6 +91,7 @@ def open_payloads(ctx: JobContext, spec: JobSpec, plan: list[TrialSpec]) -> list
             knobs=t.config,
             threads=spec.resources.threads,
             memory_mb=memory_mb,
+            backbones=dict(backbones or {}),
         )
         for t in plan
         if t.key in rows and rows[t.key].status in OPEN_TRIALS
@@ -105,6 +111,7 @@ def run_trials(
     trainable: Any,
     hooks: tuple[CancelWatch, TrialRecorder],
     references: ReferenceCheck,
+    backbones: dict[str, Any] | None = None,
 ) -> None:
     """Resume the job's interrupted experiment if there is one, then run the trials still open
     in a fresh one (both blocking until done, cancelled or stopped)."""
@@ -126,7 +133,7 @@ def run_trials(
         if not done:
             return
     drop_experiment(path)  # a finished experiment, or one that never got far enough to restore
-    payloads = open_payloads(ctx, spec, plan)
+    payloads = open_payloads(ctx, spec, plan, backbones)
     if not payloads:
         return
     tuner = new_tuner(
@@ -145,10 +152,16 @@ def run_trials(
 
 
 def train_job(
-    ctx: JobContext, data: MultimodalData, spec: JobSpec, plan: list[TrialSpec]
+    ctx: JobContext,
+    data: MultimodalData,
+    spec: JobSpec,
+    plan: list[TrialSpec],
+    backbones: Mapping[str, EncoderChoice] | None = None,
 ) -> tuple[bool, Any]:
     """The trials under Ray Tune, the references beside them; returns (cancelled, references
-    per seed). The references' accuracies are stored on the job once they are in."""
+    per seed). The references' accuracies are stored on the job once they are in.
+    ``backbones``: modality -> ``EncoderChoice`` (``worker.features.prepare_backbones``)."""
+    choices = {m: c.to_json() for m, c in (backbones or {}).items()}
     register_trials(ctx, plan)
     watch = CancelWatch(ctx.settings.database_url, ctx.job.id, worker=ctx.worker or None)
     recorder = TrialRecorder(ctx.settings.database_url, watch, retry_s=ctx.settings.db_retry_max_s)
@@ -160,12 +173,13 @@ def train_job(
         if not ctx.settings.ray_address:  # a cluster may still grow (autoscaling): no check
             check_fits(resources, ray.cluster_resources())
         data_ref = ray.put(data)  # one copy in Ray's object store for references and trials
-        pending = start_references(base_config(spec), data_ref, seeds, resources)
+        pending = start_references(base_config(spec), data_ref, seeds, resources, choices)
         try:
             if not references_beside_trials(resources):  # GPU or multi-thread trials
                 wait_for_references(pending, watch)
             trainable = make_trainable(resources, data_ref, pending)
-            run_trials(ctx, spec, plan, trainable, (watch, recorder), ReferenceCheck(pending))
+            hooks = (watch, recorder)
+            run_trials(ctx, spec, plan, trainable, hooks, ReferenceCheck(pending), choices)
             refs = wait_for_references(pending, watch)
         except JobCancelled:
             return True, {}

@@ -33,7 +33,11 @@ def references_beside_trials(resources: Resources) -> bool:
 
 
 def start_references(
-    knobs: dict[str, Any], data: MultimodalData | Any, seeds: list[int], resources: Resources
+    knobs: dict[str, Any],
+    data: MultimodalData | Any,
+    seeds: list[int],
+    resources: Resources,
+    backbones: dict[str, Any] | None = None,
 ) -> dict[int, Any]:
     """Start one Ray task per seed that trains its unimodal references; ``{seed: object ref}``.
 
@@ -41,7 +45,8 @@ def start_references(
     CPU: the trials need them only after their last epoch, so they start at once and the
     references train meanwhile (with a CPU each they would hold back the first trials, on a
     2-CPU worker all of them). Otherwise each task reserves a trial's CPUs and GPUs, and the
-    caller lets them finish before the trials start. ``data``: the dataset or its object ref.
+    caller lets them finish before the trials start. ``data``: the dataset or its object ref;
+    ``backbones``: modality -> ``EncoderChoice.to_json()``.
     """
     import ray
 
@@ -52,7 +57,8 @@ def start_references(
         max_retries=0,
     )
     data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
-    return {seed: remote.remote(knobs, data_ref, seed, resources.threads) for seed in seeds}
+    threads = resources.threads
+    return {seed: remote.remote(knobs, data_ref, seed, threads, backbones) for seed in seeds}
 
 
 def wait_for_references(

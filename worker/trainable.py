@@ -79,6 +79,16 @@ class TrialPayload(TypedDict):
     knobs: dict[str, Any]
     threads: int  # torch / OMP threads: the trial's whole CPUs
     memory_mb: NotRequired[int | None]  # per-trial memory cap (worker.limits.memory_cap)
+    # modality -> EncoderChoice.to_json() (worker.features): a pretrained model's ModelInfo and
+    # local path; one that trains is loaded from the files on the trial's node
+    backbones: NotRequired[dict[str, Any]]
+
+
+def encoder_choices(backbones: dict[str, Any] | None) -> dict[str, Any]:
+    """modality -> ``EncoderChoice`` from the JSON of a payload."""
+    from synib_core.backbones import EncoderChoice
+
+    return {m: EncoderChoice.from_json(c) for m, c in (backbones or {}).items()}
 
 
 def limit_threads(threads: int) -> None:
@@ -229,6 +239,7 @@ def run_fit(
                 references=seed_references(references, payload["seed"]),
                 on_epoch_end=report_epochs(state_dir),
                 checkpoint_dir=str(state_dir),
+                backbones=encoder_choices(payload.get("backbones")),
             )
             return write_outputs(result, payload, final_dir)
     except Exception as exc:  # not BaseException: Tune ends a stopped trial with SystemExit
@@ -266,15 +277,22 @@ def train_trial(
 
 
 def reference_predictions(
-    knobs: dict[str, Any], data: MultimodalData, seed: int, threads: int
+    knobs: dict[str, Any],
+    data: MultimodalData,
+    seed: int,
+    threads: int,
+    backbones: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Unimodal reference test predictions for one seed: modality -> (N_test,) int64."""
+    """Unimodal reference test predictions for one seed: modality -> (N_test,) int64;
+    ``backbones``: as in the trial payload."""
     from synib_core.config import config_from_knobs
     from synib_core.training import train_references
 
     limit_threads(threads)
     try:
-        refs = train_references(config_from_knobs(knobs), data, seed=seed)
+        refs = train_references(
+            config_from_knobs(knobs), data, seed=seed, backbones=encoder_choices(backbones)
+        )
     except Exception as exc:
         # The cause may not pickle (TrainingDiverged, KnobError): Ray would hand back its whole
         # remote traceback instead. The chain stays in the task's traceback, for the log.

@@ -281,7 +281,7 @@ def request_dataset_pid(
 def delete_dataset(
     dataset_id: PathId, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> Response:
-    """Delete the dataset and its file (409 while a queued/running/cancelling job uses it).
+    """Delete the dataset, its file and its cached features (409 while a queued/running/cancelling job uses it).
 
     The file goes first: a storage error (503) leaves the dataset as it was, to delete again.
     A built-in dataset still being generated is deleted too; its worker removes the file it
@@ -292,6 +292,8 @@ def delete_dataset(
     if crud.dataset_in_use(session, dataset_id=dataset_id):
         raise conflict("dataset is used by an active job")
     stored = row.path
+    for feature in crud.feature_paths_only_of(session, dataset_id=dataset_id):
+        store.delete(feature)  # its cached features (worker.features); the rows cascade
     if stored:
         store.delete(stored)
     path = crud.delete_dataset(session, dataset_id=dataset_id)

@@ -1,7 +1,7 @@
 """All database reads and writes (every SQL statement of the service), keyword-only: users and
 tokens here; datasets (``crud_datasets``), jobs (``crud_jobs``), a job's lease and its
 housekeeping (``crud_lease``), the fair queue and what a user holds (``crud_queue``), trials
-and epochs (``crud_trials``), artifacts (``crud_artifacts``) and events (``crud_events``)
+and epochs (``crud_trials``), the feature cache (``crud_features``), artifacts (``crud_artifacts``) and events (``crud_events``)
 re-exported, so callers use ``crud.<name>``."""
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ from infra.db.crud_events import (
     list_events_of_jobs,
     status_event_data,
     trial_event_data,
+)
+from infra.db.crud_features import (
+    add_feature,
+    feature_paths_only_of,
+    find_feature,
+    get_dataset_features,
 )
 from infra.db.crud_jobs import (
     SendState,
@@ -104,6 +110,7 @@ __all__ = [
     "SendState",
     "add_artifact",
     "add_event",
+    "add_feature",
     "beat_job",
     "cancel_expired_lease",
     "claim_dataset_pid",
@@ -122,9 +129,12 @@ __all__ = [
     "delete_dataset",
     "delete_job",
     "fair_queue",
+    "feature_paths_only_of",
+    "find_feature",
     "find_ready_dataset_by_sha256",
     "get_artifact",
     "get_dataset",
+    "get_dataset_features",
     "get_job",
     "get_token_and_user",
     "get_token_by_hash",

@@ -281,3 +281,29 @@ class WorkerPresence(Base):
     # The pretrained models it can load (``ModelInfo.to_json()`` each, from
     # ``worker.model_registry.discover_models``): ``GET /api/v1/models`` lists their union.
     models: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+
+
+class DatasetFeature(Base):
+    """Frozen features of one dataset modality by one pretrained model and pooling, computed
+    once by a worker and reused by every trial and later job (``worker.features``).
+
+    fingerprint: sha256 of (dataset sha256, model fingerprint, pooling, modality); path: the
+    store-relative ``features/<fingerprint>.npy`` ((N, dim) float32); seconds: the extraction
+    time (what a cache hit saves)."""
+
+    __tablename__ = "dataset_features"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "fingerprint"),
+        Index("ix_dataset_features_fingerprint", "fingerprint"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    modality: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(100))
+    pooling: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(500))
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

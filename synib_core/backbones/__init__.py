@@ -27,6 +27,13 @@ from synib_core.backbones.model import (
     resolved_feature_norm,
     to_probs,
 )
+from synib_core.backbones.pretrained import (
+    EncoderChoice,
+    PretrainedBackbone,
+    extract_features,
+    load_pretrained,
+    set_trainable,
+)
 
 __all__ = [
     "ENCODERS",
@@ -35,6 +42,7 @@ __all__ = [
     "CNNEncoderConfig",
     "ConcatMLPFusion",
     "Encoder",
+    "EncoderChoice",
     "Fusion",
     "FusionConfig",
     "GRUEncoder",
@@ -43,11 +51,15 @@ __all__ = [
     "MLPEncoderConfig",
     "ModelSpecLike",
     "MultimodalModel",
+    "PretrainedBackbone",
     "SequenceEncoderConfig",
     "SumUnimodalFusion",
     "TransformerFusion",
     "TransformerSeqEncoder",
     "build_model",
+    "extract_features",
+    "load_pretrained",
     "resolved_feature_norm",
+    "set_trainable",
     "to_probs",
 ]

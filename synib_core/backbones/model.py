@@ -12,16 +12,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from synib_core.backbones.encoders import ENCODERS, Encoder
+from synib_core.backbones.encoders import Encoder
 from synib_core.backbones.fusions import FUSIONS, Fusion
-from synib_core.config import METHODS, KnobError, TrainConfig
+from synib_core.backbones.pretrained import EncoderChoice, build_choice_encoder
+from synib_core.config import METHODS, KnobError, TrainConfig, method_reads
 from synib_spec.knobs import resolve_feature_norm
 from synib_spec.modality_kinds import RAW_KINDS
 
@@ -63,8 +64,11 @@ class MultimodalModel(nn.Module):
         fusion: Fusion,
         num_classes: int,
         feature_norm: bool = True,
+        backbones: Mapping[str, EncoderChoice] | None = None,
     ) -> None:
         super().__init__()
+        # modality -> EncoderChoice of the modalities built from a backbone spec (bundles keep it)
+        self.backbones: dict[str, EncoderChoice] = dict(backbones or {})
         self.modalities: tuple[str, ...] = tuple(encoders)
         self.num_classes = num_classes
         self.out_dim = 1 if num_classes == 2 else num_classes
@@ -125,13 +129,15 @@ def _check_spec(spec: ModelSpecLike) -> None:
         raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
 
 
-def check_no_raw_modalities(spec: ModelSpecLike, encoder: str) -> None:
-    """KnobError naming ``backbones.<m>.encoder`` when modality m holds raw text or audio
-    (``DataSpec.kinds``): only a pretrained model of that modality reads it, the trained-from-
-    scratch ``encoder`` cannot."""
+def check_no_raw_modalities(
+    spec: ModelSpecLike, encoder: str, skip: Collection[str] = ()
+) -> None:
+    """KnobError naming ``backbones.<m>.encoder`` when modality m (not in ``skip``: those with
+    a backbone of their own) holds raw text or audio (``DataSpec.kinds``): only a pretrained
+    model of that modality reads it, the trained-from-scratch ``encoder`` cannot."""
     kinds: Mapping[str, str] = getattr(spec, "kinds", None) or {}
     for m in spec.modalities:
-        if kinds.get(m) in RAW_KINDS:
+        if m not in skip and kinds.get(m) in RAW_KINDS:
             raise KnobError(
                 f"backbones.{m}.encoder",
                 f"modality {m!r} holds raw {kinds[m]}, which the {encoder!r} encoder cannot "
@@ -146,21 +152,53 @@ def resolved_feature_norm(config: TrainConfig) -> str:
     return resolve_feature_norm(config.to_knobs())
 
 
-def build_model(config: TrainConfig, spec: ModelSpecLike, method: str) -> MultimodalModel:
+def _check_backbones(
+    config: TrainConfig, method: str, spec: ModelSpecLike, backbones: Mapping[str, EncoderChoice]
+) -> None:
+    unknown = sorted(set(backbones) - set(spec.modalities))
+    if unknown:
+        raise KnobError(
+            "backbones", f"unknown modalities {unknown}; the data has {spec.modalities}"
+        )
+    trained = [m for m, c in backbones.items() if c.trains_in_trial]
+    if trained and config.mask_level == "input" and method_reads(method, "mask_level"):
+        raise KnobError(
+            "mask_level",
+            f"input-level masks cannot corrupt the prepared inputs (token ids, mel frames) of "
+            f"the pretrained encoder of {trained[0]!r}; use mask_level='feature'",
+        )
+
+
+def build_model(
+    config: TrainConfig,
+    spec: ModelSpecLike,
+    method: str,
+    backbones: Mapping[str, EncoderChoice] | None = None,
+) -> MultimodalModel:
     """Build the model for ``method``; ``spec`` gives modalities, per-sample shapes
     ((D,) | (T, D) | (C, H, W)) and num_classes. ``METHOD_FUSIONS`` fixes the fusion of some
-    methods (``ensemble``: ``sum_unimodal``).
+    methods (``ensemble``: ``sum_unimodal``). ``backbones``: modality -> ``EncoderChoice`` for
+    the modalities that do not use the ``encoder`` knob (a pretrained model: see
+    ``synib_core.backbones.pretrained``).
 
     Weights are initialised from the global torch RNG (seed it, or fork it, before calling).
     """
     if method not in METHODS:
         raise KnobError("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
     _check_spec(spec)
-    check_no_raw_modalities(spec, config.encoder)
-    build_encoder = ENCODERS[config.encoder]
-    encoders = {m: build_encoder(tuple(spec.shapes[m]), config) for m in spec.modalities}
+    backbones = dict(backbones or {})
+    _check_backbones(config, method, spec, backbones)
+    check_no_raw_modalities(spec, config.encoder, skip=backbones)
+    encoders = {
+        m: build_choice_encoder(
+            backbones.get(m, EncoderChoice(config.encoder)), tuple(spec.shapes[m]), config
+        )
+        for m in spec.modalities
+    }
     out_dim = 1 if spec.num_classes == 2 else spec.num_classes
     fusion_name = METHOD_FUSIONS.get(method, config.fusion)
     fusion = FUSIONS[fusion_name]({m: e.out_dim for m, e in encoders.items()}, out_dim, config)
     norm = resolved_feature_norm(config)
-    return MultimodalModel(encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm")
+    return MultimodalModel(
+        encoders, fusion, spec.num_classes, feature_norm=norm == "layernorm", backbones=backbones
+    )

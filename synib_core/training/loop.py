@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from synib_core.backbones import EncoderChoice
 from synib_core.config import METHODS, KnobError, TrainConfig, check_method_rules
 from synib_core.data import MultimodalData
 from synib_core.objectives import build_objective
@@ -35,6 +36,7 @@ EpochCallback = Callable[[EpochReport], None]
 References = Mapping[str, np.ndarray]
 # The references, or a zero-argument callable that returns them (called once training ends).
 ReferenceSource = References | Callable[[], References | None] | None
+Backbones = Mapping[str, EncoderChoice]
 
 
 def fit(
@@ -47,6 +49,7 @@ def fit(
     on_epoch_end: EpochCallback | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
+    backbones: Backbones | None = None,
 ) -> FitResult:
     """Train ``method`` on ``data`` with ``config``; select the epoch by validation accuracy.
 
@@ -54,7 +57,9 @@ def fit(
     metrics), or a zero-argument callable returning them (or None), called once, after the last
     epoch: references being trained elsewhere meanwhile need not hold the training back;
     on_epoch_end: called after every epoch (an exception from it stops training and
-    propagates); checkpoint_dir: checkpoint after every epoch, resume when it holds one.
+    propagates); checkpoint_dir: checkpoint after every epoch, resume when it holds one;
+    backbones: modality -> ``EncoderChoice`` for modalities not encoded by the ``encoder`` knob
+    (pretrained models: ``synib_core.backbones.pretrained``).
     ``torch.set_num_threads`` is left to the caller. Raises ``TrainingDiverged`` on a NaN/inf loss.
     """
     if method not in METHODS:
@@ -71,6 +76,7 @@ def fit(
         on_epoch_end=on_epoch_end,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
+        backbones=backbones,
     )
 
 
@@ -86,6 +92,7 @@ def run_training(
     checkpoint_dir: str | None = None,
     progress: bool = False,
     test_each_epoch: bool = True,
+    backbones: Backbones | None = None,
 ) -> FitResult:
     """``fit`` with a ready objective (``train_references`` passes its own).
 
@@ -97,7 +104,9 @@ def run_training(
         _check_references(references, data)  # before training: a mistake costs no epochs
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda_devices):
-        run = TrainingRun.create(config, data, method=method, objective=objective, seed=seed)
+        run = TrainingRun.create(
+            config, data, method=method, objective=objective, seed=seed, backbones=backbones
+        )
         resume_or_start(run, checkpoint_dir)
         _epochs(run, on_epoch_end, checkpoint_dir, progress, test_each_epoch)
         if not callable(references):

@@ -13,10 +13,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
-from synib_core.backbones import MultimodalModel
+from synib_core.backbones import EncoderChoice, MultimodalModel
 from synib_core.config import TrainConfig
 from synib_core.data import MultimodalData
 from synib_core.objectives.base import Batch, ModelLike, Objective, ObjectiveOutput, StepContext
@@ -51,10 +52,16 @@ def single_modality(data: MultimodalData, m: str) -> MultimodalData:
 
 
 def train_references(
-    config: TrainConfig, data: MultimodalData, *, seed: int, progress: bool = False
+    config: TrainConfig,
+    data: MultimodalData,
+    *,
+    seed: int,
+    progress: bool = False,
+    backbones: Mapping[str, EncoderChoice] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train one unimodal model per modality; return modality -> (N_test,) int64 test
-    predictions (argmax) of each model at its best validation epoch."""
+    predictions (argmax) of each model at its best validation epoch. ``backbones``: as in
+    ``fit`` (each reference uses its modality's encoder)."""
     preds: dict[str, np.ndarray] = {}
     for m in data.x:
         result = run_training(
@@ -65,6 +72,7 @@ def train_references(
             seed=seed,
             progress=progress,
             test_each_epoch=False,  # only the best epoch's test predictions are used
+            backbones={k: c for k, c in (backbones or {}).items() if k == m},
         )
         preds[m] = result.test_pred
     return preds

@@ -3,7 +3,7 @@ checkpoint save/restore."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from synib_core.backbones import MultimodalModel, build_model
+from synib_core.backbones import EncoderChoice, MultimodalModel, build_model
 from synib_core.config import TrainConfig
 from synib_core.data import DataSpec, MultimodalData
 from synib_core.objectives.base import Batch, Objective, StepContext
@@ -30,8 +30,9 @@ LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """adam (L2 weight decay), adamw (decoupled) or sgd (momentum 0.9)."""
-    params = list(model.parameters())
+    """adam (L2 weight decay), adamw (decoupled) or sgd (momentum 0.9), over the parameters
+    that train (a frozen pretrained encoder's have ``requires_grad`` off)."""
+    params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
@@ -81,12 +82,15 @@ class TrainingRun:
         method: str,
         objective: Objective,
         seed: int,
+        backbones: Mapping[str, EncoderChoice] | None = None,
     ) -> TrainingRun:
-        """Seed the global RNG (the caller forks it), build everything, move data to the device."""
+        """Seed the global RNG (the caller forks it), build everything, move data to the device.
+
+        backbones: modality -> ``EncoderChoice`` (``build_model``)."""
         device = resolve_device(config.device)
         torch.manual_seed(seed)
         spec = data.spec()
-        model = build_model(config, spec, method).to(device)
+        model = build_model(config, spec, method, backbones).to(device)
         optimizer = build_optimizer(config, model)
         use_amp = config.amp and device.type == "cuda"
         return cls(

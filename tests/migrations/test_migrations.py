@@ -26,6 +26,7 @@ TABLES = {
     "artifacts",
     "job_events",
     "workers",
+    "dataset_features",
 }
 
 
