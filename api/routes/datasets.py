@@ -23,6 +23,7 @@ from api.quotas import check_dataset_quotas
 from api.schemas.common import MAX_SQL_INT
 from api.schemas.datasets import (
     BuiltinDatasetCreate,
+    DatasetFeaturePublic,
     DatasetPidRequest,
     DatasetPublic,
     DatasetsPublic,
@@ -225,10 +226,10 @@ def read_dataset(dataset_id: PathId, user: CurrentUser, session: SessionDep) -> 
     row = crud.get_dataset(session, dataset_id=dataset_id, owner_id=user.id)
     if row is None:
         raise not_found("dataset")
-    # ``features`` stays [] on this branch: the feature cache (table dataset_features,
-    # migration 0008, crud.get_dataset_features) arrives with the pretrained encoders' branch,
-    # and the lead wires it here when merging both.
-    return DatasetPublic.model_validate(row)
+    public = DatasetPublic.model_validate(row)
+    features = crud.get_dataset_features(session, dataset_id=row.id)
+    public.features = [DatasetFeaturePublic.model_validate(f) for f in features]
+    return public
 
 
 @router.post(

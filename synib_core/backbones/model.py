@@ -129,9 +129,7 @@ def _check_spec(spec: ModelSpecLike) -> None:
         raise ValueError(f"spec.num_classes: need at least 2 classes, got {spec.num_classes}")
 
 
-def check_no_raw_modalities(
-    spec: ModelSpecLike, encoder: str, skip: Collection[str] = ()
-) -> None:
+def check_no_raw_modalities(spec: ModelSpecLike, encoder: str, skip: Collection[str] = ()) -> None:
     """KnobError naming ``backbones.<m>.encoder`` when modality m (not in ``skip``: those with
     a backbone of their own) holds raw text or audio (``DataSpec.kinds``): only a pretrained
     model of that modality reads it, the trained-from-scratch ``encoder`` cannot."""

@@ -89,3 +89,15 @@ def test_a_second_insert_that_lost_the_race_returns_the_winners_row(
     row = _feature(db_session, dataset_id, "c" * 64)  # the insert hits the unique constraint
     assert row.id == winner.id and len(calls) == 2
     assert len(crud.get_dataset_features(db_session, dataset_id=dataset_id)) == 1
+
+
+def test_the_dataset_page_lists_its_cached_features(
+    client: TestClient, auth: dict[str, str], db_session: Session, user_token: tuple[str, str]
+) -> None:
+    dataset_id = add_ready_dataset(db_session, user_token[1]).id
+    assert client.get(f"{URL}/{dataset_id}", headers=auth).json()["features"] == []
+    _feature(db_session, dataset_id, "c" * 64, seconds=4.25)
+    [feature] = client.get(f"{URL}/{dataset_id}", headers=auth).json()["features"]
+    assert feature["model"] == "all-minilm-l6-v2" and feature["modality"] == "text"
+    assert (feature["dim"], feature["seconds"], feature["fingerprint"]) == (384, 4.25, "c" * 64)
+    assert "path" not in feature  # a store path is the service's business
