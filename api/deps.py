@@ -21,7 +21,7 @@ from infra.db import crud
 from infra.db.models import User, utcnow
 from infra.security import hash_token, hashes_match, looks_like_token
 from infra.settings import Settings
-from infra.storage import ArtifactStore
+from infra.storage import Store
 
 _TOUCH_EVERY = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token `synib_...`")
@@ -57,8 +57,8 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         await run_in_threadpool(session.close)
 
 
-async def get_store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
+async def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
     return store
 
 
@@ -72,7 +72,7 @@ PathId = Annotated[CleanText, Path(description="Resource id")]
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(get_store)]
 ProducerDep = Annotated[TaskProducer, Depends(get_producer)]
 
 

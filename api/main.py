@@ -46,9 +46,9 @@ from infra.db.session import (
     make_engine,
     make_session_factory,
 )
+from infra.object_store import open_store
 from infra.process_lifetime import exit_with_multiprocessing_parent
 from infra.settings import Settings, get_settings
-from infra.storage import ArtifactStore
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.async_engine = async_engine
     app.state.read_session_factory = make_async_session_factory(async_engine)
     app.state.token_cache = TokenCache(settings.auth_cache_ttl_s)
-    app.state.store = ArtifactStore(settings.artifact_root)
+    app.state.store = open_store(settings)
     app.state.producer = producer
     app.state.limiter = SlidingWindowLimiter(settings.rate_limit_per_minute, 60.0)
     app.state.validation_gate = asyncio.Semaphore(1)  # uploads validated one at a time

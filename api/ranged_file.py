@@ -1,15 +1,18 @@
-"""File download with a strong ETag (the sha256), If-None-Match -> 304 and single byte ranges
-(Range -> 206; a range past the end -> 416; a Range header that is malformed, of another unit
-or of several ranges is ignored: the whole file, 200, as RFC 9110 asks)."""
+"""File download from the artifact store (a local folder or a bucket, read through a seekable
+stream, a chunk at a time) with a strong ETag (the sha256), If-None-Match -> 304 and single
+byte ranges (Range -> 206; a range past the end -> 416; a Range header that is malformed, of
+another unit or of several ranges is ignored: the whole file, 200, as RFC 9110 asks)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+
+from infra.storage import Store
 
 CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -43,8 +46,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as fh:
+def _read(fh: Any, start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of the open file ``fh`` from ``start``, in chunks; closes ``fh``."""
+    try:
         fh.seek(start)
         remaining = length
         while remaining > 0:
@@ -53,6 +57,8 @@ def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
                 return
             remaining -= len(chunk)
             yield chunk
+    finally:
+        fh.close()
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -61,10 +67,12 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def ranged_file_response(
-    request: Request, path: Path, *, sha256: str, filename: str, media_type: str
+    request: Request, store: Store, relative: str, *, sha256: str, filename: str, media_type: str
 ) -> Response:
-    """Stream ``path`` honouring If-None-Match and Range; headers carry the checksum."""
-    size = path.stat().st_size
+    """Stream the stored file ``relative`` honouring If-None-Match and Range; headers carry
+    the checksum. FileNotFoundError when it is missing, StorageError (503) when the store
+    fails before the first byte."""
+    size = store.size(relative)
     etag = f'"{sha256}"'
     headers = {
         "ETag": etag,
@@ -92,6 +100,7 @@ def ranged_file_response(
     if span is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    fh = store.open_read(relative)  # opened here: a failing store is a 503, not a cut body
     return StreamingResponse(
-        _read(path, start, length), status_code=status, headers=headers, media_type=media_type
+        _read(fh, start, length), status_code=status, headers=headers, media_type=media_type
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,45 @@ def log_level_name(value: Any) -> str:
     if name not in LOG_LEVELS:
         raise ValueError(f"log_level: {value!r} is not one of {', '.join(LOG_LEVELS)}")
     return name
+
+
+def check_storage_uri(value: str) -> str:
+    """``s3://bucket[/prefix]`` without a trailing slash, or empty; ValueError naming the field
+    otherwise (credentials never go in it: the AWS environment or ~/.aws/config hold them)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    if parts.scheme != "s3" or not bucket:
+        raise ValueError(
+            f"storage_uri: {value!r} is not s3://bucket/prefix (empty: the local artifact_dir)"
+        )
+    if "@" in bucket or ":" in bucket or parts.query or parts.fragment:
+        raise ValueError(
+            "storage_uri: give only s3://bucket/prefix; credentials come from the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or ~/.aws/config, the endpoint from "
+            "s3_endpoint_url"
+        )
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise ValueError(f"storage_uri: the prefix {prefix!r} has an empty, '.' or '..' part")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def check_endpoint_url(value: str) -> str:
+    """``http(s)://host[:port]`` or empty; ValueError naming the field otherwise."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"s3_endpoint_url: {value!r} is not http(s)://host[:port]")
+    if parts.username or parts.password or parts.path or parts.query:
+        raise ValueError(
+            "s3_endpoint_url: give only http(s)://host[:port]; credentials come from the "
+            "environment or ~/.aws/config"
+        )
+    return value
 
 
 class Settings(BaseSettings):
@@ -66,11 +106,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SYNIB_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
         description="a Ray cluster to join (also RAY_ADDRESS); empty: a local Ray per worker",
     )
+    # Issue #22 item 1: the artifact store in an S3-compatible bucket (docs/OPERATIONS.md,
+    # "Object storage"). Credentials are never settings: the AWS environment variables or
+    # ~/.aws/config (pyarrow's default AWS chain).
+    storage_uri: str = Field(
+        "",
+        description="where datasets, model artifacts, reports and (unless tune_storage is set) "
+        "trial checkpoints live: s3://bucket/prefix in an S3-compatible store (AWS S3, MinIO, "
+        "Ceph RGW); empty: the local folder <artifact_dir>",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="the S3 endpoint of storage_uri, e.g. http://127.0.0.1:9000 for MinIO; "
+        "empty: AWS S3",
+    )
+    s3_region: str = Field(
+        "", description="the bucket's region; empty: AWS_DEFAULT_REGION, ~/.aws/config or us-east-1"
+    )
     tune_storage: str = Field(
         "",
         description="where Ray Tune keeps each job's experiment (trial checkpoints: what a job "
         "resumes from after its worker died): a folder or a URI every Ray node reaches; "
-        "empty: <artifact_dir>/tune",
+        "empty: <storage_uri>/tune, or <artifact_dir>/tune",
     )
     worker_concurrency: int = Field(1, ge=1, description="jobs per worker process at once")
     cpus: int | None = Field(None, ge=1, description="CPUs of a worker's local Ray; empty: all")
@@ -311,6 +368,16 @@ class Settings(BaseSettings):
         """``SYNIB_MODEL_DIR=`` (empty) means none, not the current folder."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        return check_storage_uri(value)
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, value: str) -> str:
+        return check_endpoint_url(value)
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if not self.database_url:
@@ -343,8 +410,13 @@ class Settings(BaseSettings):
 
     @property
     def tune_storage_path(self) -> str:
-        """``tune_storage``, or the absolute folder ``<artifact_dir>/tune``."""
-        return self.tune_storage or str(self.artifact_root.resolve() / "tune")
+        """``tune_storage``, else ``<storage_uri>/tune``, else the absolute folder
+        ``<artifact_dir>/tune``."""
+        if self.tune_storage:
+            return self.tune_storage
+        if self.storage_uri:
+            return f"{self.storage_uri}/tune"
+        return str(self.artifact_root.resolve() / "tune")
 
     @property
     def housekeeper_schedule_file(self) -> Path:

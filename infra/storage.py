@@ -1,23 +1,29 @@
-"""The artifact store: one local folder; relative paths that can never escape it.
+"""The artifact store: relative paths that can never escape it, over a local folder
+(``ArtifactStore``) or an S3-compatible bucket (``infra.object_store.S3Store``); ``Store`` is
+what callers use, ``infra.object_store.open_store(settings)`` picks one.
 
-File policy: owner-only. Every folder the store makes is 0700 and every file it places is 0600,
-set with ``chmod`` (independent of the process umask); the root itself is kept 0700, so what
-others write below it (Ray Tune's own files under ``<root>/tune``) is reachable only by the
+Local file policy: owner-only. Every folder the store makes is 0700 and every file it places is
+0600, set with ``chmod`` (independent of the process umask); the root itself is kept 0700, so
+what others write below it (Ray Tune's own files under ``<root>/tune``) is reachable only by the
 owner. An ``OSError`` of the filesystem (not writable, full, read-only) comes out as
-``StorageError``: the API answers 503 with Retry-After, the worker retries.
+``StorageError``: the API answers 503 with Retry-After, the worker retries. Reads of a missing
+file raise ``FileNotFoundError`` (a 404 for the API).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 CHUNK_BYTES = 1024 * 1024
 DIR_MODE = 0o700
@@ -103,19 +109,123 @@ def make_private_dirs(folder: Path) -> None:
         os.chmod(path, DIR_MODE)
 
 
-class ArtifactStore:
-    """Files under ``root``, addressed by POSIX relative paths such as ``datasets/<id>.npz``."""
+def safe_relative(relative: str) -> PurePosixPath:
+    """``relative`` as a POSIX path that stays inside a store's root; UnsafePathError when it is
+    empty, absolute, holds '..', an empty part, a NUL or a backslash."""
+    if not relative or "\x00" in relative or "\\" in relative:
+        raise UnsafePathError(relative)
+    if any(part in ("..", ".", "") for part in relative.split("/")):
+        raise UnsafePathError(relative)  # also absolute ("/x"), "a//b" and "a/"
+    return PurePosixPath(relative)
+
+
+def private_temp_file(folder: Path, suffix: str = "") -> Path:
+    """An empty 0600 file in ``folder`` (made 0700 if missing); StorageError if that fails."""
+    with storage_errors("creating a temporary file"):
+        make_private_dirs(folder)
+        fd, name = tempfile.mkstemp(dir=folder, suffix=suffix)
+        os.close(fd)
+    return Path(name)
+
+
+def remove_files_older_than(folder: Path, cutoff: float) -> list[str]:
+    """Delete the files under ``folder`` (recursively) last modified before ``cutoff`` (epoch
+    seconds); returns their paths relative to ``folder``. A file gone meanwhile is skipped."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.rglob("*")):
+        try:
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed.append(entry.relative_to(folder).as_posix())
+        except FileNotFoundError:
+            continue  # moved into place or removed by its writer meanwhile
+    return removed
+
+
+class Store(ABC):
+    """Files addressed by POSIX relative paths such as ``datasets/<id>.npz``.
+
+    Writes go through a local temporary file (``new_temp_file``, then ``put``); readers get a
+    seekable stream (``open_read``) or a local file (``local_copy``). ``location`` names the
+    store in logs (a folder or ``s3://bucket/prefix``; never a credential).
+    """
+
+    location: str
+
+    @abstractmethod
+    def new_temp_file(self, suffix: str = "") -> Path:
+        """An empty 0600 file on local disk (the caller removes or ``put``s it)."""
+
+    @abstractmethod
+    def put(self, source: Path, relative: str) -> None:
+        """Move the local file ``source`` into the store at ``relative`` (whole or not at all);
+        ``source`` is gone afterwards."""
+
+    @abstractmethod
+    def exists(self, relative: str) -> bool:
+        """Whether a file is stored at ``relative`` (UnsafePathError for an unsafe path)."""
+
+    @abstractmethod
+    def size(self, relative: str) -> int:
+        """Bytes of the file at ``relative``; FileNotFoundError when there is none."""
+
+    @abstractmethod
+    def open_read(self, relative: str) -> Any:
+        """The file at ``relative`` open for binary reading, seekable (``seek``, ``read``,
+        ``close``, a context manager); FileNotFoundError when there is none."""
+
+    @abstractmethod
+    def local_copy(self, relative: str) -> Path:
+        """A local file with the content of ``relative`` (the file itself for a local store, a
+        cached download otherwise); FileNotFoundError when there is none. Read it, never
+        change it."""
+
+    @abstractmethod
+    def delete(self, relative: str) -> None:
+        """Remove a file or everything under a folder; missing or unsafe paths are ignored."""
+
+    @abstractmethod
+    def remove_stale_temp_files(self, older_than_s: float) -> list[str]:
+        """Delete local temporary (and cached) files not modified for ``older_than_s``
+        seconds; returns their names."""
+
+    @abstractmethod
+    def is_writable(self) -> bool:
+        """True when a file can be created (and removed) in the store."""
+
+    def is_ready(self) -> bool:
+        """The readiness check (GET /ready); by default ``is_writable``."""
+        return self.is_writable()
+
+    def errors(self, action: str) -> AbstractContextManager[None]:
+        """The store's errors in the block as ``StorageError(action)``."""
+        return storage_errors(action)
+
+    def sha256(self, relative: str) -> tuple[str, int]:
+        """(sha256 hex, size) of the stored file, read as a stream in chunks;
+        FileNotFoundError when it is missing, StorageError when the store fails."""
+        digest = hashlib.sha256()
+        size = 0
+        fh = self.open_read(relative)
+        with fh, self.errors("reading a file"):
+            while chunk := fh.read(CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+
+class ArtifactStore(Store):
+    """Files under the local folder ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.location = str(self.root)
 
     def resolve(self, relative: str) -> Path:
         """Absolute path of ``relative``; raises UnsafePathError if it could leave the root."""
-        if not relative or "\x00" in relative or "\\" in relative:
-            raise UnsafePathError(relative)
-        pure = PurePosixPath(relative)
-        if pure.is_absolute() or any(part in ("..", "") for part in pure.parts):
-            raise UnsafePathError(relative)
+        pure = safe_relative(relative)
         root = self.root.resolve()
         target = (root / pure).resolve()
         if not target.is_relative_to(root) or target == root:
@@ -144,13 +254,9 @@ class ArtifactStore:
 
     def new_temp_file(self, suffix: str = "") -> Path:
         """An empty 0600 file in the temporary folder (the caller removes or ``put``s it)."""
-        folder = self.tmp_dir()
-        with storage_errors("creating a temporary file"):
-            fd, name = tempfile.mkstemp(dir=folder, suffix=suffix)
-            os.close(fd)
-        return Path(name)
+        return private_temp_file(self.tmp_dir(), suffix)
 
-    def put(self, source: Path, relative: str) -> Path:
+    def put(self, source: Path, relative: str) -> None:
         """Move the file ``source`` into the store at ``relative`` (atomic on the same
         filesystem), 0600 in 0700 folders."""
         target = self.resolve(relative)
@@ -159,7 +265,23 @@ class ArtifactStore:
             make_private_dirs(target.parent)
             os.chmod(source, FILE_MODE)
             shutil.move(str(source), str(target))
-        return target
+
+    def exists(self, relative: str) -> bool:
+        return self.resolve(relative).is_file()
+
+    def size(self, relative: str) -> int:
+        return self.local_copy(relative).stat().st_size
+
+    def open_read(self, relative: str) -> Any:
+        path = self.local_copy(relative)
+        with storage_errors("reading a file"):
+            return path.open("rb")
+
+    def local_copy(self, relative: str) -> Path:
+        path = self.resolve(relative)
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "no such file in the artifact store", relative)
+        return path
 
     def delete(self, relative: str) -> None:
         """Remove a file (or a bundle folder); missing or unsafe paths are ignored."""
@@ -176,20 +298,8 @@ class ArtifactStore:
     def remove_stale_temp_files(self, older_than_s: float) -> list[str]:
         """Delete files of the temporary folder not modified for ``older_than_s`` seconds (left
         by interrupted uploads or a crashed process); returns their names."""
-        folder = self.root / TMP_FOLDER
-        if not folder.is_dir():
-            return []
-        cutoff = time.time() - older_than_s
-        removed = []
         with storage_errors("removing stale temporary files"):
-            for entry in folder.iterdir():
-                try:
-                    if entry.is_file() and entry.stat().st_mtime < cutoff:
-                        entry.unlink()
-                        removed.append(entry.name)
-                except FileNotFoundError:
-                    continue  # moved into place or removed by its writer meanwhile
-        return removed
+            return remove_files_older_than(self.root / TMP_FOLDER, time.time() - older_than_s)
 
     def is_writable(self) -> bool:
         """True when a file can be created (and removed) in the store."""
@@ -199,3 +309,10 @@ class ArtifactStore:
                 return True
         except OSError:
             return False
+
+    def is_ready(self) -> bool:
+        """Whether the folder is writable, asked of the OS: no file is written (the folder
+        itself is made once if missing)."""
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True)
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)

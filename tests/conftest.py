@@ -148,3 +148,24 @@ def user_token(make_token) -> tuple[str, str]:  # type: ignore[no-untyped-def]
 def auth(user_token: tuple[str, str]) -> dict[str, str]:
     """Authorization headers of ``alice``."""
     return {"Authorization": f"Bearer {user_token[0]}"}
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """moto's S3 server on loopback with a fresh bucket (``s3_server.S3Server``) for the
+    session; the dummy credentials are in this process's environment meanwhile."""
+    import os
+
+    from s3_server import CREDENTIALS, s3_server
+
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        server.apply_env()
+        try:
+            yield server
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

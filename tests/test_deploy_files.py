@@ -44,7 +44,13 @@ def test_compose_file_is_accepted_by_docker_compose() -> None:
     assert devices[0]["capabilities"] == ["gpu"]
 
 
-CLUSTER_SERVICES = {"ray-head", "ray-worker", "worker-cluster", "object-store"}
+CLUSTER_SERVICES = {
+    "ray-head",
+    "ray-worker",
+    "worker-cluster",
+    "object-store",
+    "object-store-bucket",
+}
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "cluster"]], ids=["default", "cluster"])
@@ -77,6 +83,15 @@ def test_compose_cluster_profile(profile: list[str]) -> None:
         env = services[name]["environment"]
         assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", "t0"), name
     assert "synib worker" in services["worker-cluster"]["command"][-1]
+    # One artifact store for all (SYNIB_STORAGE_URI, empty by default: the volume); the Ray
+    # nodes upload the trials' checkpoints to it, so they hold the credentials too.
+    storage = {"SYNIB_STORAGE_URI", "SYNIB_S3_ENDPOINT_URL", "SYNIB_S3_REGION"}
+    credentials = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    for name in ("api", "worker", "housekeeper", "worker-cluster"):
+        assert storage | credentials <= set(services[name]["environment"]), name
+        assert services[name]["environment"]["SYNIB_STORAGE_URI"] == "", name
+    for name in ("ray-head", "ray-worker"):
+        assert credentials <= set(services[name]["environment"]), name
 
 
 def test_compose_refuses_to_start_without_a_database_password() -> None:

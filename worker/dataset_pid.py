@@ -18,7 +18,7 @@ import numpy as np
 
 from infra.db import crud
 from infra.db.session import SessionFactory
-from infra.storage import ArtifactStore
+from infra.storage import StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def compute_pid(path: Any, clusters: int | None) -> dict[str, Any]:
     }
 
 
-def run_dataset_pid(sessions: SessionFactory, store: ArtifactStore, dataset_id: str) -> str:
+def run_dataset_pid(sessions: SessionFactory, store: Store, dataset_id: str) -> str:
     """Compute the requested PID of ``dataset_id``; returns its status afterwards (``none``:
     nothing was requested, ``missing``: no such dataset). A PID already finished is left alone,
     so a redelivered message is harmless."""
@@ -69,13 +69,17 @@ def run_dataset_pid(sessions: SessionFactory, store: ArtifactStore, dataset_id: 
     try:
         if not ready or relative is None:
             raise PIDFailed("the dataset is not ready (generate or upload it first)")
-        path = store.resolve(relative)
-        if not path.is_file():
-            raise PIDFailed("the dataset's file is missing from the store")
+        try:
+            path = store.local_copy(relative)
+        except FileNotFoundError:
+            raise PIDFailed("the dataset's file is missing from the store") from None
         result = compute_pid(path, clusters)
     except PIDUnavailable as exc:
         log.error("dataset %s: PID unavailable on this worker: %s", dataset_id, exc)
         result = _failed(clusters, f"{exc} (on the workers)")
+    except StorageError as exc:  # the store failed to answer: its one-line reason
+        log.warning("dataset %s: PID: %s (%s)", dataset_id, exc, exc.cause)
+        result = _failed(clusters, str(exc))
     except ValueError as exc:  # PIDFailed, DatasetError, bad clusters
         log.info("dataset %s: PID failed: %s", dataset_id, exc)
         result = _failed(clusters, str(exc))

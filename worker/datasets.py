@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -12,7 +11,7 @@ from infra.db import crud
 from infra.db.models import Dataset
 from infra.db.session import SessionFactory
 from infra.settings import get_settings
-from infra.storage import ArtifactStore, sha256_file, storage_errors
+from infra.storage import Store, sha256_file, storage_errors
 from synib_spec.builtin import check_budget, resolve_params
 from synib_spec.datasets import validate_npz
 from worker.storage_retry import with_storage_retry
@@ -31,7 +30,7 @@ def dataset_relpath(dataset_id: str) -> str:
     return f"datasets/{dataset_id}.npz"
 
 
-def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int, dict[str, Any]]:
+def generate_builtin(row: Dataset, store: Store) -> tuple[str, str, int, dict[str, Any]]:
     """Generate a built-in dataset into the store; (relative path, sha256, size, summary).
 
     Raises ``DatasetError`` (a ValueError) for unknown generators, bad parameters, or a
@@ -47,22 +46,25 @@ def generate_builtin(row: Dataset, store: ArtifactStore) -> tuple[str, str, int,
     check_budget(name, resolve_params(name, params), get_settings().max_builtin_dataset_mb)
     data = make_dataset(name, seed, **params)
     relative = dataset_relpath(row.id)
-    target = with_storage_retry(lambda: _write_npz(data, store, relative), f"dataset {row.id}")
-    sha, size = sha256_file(target)
-    # The API's own validation gives the summary, so uploads and built-ins read the same.
-    return relative, sha, size, validate_npz(str(target))
+    return with_storage_retry(lambda: _write_npz(data, store, relative), f"dataset {row.id}")
 
 
-def _write_npz(data: MultimodalData, store: ArtifactStore, relative: str) -> Path:
+def _write_npz(
+    data: MultimodalData, store: Store, relative: str
+) -> tuple[str, str, int, dict[str, Any]]:
     """Save ``data`` into the store at ``relative`` through a temporary file, which is gone
-    afterwards whatever happens."""
+    afterwards whatever happens; (relative, sha256, size, summary) of what was stored."""
     from synib_core.data import save_npz
 
     tmp = store.new_temp_file(suffix=".npz")
     try:
         with storage_errors("writing a dataset"):
             save_npz(data, tmp)
-        return store.put(tmp, relative)
+        sha, size = sha256_file(tmp)
+        # The API's own validation gives the summary, so uploads and built-ins read the same.
+        summary = validate_npz(str(tmp))
+        store.put(tmp, relative)
+        return relative, sha, size, summary
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -85,7 +87,7 @@ def missing_package_reason(builtin_name: str, exc: ImportError) -> str:
     )
 
 
-def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_id: str) -> str:
+def materialise_dataset(sessions: SessionFactory, store: Store, dataset_id: str) -> str:
     """Make a pending built-in dataset ready; returns its status afterwards.
 
     A generator error (a user fault) marks the dataset ``failed`` with the reason, and so does
@@ -122,9 +124,7 @@ def materialise_dataset(sessions: SessionFactory, store: ArtifactStore, dataset_
         return "ready"
 
 
-def settle_not_pending(
-    session: Session, store: ArtifactStore, dataset_id: str, relative: str
-) -> str:
+def settle_not_pending(session: Session, store: Store, dataset_id: str, relative: str) -> str:
     """The status of a dataset that stopped being pending while this worker generated it. One
     deleted meanwhile gets its file removed here (the API found none to delete); one another
     delivery of the task made ready keeps the file (the same bytes, at the same path)."""
@@ -138,7 +138,7 @@ def settle_not_pending(
 
 
 def load_job_dataset(
-    sessions: SessionFactory, store: ArtifactStore, dataset_id: str | None
+    sessions: SessionFactory, store: Store, dataset_id: str | None
 ) -> MultimodalData:
     """The job's dataset in memory (a pending built-in one is generated first)."""
     from synib_core.data import load_npz
@@ -153,7 +153,11 @@ def load_job_dataset(
         if row.status != "ready" or not row.path:
             reason = f": {row.error}" if row.error else ""
             raise DatasetUnavailable(f"dataset {dataset_id} is {row.status}{reason}")
-        path: Path = store.resolve(row.path)
-    if not path.is_file():
-        raise DatasetUnavailable(f"dataset {dataset_id}: its file is missing from the store")
+        relative = row.path
+    try:
+        path = with_storage_retry(lambda: store.local_copy(relative), f"dataset {dataset_id}")
+    except FileNotFoundError:
+        raise DatasetUnavailable(
+            f"dataset {dataset_id}: its file is missing from the store"
+        ) from None
     return load_npz(path)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infra.db import crud
-from infra.storage import ArtifactStore, storage_errors
+from infra.storage import Store, storage_errors
 from synib_spec.backbones import BackboneSpec, ModelInfo, check_backbone_fits
 from synib_spec.errors import SpecError
 from worker.job_context import JobContext
@@ -56,7 +56,7 @@ def feature_relpath(fingerprint: str) -> str:
     return f"features/{fingerprint}.npy"
 
 
-def store_features(store: ArtifactStore, feats: np.ndarray, relative: str) -> None:
+def store_features(store: Store, feats: np.ndarray, relative: str) -> None:
     """Write (N, D) float32 ``feats`` into the store at ``relative`` through a temporary file
     (the one place the features touch the store's API: new_temp_file, put)."""
     tmp = store.new_temp_file(suffix=".npy")
@@ -68,12 +68,12 @@ def store_features(store: ArtifactStore, feats: np.ndarray, relative: str) -> No
         tmp.unlink(missing_ok=True)
 
 
-def load_stored_features(store: ArtifactStore, relative: str, n: int) -> np.ndarray | None:
+def load_stored_features(store: Store, relative: str, n: int) -> np.ndarray | None:
     """The stored (n, D) features, or None when the file is missing or not (n, D) float32."""
-    path = store.resolve(relative)
-    if not path.is_file():
+    if not store.exists(relative):
         return None
-    feats = np.load(path, allow_pickle=False)
+    with storage_errors("reading features"):
+        feats = np.load(store.local_copy(relative), allow_pickle=False)
     if feats.ndim != 2 or feats.shape[0] != n or feats.dtype != np.float32:
         log.warning("features %s: unexpected %s %s; extracting again", relative, feats.dtype,
                     feats.shape)  # fmt: skip

@@ -37,8 +37,9 @@ from infra.broker import DATASET_PID, MAKE_DATASET, RUN_JOB, TaskProducer
 from infra.db import crud
 from infra.db.models import JobStatus, utcnow
 from infra.db.session import SessionFactory, make_engine, make_session_factory
+from infra.object_store import open_store
 from infra.settings import Settings
-from infra.storage import ArtifactStore, StorageError
+from infra.storage import StorageError
 from worker.db_retry import is_connection_error
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class Housekeeper:
             result.pids_resent.append(state.id)
 
     def _remove_stale_temp_files(self, result: HousekeepingResult) -> None:
-        store = ArtifactStore(self.settings.artifact_root)
+        store = open_store(self.settings)
         try:
             removed = store.remove_stale_temp_files(self.settings.temp_file_max_age_s)
         except StorageError as exc:

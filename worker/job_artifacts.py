@@ -23,7 +23,7 @@ import numpy as np
 from infra.db import crud
 from infra.db.models import Job, Trial
 from infra.db.session import SessionFactory
-from infra.storage import ArtifactStore, sha256_file, storage_errors
+from infra.storage import Store, sha256_file, storage_errors
 from worker.storage_retry import with_storage_retry
 from worker.trainable import MODEL_ZIP, OUTPUTS, PREDICTIONS
 
@@ -39,42 +39,41 @@ def artifact_name(trial_key: str) -> str:
     return f"model_{safe}.zip"
 
 
-def store_trial_outputs(store: ArtifactStore, job_id: str, trial_id: str, source: Path) -> None:
+def store_trial_outputs(store: Store, job_id: str, trial_id: str, source: Path) -> None:
     """Copy the trial's outputs (``worker.trainable.OUTPUTS``) from ``source`` (its final
     checkpoint) into the store, each file moved into place whole; ones already there stay.
     A storage error is retried (``worker.storage_retry``)."""
     for name in OUTPUTS:
         relative = trial_relpath(job_id, trial_id, name)
-        if store.resolve(relative).is_file():
-            continue
         copy = partial(_copy_into_store, store, source / name, relative)
         with_storage_retry(copy, f"job {job_id}: {name}")
 
 
-def _copy_into_store(store: ArtifactStore, source: Path, relative: str) -> Path:
-    """Copy ``source`` into the store at ``relative`` through a temporary file (gone after)."""
+def _copy_into_store(store: Store, source: Path, relative: str) -> None:
+    """Copy ``source`` into the store at ``relative`` through a temporary file (gone after),
+    unless a file is there already."""
+    if store.exists(relative):
+        return
     tmp = store.new_temp_file(suffix=Path(relative).suffix)
     try:
         with storage_errors("copying a trial's outputs"):
             shutil.copyfile(source, tmp)
-        return store.put(tmp, relative)
+        store.put(tmp, relative)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def store_trial_model(
-    sessions: SessionFactory, store: ArtifactStore, job: Job, trial: Trial
-) -> str | None:
+def store_trial_model(sessions: SessionFactory, store: Store, job: Job, trial: Trial) -> str | None:
     """Register the trial's model zip (once); returns the artifact id, None without a bundle."""
     with sessions() as session:
         existing = crud.model_artifact_of(session, trial_id=trial.id)
         if existing is not None:
             return existing.id
     relative = trial_relpath(job.id, trial.id, MODEL_ZIP)
-    target = store.resolve(relative)
-    if not target.is_file():
+    try:
+        sha, size = with_storage_retry(lambda: store.sha256(relative), f"job {job.id}: {MODEL_ZIP}")
+    except FileNotFoundError:
         return None
-    sha, size = sha256_file(target)
     with sessions() as session:
         row = crud.add_artifact(
             session,
@@ -90,16 +89,13 @@ def store_trial_model(
     return row.id
 
 
-def store_report(
-    sessions: SessionFactory, store: ArtifactStore, job: Job, report: dict[str, Any]
-) -> str:
+def store_report(sessions: SessionFactory, store: Store, job: Job, report: dict[str, Any]) -> str:
     """Write ``jobs/<job_id>/report.json`` and register (or refresh) it as a report artifact."""
     relative = f"jobs/{job.id}/report.json"
     text = json.dumps(report, indent=2, sort_keys=True)
-    target = with_storage_retry(
+    sha, size = with_storage_retry(
         lambda: _write_into_store(store, text, relative), f"job {job.id}: report"
     )
-    sha, size = sha256_file(target)
     with sessions() as session:
         existing = crud.report_artifact_of(session, job_id=job.id)
         if existing is not None:
@@ -118,22 +114,29 @@ def store_report(
         return row.id
 
 
-def _write_into_store(store: ArtifactStore, text: str, relative: str) -> Path:
-    """Write ``text`` into the store at ``relative`` through a temporary file (gone after)."""
+def _write_into_store(store: Store, text: str, relative: str) -> tuple[str, int]:
+    """Write ``text`` into the store at ``relative`` through a temporary file (gone after);
+    (sha256, size) of what was stored."""
     tmp = store.new_temp_file(suffix=Path(relative).suffix)
     try:
         with storage_errors("writing a report"):
             tmp.write_text(text)
-        return store.put(tmp, relative)
+        stored = sha256_file(tmp)
+        store.put(tmp, relative)
+        return stored
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def prediction_loader(store: ArtifactStore, job_id: str) -> Any:
+def prediction_loader(store: Store, job_id: str) -> Any:
     """trial_id -> (N_test,) int64 test predictions saved by the trial, or None."""
 
     def load(trial_id: str) -> np.ndarray | None:
-        path = store.resolve(trial_relpath(job_id, trial_id, PREDICTIONS))
-        return np.load(path) if path.is_file() else None
+        relative = trial_relpath(job_id, trial_id, PREDICTIONS)
+        try:
+            path = with_storage_retry(lambda: store.local_copy(relative), f"job {job_id}")
+        except FileNotFoundError:
+            return None
+        return np.load(path)
 
     return load

@@ -9,7 +9,7 @@ from typing import Any
 from infra.db.models import Job
 from infra.db.session import SessionFactory
 from infra.settings import Settings
-from infra.storage import ArtifactStore
+from infra.storage import Store
 from worker.db_retry import write_with_retry
 
 
@@ -20,7 +20,7 @@ class JobContext:
     job: Job
     settings: Settings
     sessions: SessionFactory
-    store: ArtifactStore
+    store: Store
     worker: str = ""
 
     def write(self, fn: Any, what: str) -> Any:

@@ -20,8 +20,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from infra.db import crud
 from infra.db.models import Job, JobStatus
 from infra.db.session import SessionFactory
+from infra.object_store import open_store
 from infra.settings import Settings
-from infra.storage import ArtifactStore
 from synib_spec.jobs import JobSpec, parse_job_spec
 from worker.datasets import load_job_dataset
 from worker.db_retry import is_connection_error
@@ -229,7 +229,7 @@ def run_job(
 
 def run_claimed_job(job: Job, *, settings: Settings, sessions: SessionFactory, worker: str) -> str:
     """Run a job this worker claimed to its final status, renewing its lease meanwhile."""
-    ctx = JobContext(job, settings, sessions, ArtifactStore(settings.artifact_root), worker)
+    ctx = JobContext(job, settings, sessions, open_store(settings), worker)
     with JobHeartbeat(sessions, job.id, worker, settings.heartbeat_interval_s):
         status = run_claimed(ctx)
     log.info("job %s: %s", job.id, status)

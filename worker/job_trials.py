@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from infra.db import crud
+from infra.object_store import tune_storage
 from synib_spec.jobs import JobSpec
 from worker.job_context import JobContext
 from worker.limits import trial_memory_mb
@@ -118,13 +119,14 @@ def run_trials(
     from ray import tune
 
     watch, recorder = hooks
-    storage = ctx.settings.tune_storage_path
+    storage, filesystem = tune_storage(ctx.settings)
     path = experiment_path(storage, ctx.job.id)
     retry_s = ctx.settings.db_retry_max_s
-    if tune.Tuner.can_restore(path):
+    if tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         log.info("job %s: resuming its Tune experiment %s", ctx.job.id, path)
         recorder.resumed_epochs = epochs_recorded(ctx)
-        grid = fit_off_main_thread(restored_tuner(path, trainable), watch, references)
+        restored = restored_tuner(path, trainable, filesystem)
+        grid = fit_off_main_thread(restored, watch, references)
         recorder.resumed_epochs = {}
         if watch.superseded:
             return
@@ -132,7 +134,8 @@ def run_trials(
         sync_results(ctx.sessions, ctx.store, ctx.job.id, grid, retry_s, completed=done)
         if not done:
             return
-    drop_experiment(path)  # a finished experiment, or one that never got far enough to restore
+    # A finished experiment, or one that never got far enough to restore.
+    drop_experiment(path, filesystem)
     payloads = open_payloads(ctx, spec, plan, backbones)
     if not payloads:
         return
@@ -141,6 +144,7 @@ def run_trials(
         payloads=payloads,
         trainable=trainable,
         storage=storage,
+        filesystem=filesystem,
         watch=watch,
         recorder=recorder,
         checkpoints_kept=ctx.settings.tune_checkpoints_kept,
@@ -197,4 +201,5 @@ def train_job(
 def drop_job_experiment(ctx: JobContext) -> None:
     """Delete the job's Tune experiment (its final status is written; the outputs are in the
     artifact store)."""
-    drop_experiment(experiment_path(ctx.settings.tune_storage_path, ctx.job.id))
+    storage, filesystem = tune_storage(ctx.settings)
+    drop_experiment(experiment_path(storage, ctx.job.id), filesystem)

@@ -15,8 +15,8 @@ from typing import Any
 
 from infra.db import crud
 from infra.db.session import session_factory
+from infra.object_store import open_store
 from infra.settings import get_settings
-from infra.storage import ArtifactStore
 from worker import job_runner
 from worker.celery_app import app
 from worker.dataset_pid import run_dataset_pid
@@ -66,7 +66,7 @@ def make_dataset(self: Any, dataset_id: str) -> str:
     settings = get_settings()
     sessions = session_factory(settings.database_url)
     try:
-        return materialise_dataset(sessions, ArtifactStore(settings.artifact_root), dataset_id)
+        return materialise_dataset(sessions, open_store(settings), dataset_id)
     except Exception as exc:
         log.exception("make_dataset %s: internal error", dataset_id)
         with sessions() as session:
@@ -81,7 +81,7 @@ def dataset_pid(self: Any, dataset_id: str) -> str:
     settings = get_settings()
     sessions = session_factory(settings.database_url)
     try:
-        return run_dataset_pid(sessions, ArtifactStore(settings.artifact_root), dataset_id)
+        return run_dataset_pid(sessions, open_store(settings), dataset_id)
     except Exception as exc:
         log.exception("dataset_pid %s: internal error", dataset_id)
         with sessions() as session:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from infra.db import crud
 from infra.db.session import SessionFactory
-from infra.storage import ArtifactStore
+from infra.storage import Store
 from worker.db_retry import write_with_retry
 from worker.job_artifacts import store_trial_outputs
 from worker.trainable import RESULT_JSON
@@ -65,7 +65,7 @@ def backfill_epochs(
 
 def sync_results(
     sessions: SessionFactory,
-    store: ArtifactStore,
+    store: Store,
     job_id: str,
     grid: Any,
     retry_s: float,
@@ -120,12 +120,16 @@ def sync_results(
         log.warning("job %s: %d epoch row(s) written from Tune's results", job_id, backfilled)
 
 
-def drop_experiment(path: str) -> None:
-    """Delete a job's Tune experiment (a local folder or a URI); missing is fine."""
+def drop_experiment(path: str, filesystem: Any = None) -> None:
+    """Delete a job's Tune experiment (a local folder or a URI; a path on ``filesystem``, a
+    pyarrow FileSystem, when given); missing is fine."""
     import pyarrow.fs
 
     try:
-        fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+        if filesystem is None:
+            fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+        else:
+            fs, inner = filesystem, path
         if fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound:
             fs.delete_dir(inner)
     except Exception:  # storage left behind never fails a job

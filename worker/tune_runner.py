@@ -93,12 +93,14 @@ def new_tuner(
     payloads: list[TrialPayload],
     trainable: Any,
     storage: str,
+    filesystem: Any = None,
     watch: CancelWatch,
     recorder: TrialRecorder,
     checkpoints_kept: int | None = None,
 ) -> Any:
     """A Tuner over ``payloads`` (one grid search), its experiment at
-    ``experiment_path(storage, job id)``.
+    ``experiment_path(storage, job id)`` (on ``filesystem``, a pyarrow FileSystem, when given:
+    the object store's bucket; ``storage`` is then ``bucket/prefix/tune``).
 
     ``checkpoints_kept`` (the ``tune_checkpoints_kept`` setting): None keeps every checkpoint
     of a trial until the job ends. Tune uploads its experiment state (which names each trial's
@@ -126,6 +128,7 @@ def new_tuner(
         run_config=tune.RunConfig(
             name=experiment_name(watch.job_id),
             storage_path=storage,
+            storage_filesystem=filesystem,
             stop=watch,
             callbacks=[recorder],
             failure_config=tune.FailureConfig(max_failures=trial_retries()),
@@ -135,14 +138,16 @@ def new_tuner(
     )
 
 
-def restored_tuner(path: str, trainable: Any) -> Any:
-    """The job's interrupted experiment at ``path``: finished trials are not run again,
-    unfinished ones go on from their last checkpoint, failed ones stay failed."""
+def restored_tuner(path: str, trainable: Any, filesystem: Any = None) -> Any:
+    """The job's interrupted experiment at ``path`` (on ``filesystem``, a pyarrow FileSystem,
+    when given): finished trials are not run again, unfinished ones go on from their last
+    checkpoint, failed ones stay failed."""
     from ray import tune
 
     return tune.Tuner.restore(
         path,
         trainable=trainable,
+        storage_filesystem=filesystem,
         resume_unfinished=True,
         resume_errored=False,
         restart_errored=False,

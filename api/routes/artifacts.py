@@ -12,7 +12,7 @@ from api.ranged_file import ranged_file_response
 from api.routes.jobs import owned_job
 from api.schemas.trials import ArtifactPublic, ArtifactsPublic
 from infra.db import crud
-from infra.storage import UnsafePathError
+from infra.storage import UnsafePathError, safe_relative
 
 router = APIRouter(tags=["artifacts"], responses=AUTH_ERRORS)
 log = logging.getLogger(__name__)
@@ -54,15 +54,23 @@ def download_artifact(
     if row is None:
         raise not_found("artifact")
     try:
-        path = store.resolve(row.path)
+        suffix = safe_relative(row.path).suffix.lower()
     except UnsafePathError:
         log.warning("artifact %s has an unsafe path %r", row.id, row.path)
         raise not_found("artifact") from None
-    if not path.is_file():
-        raise not_found("artifact file")
-    suffix = path.suffix.lower()
     name = row.name if row.name.lower().endswith(suffix) else f"{row.name}{suffix}"
     media_type = _MEDIA_TYPES.get(suffix, "application/octet-stream")
-    return ranged_file_response(
-        request, path, sha256=row.sha256, filename=name.replace('"', ""), media_type=media_type
-    )
+    try:
+        return ranged_file_response(
+            request,
+            store,
+            row.path,
+            sha256=row.sha256,
+            filename=name.replace('"', ""),
+            media_type=media_type,
+        )
+    except UnsafePathError:  # a symlink out of a local store
+        log.warning("artifact %s has a path %r that leaves the store", row.id, row.path)
+        raise not_found("artifact") from None
+    except FileNotFoundError:
+        raise not_found("artifact file") from None

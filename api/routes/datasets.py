@@ -33,7 +33,7 @@ from api.upload_stream import BadUpload, ReceivedUpload, UploadTooLarge, receive
 from infra.broker import DATASET_PID, MAKE_DATASET
 from infra.db import crud
 from infra.db.models import Dataset, DatasetStatus, new_id, utcnow
-from infra.storage import ArtifactStore, StorageError
+from infra.storage import StorageError, Store
 from synib_spec.builtin import check_budget, generator_table, resolve_params
 from synib_spec.datasets import DatasetError, GeneratorParamError, validate_npz
 
@@ -74,7 +74,7 @@ _UPLOAD_BODY = {
 
 
 def _store_upload(
-    session: Any, store: ArtifactStore, owner_id: str, tmp: Path, upload: ReceivedUpload
+    session: Any, store: Store, owner_id: str, tmp: Path, upload: ReceivedUpload
 ) -> Dataset:
     """Validate the received file, move it into the store and insert the row (ready)."""
     try:

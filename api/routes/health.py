@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from datetime import timedelta
 
 from fastapi import APIRouter, Request
@@ -15,7 +13,7 @@ from infra.broker import TaskProducer
 from infra.db import crud
 from infra.db.models import utcnow
 from infra.settings import Settings
-from infra.storage import ArtifactStore
+from infra.storage import Store
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -50,21 +48,20 @@ def _broker(producer: TaskProducer) -> str:
     return "unavailable"
 
 
-def _artifact_store(store: ArtifactStore) -> str:
-    """Whether the artifact folder is writable, asked of the OS: no file is written (the
-    folder itself is made once if missing)."""
-    with contextlib.suppress(OSError):
-        store.root.mkdir(parents=True, exist_ok=True)
-    if store.root.is_dir() and os.access(store.root, os.W_OK | os.X_OK):
+def _artifact_store(store: Store) -> str:
+    """Whether the artifact store takes writes: a local folder is asked of the OS (no file is
+    written; the folder itself is made once if missing), a bucket gets a probe object written
+    and deleted."""
+    if store.is_ready():
         return "ok"
-    log.warning("readiness: the artifact folder %s is not writable", store.root)
+    log.warning("readiness: the artifact store %s is not writable", store.location)
     return "not writable"
 
 
 @router.get("/ready", responses={503: {"description": "A dependency is not ready"}})
 def ready(request: Request) -> JSONResponse:
-    """Readiness: the database answers, the broker's queue can be read, the artifact folder
-    is writable (503, ``status: unavailable``, when one is not). ``checks.workers`` counts the
+    """Readiness: the database answers, the broker's queue can be read, the artifact store
+    takes writes (503, ``status: unavailable``, when one is not). ``checks.workers`` counts the
     training workers consuming the queue; with none, the answer stays 200 (this API still
     takes requests) with ``status: degraded``: new jobs stay queued until a worker starts.
     Failures are named, their details only logged."""

@@ -29,7 +29,8 @@ def _stored(settings: Settings, relative: str) -> Path:
     store = ArtifactStore(settings.artifact_root)
     tmp = store.new_temp_file(suffix=".npy")
     tmp.write_bytes(b"features")
-    return store.put(tmp, relative)
+    store.put(tmp, relative)
+    return store.resolve(relative)
 
 
 def test_rows_are_found_by_fingerprint_and_added_once_per_dataset(
