@@ -35,8 +35,8 @@ def text_dataset(harness: WorkerHarness, owner_id: str) -> str:
         row = crud.create_dataset(session, owner_id=owner_id, name="texts", source="upload",
                                   status="pending")  # fmt: skip
         relative = f"datasets/{row.id}.npz"
-        target = store.put(tmp, relative)
-        sha, size = sha256_file(target)
+        store.put(tmp, relative)
+        sha, size = sha256_file(store.resolve(relative))
         crud.mark_dataset_ready(
             session, dataset_id=row.id, path=relative, sha256=sha, size_bytes=size, summary={}
         )
