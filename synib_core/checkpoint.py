@@ -270,16 +270,33 @@ class LoadedModel:
 
     @torch.no_grad()
     def predict_proba(
-        self, x: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray] | None = None
+        self,
+        x: Mapping[str, np.ndarray],
+        lengths: Mapping[str, np.ndarray] | None = None,
+        *,
+        rates: Mapping[str, int] | None = None,
+        model_dir: str | Path | None = None,
     ) -> np.ndarray:
         """(N, K) float32 class probabilities, calibrated: softmax (or sigmoid) of logits / T.
 
-        x: modality -> (N, *shape) arrays with the per-sample shapes the model was trained on;
-        lengths: optional modality -> (N,) valid steps of sequence modalities.
+        x: modality -> (N, *shape) arrays with the per-sample shapes the model was trained on,
+        or, for a modality with a pretrained encoder, its raw data ((N,) strings, (N, T)
+        waveforms, uint8 images: encoded by the installed model, ``synib_core.raw_inputs``);
+        lengths: optional modality -> (N,) valid steps of sequence modalities (audio: valid
+        samples); rates: audio modality -> sample rate in Hz; model_dir: where folder models
+        are installed.
         """
         from synib_core.metrics import temperature_probs
         from synib_core.objectives.base import Batch
+        from synib_core.raw_inputs import RawInputError, encode_raw_inputs
 
+        if any(c.encoder == "pretrained" for c in self.model.backbones.values()):
+            try:
+                x, lengths = encode_raw_inputs(
+                    self.model.backbones, self.spec.shapes, x, lengths, rates, model_dir
+                )
+            except RawInputError as exc:
+                raise PredictInputError(exc.field, exc.reason) from None
         arrays, lens = check_inputs(self.spec, x, lengths)
         n = next(iter(arrays.values())).shape[0]
         device = next(iter(self.model.parameters()), torch.empty(0)).device
@@ -294,10 +311,16 @@ class LoadedModel:
         return temperature_probs(torch.cat(out).numpy(), self.temperature)  # the fit's own path
 
     def predict(
-        self, x: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray] | None = None
+        self,
+        x: Mapping[str, np.ndarray],
+        lengths: Mapping[str, np.ndarray] | None = None,
+        *,
+        rates: Mapping[str, int] | None = None,
+        model_dir: str | Path | None = None,
     ) -> np.ndarray:
-        """(N,) int64 predicted classes (argmax of ``predict_proba``)."""
-        return self.predict_proba(x, lengths).argmax(axis=1).astype(np.int64)
+        """(N,) int64 predicted classes (argmax of ``predict_proba``, same arguments)."""
+        probs = self.predict_proba(x, lengths, rates=rates, model_dir=model_dir)
+        return probs.argmax(axis=1).astype(np.int64)
 
 
 def load(path: str | Path, *, device: str = "cpu") -> LoadedModel:

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from infra.settings import get_settings
-from worker.model_registry import discover_with_reasons
+from synib_spec.model_registry import discover_with_reasons
 
 
 def cmd_models(args: argparse.Namespace) -> int:

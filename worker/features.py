@@ -33,7 +33,7 @@ from infra.storage import Store, storage_errors
 from synib_spec.backbones import BackboneSpec, ModelInfo, check_backbone_fits
 from synib_spec.errors import SpecError
 from worker.job_context import JobContext
-from worker.model_registry import discover_models
+from synib_spec.model_registry import discover_models
 from worker.storage_retry import with_storage_retry
 
 if TYPE_CHECKING:

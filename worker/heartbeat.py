@@ -19,7 +19,7 @@ from typing import Any
 
 from infra.db import crud
 from infra.db.session import SessionFactory
-from worker.model_registry import discover_models
+from synib_spec.model_registry import discover_models
 
 __all__ = ["JobHeartbeat", "WorkerPresence"]
 

@@ -279,7 +279,7 @@ class WorkerPresence(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The pretrained models it can load (``ModelInfo.to_json()`` each, from
-    # ``worker.model_registry.discover_models``): ``GET /api/v1/models`` lists their union.
+    # ``synib_spec.model_registry.discover_models``): ``GET /api/v1/models`` lists their union.
     models: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
 
 

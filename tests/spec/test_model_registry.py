@@ -20,7 +20,7 @@ from infra.settings import Settings
 from synib_spec.backbones import PACKAGED_MODELS
 from synib_spec.errors import SpecError
 from synib_spec.jobs import parse_job_spec
-from worker.model_registry import (
+from synib_spec.model_registry import (
     check_backbones_here,
     discover_models,
     folder_fingerprint,
@@ -58,7 +58,7 @@ def test_the_installed_packaged_models_appear_with_their_package_fingerprint() -
 def test_a_model_folder_is_offered_and_every_bad_folder_is_skipped_with_its_reason(
     model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="worker.model_registry"):
+    with caplog.at_level(logging.WARNING, logger="synib_spec.model_registry"):
         found = {m.name: m for m in discover_models(model_dir)}
     assert set(found) == {"tiny-bert", *(info.name for info, _ in PACKAGED_MODELS)}
     tiny = found["tiny-bert"]
@@ -129,7 +129,7 @@ def test_a_folder_may_not_shadow_a_packaged_model(tmp_path: Path) -> None:
 
 def test_discovery_reads_json_only_and_never_loads_torch(model_dir: Path) -> None:
     probe = (
-        "import sys; from pathlib import Path; from worker.model_registry import discover_models;"
+        "import sys; from pathlib import Path; from synib_spec.model_registry import discover_models;"
         f"names = sorted(m.name for m in discover_models(Path({str(model_dir)!r})));"
         "print(names, sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
         "if m in sys.modules))"

@@ -1,5 +1,9 @@
-"""The pretrained models this worker can load without a network: what its presence row offers
-and what ``GET /api/v1/models`` lists (the union over the serving workers).
+"""The pretrained models this machine can load without a network: what a worker's presence row
+offers, what ``GET /api/v1/models`` lists (the union over the serving workers), and what a
+downloaded model bundle resolves its pretrained encoders against (``synib_core.load``).
+
+Standard library only (it lives with the vocabulary so that the worker and the library share
+it): it never imports torch or a model package.
 
 Two sources:
 - the packaged models (``synib_spec.backbones.PACKAGED_MODELS``) whose module is installed
