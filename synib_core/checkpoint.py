@@ -280,8 +280,9 @@ class LoadedModel:
         """(N, K) float32 class probabilities, calibrated: softmax (or sigmoid) of logits / T.
 
         x: modality -> (N, *shape) arrays with the per-sample shapes the model was trained on,
-        or, for a modality with a pretrained encoder, its raw data ((N,) strings, (N, T)
-        waveforms, uint8 images: encoded by the installed model, ``synib_core.raw_inputs``);
+        or raw data: for a modality with a pretrained encoder (N,) strings, (N, T) waveforms
+        or uint8 images, encoded by the installed model (``synib_core.raw_inputs``); uint8
+        images (N, H, W, C) or (N, C, H, W) of any other modality;
         lengths: optional modality -> (N,) valid steps of sequence modalities (audio: valid
         samples); rates: audio modality -> sample rate in Hz; model_dir: where folder models
         are installed.
@@ -290,7 +291,7 @@ class LoadedModel:
         from synib_core.objectives.base import Batch
         from synib_core.raw_inputs import RawInputError, encode_raw_inputs
 
-        if any(c.encoder == "pretrained" for c in self.model.backbones.values()):
+        if isinstance(x, Mapping):
             try:
                 x, lengths = encode_raw_inputs(
                     self.model.backbones, self.spec.shapes, x, lengths, rates, model_dir

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from synib_core.backbones.pretrained import EncoderChoice, extract_features, load_pretrained
+from synib_core.data.npz import uint8_images
 from synib_spec.backbones import ModelInfo
 from synib_spec.model_registry import discover_models, model_folder
 
@@ -96,7 +97,8 @@ def encode_raw_inputs(
     model_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(x, lengths) with every raw input of a pretrained modality encoded as the bundle's model
-    reads it; other inputs pass unchanged.
+    reads it, and uint8 images of the other modalities as float32 (N, C, H, W) in [0, 1] (as
+    the dataset loader gives them to training); other inputs pass unchanged.
 
     backbones: the bundle's modality -> EncoderChoice; shapes: the per-sample shapes the model
     reads; x: modality -> (N, ...) arrays (text: (N,) strings; audio: (N, T) float waveforms;
@@ -105,6 +107,10 @@ def encode_raw_inputs(
     are installed (``SYNIB_MODEL_DIR`` on a worker).
     """
     out_x, out_lengths = dict(x), dict(lengths or {})
+    for m, arr in x.items():
+        pretrained = m in backbones and backbones[m].encoder == "pretrained"
+        if not pretrained and np.asarray(arr).dtype == np.uint8 and np.ndim(arr) == 4:
+            out_x[m] = uint8_images(np.asarray(arr))  # as the dataset loader reads them
     for m, choice in backbones.items():
         if choice.encoder != "pretrained" or m not in out_x:
             continue

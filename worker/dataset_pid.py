@@ -38,6 +38,13 @@ def compute_pid(path: Any, clusters: int | None) -> dict[str, Any]:
     data = load_npz(path)
     if len(data.x) < 2:
         raise PIDFailed(f"a PID needs at least two modalities; this dataset has {list(data.x)}")
+    raw = {m: k for m, k in data.kinds.items() if k in ("text", "audio")}
+    if raw:
+        m, kind = next(iter(raw.items()))
+        raise PIDFailed(
+            f"a PID reads numbers: modality {m!r} holds raw {kind}; compute it on features "
+            "(e.g. the pretrained model's, saved as a dataset of vectors)"
+        )
     num_classes = int(np.unique(data.y).shape[0])
     k = clusters if clusters is not None else default_clusters(len(data), num_classes)
     pairs = dataset_pid(data.x, data.y, clusters=k)

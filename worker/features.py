@@ -32,8 +32,8 @@ from infra.db import crud
 from infra.storage import Store, storage_errors
 from synib_spec.backbones import BackboneSpec, ModelInfo, check_backbone_fits
 from synib_spec.errors import SpecError
-from worker.job_context import JobContext
 from synib_spec.model_registry import discover_models
+from worker.job_context import JobContext
 from worker.storage_retry import with_storage_retry
 
 if TYPE_CHECKING:

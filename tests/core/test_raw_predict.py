@@ -73,3 +73,15 @@ def test_a_different_installed_model_is_refused(frozen_bundle: Path) -> None:
     model.model.backbones["text"] = replace(choice, model=replace(choice.model, name="gone"))
     with pytest.raises(PredictInputError, match=r"'gone' .* is not installed here"):
         model.predict({"text": np.array(["fine"]), "v": np.zeros((1, 3), np.float32)})
+
+
+def test_uint8_images_of_a_trained_encoder_are_read_as_the_loader_reads_them() -> None:
+    from synib_core.raw_inputs import encode_raw_inputs
+
+    images = np.arange(2 * 4 * 3 * 3, dtype=np.uint8).reshape(2, 4, 3, 3)  # (N, H, W, C)
+    x, lengths = encode_raw_inputs(
+        {"img": EncoderChoice("cnn")}, {"img": (3, 4, 3)}, {"img": images, "v": np.ones((2, 1))}
+    )
+    assert x["img"].shape == (2, 3, 4, 3) and x["img"].dtype == np.float32
+    assert x["img"][1, 2, 3, 1] == pytest.approx(images[1, 3, 1, 2] / 255)  # (N, C, H, W)
+    assert x["v"].shape == (2, 1) and lengths == {}

@@ -137,3 +137,16 @@ def test_without_cvxpy_the_pid_fails_with_the_install_hint(
         )
     assert run_dataset_pid(sessions, store, dataset_id) == "failed"  # finished: left alone
     assert run_dataset_pid(sessions, store, "00000000-0000-4000-8000-000000000000") == "missing"
+
+
+def test_a_pid_of_raw_text_fails_naming_the_modality(tmp_path: Path) -> None:
+    import numpy as np
+
+    from worker.dataset_pid import PIDFailed, compute_pid
+
+    path = tmp_path / "raw.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x_text=np.array(["good", "bad"] * 20), x_v=rng.normal(size=(40, 2)).astype(np.float32),
+             y=np.array([1, 0] * 20))  # fmt: skip
+    with pytest.raises(PIDFailed, match="modality 'text' holds raw text"):
+        compute_pid(path, clusters=None)
