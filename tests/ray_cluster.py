@@ -13,7 +13,9 @@ on this host; the GCS is reached at 127.0.0.1, and Ray's token authentication (a
 per cluster) keeps other processes out.
 
 Each node gets ``--num-cpus=1``; a driver (the service's worker with
-``SYNIB_RAY_ADDRESS=<cluster.address>``) sees 2 CPUs in all.
+``SYNIB_RAY_ADDRESS=<cluster.address>``) sees 2 CPUs in all. The nodes inherit this process's
+environment (``RAY_ADDRESS*`` aside): an object store's credentials set before the cluster
+starts reach the trials, which upload their checkpoints from their node.
 """
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
 """Two Celery workers on one Ray cluster (``ray start`` on loopback), each joined as a driver,
-with one broker, one database and one storage folder (``storage_env``).
+with one broker, one database and one bucket (moto's S3 server on loopback, ``storage_env``:
+the artifacts and Tune's experiments are objects under the module's prefix; nothing is stored
+in a worker's local artifact folder).
 
 1. Two jobs at once, one per worker: they run concurrently, both succeed, and each job's
-   trials, epochs, Tune experiment folder and artifacts are its own; no trial failed or
-   restarted (neither driver disturbed the other).
+   trials, epochs, Tune experiment (``<prefix>/tune/job-<id>/``, gone once the job ended) and
+   artifacts (``<prefix>/jobs/<id>/``) are its own; no trial failed or restarted (neither
+   driver disturbed the other).
 2. The worker running a job is SIGKILLed (its main process and its pool child, the Ray driver)
    once Tune's saved experiment state names a checkpoint of a trial in training: Ray ends the
    dead driver's trials and reference tasks (the test waits for the cluster to run no task or
    actor of any driver, the public sign that they are gone, before the job can be handed on),
    the housekeeper puts the job back in the queue, and the other worker resumes it on the
-   cluster with ``Tuner.restore``: a trial with a checkpoint goes on after it (not from epoch
-   1), each epoch is recorded once, and the job succeeds.
+   cluster with ``Tuner.restore`` from the bucket: a trial with a checkpoint in the bucket goes
+   on after it (not from epoch 1), each epoch is recorded once, and the job succeeds.
 
 The tests share one cluster and the two workers (module scope) and run in order: the second one
 kills a worker.
@@ -31,6 +34,7 @@ from typing import Any
 import pytest
 from processes import children_of, is_running
 from ray_cluster import RayCluster
+from s3_server import S3Server
 from worker_process import create_job, create_owner, job_status, running_worker, wait_final
 from worker_testing import WorkerHarness, tiny_config, tiny_pid_params, wait_for
 
@@ -40,7 +44,6 @@ from reliability_harness import HOUSEKEEPER_COMMAND, Worker, kill_all, worker_en
 from reliability_jobs import epoch_event_counts, epochs_by_trial, status_history
 
 from infra.db import crud
-from infra.storage import ArtifactStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -111,31 +114,40 @@ def placed(harness: WorkerHarness, after: str) -> list[tuple[str, int, int]]:
     return [(key, int(pid), int(epoch)) for key, pid, epoch in PLACED.findall(log[start:])]
 
 
-def experiment_trials(tune_root: Path) -> dict[str, set[tuple[str, str]]]:
-    """experiment folder -> {(job id, trial id)} of the trial folders in it (each trial's
-    ``params.json``, written by Tune when the trial starts)."""
+def experiment_trials(
+    s3: S3Server, tune_root: str, known: dict[str, tuple[str, str]]
+) -> dict[str, set[tuple[str, str]]]:
+    """experiment (``job-<id>``) -> {(job id, trial id)} of the trials in it (each trial's
+    ``params.json``, which Tune uploads with the experiment's state) under ``tune_root``
+    (``<prefix>/tune`` in the bucket). ``known``: params.json key -> its trial, read once."""
     seen: dict[str, set[tuple[str, str]]] = {}
-    for experiment in tune_root.glob("*"):
-        trials = seen.setdefault(experiment.name, set())
-        for params in experiment.glob("trial_*/params.json"):
+    for key in s3.keys(tune_root):
+        experiment, *rest = key.removeprefix(f"{tune_root}/").split("/")
+        trials = seen.setdefault(experiment, set())
+        if len(rest) != 2 or not rest[0].startswith("trial_") or rest[1] != "params.json":
+            continue
+        if key not in known:
             try:
-                trial = json.loads(params.read_text())["trial"]
-            except (OSError, ValueError):  # being written, or gone with its job
+                with s3.filesystem().open_input_stream(f"{s3.bucket}/{key}") as fh:
+                    trial = json.loads(fh.read())["trial"]
+            except (OSError, ValueError):  # gone with its job
                 continue
-            trials.add((trial["job_id"], trial["trial_id"]))
+            known[key] = (trial["job_id"], trial["trial_id"])
+        trials.add(known[key])
     return seen
 
 
 def watch_until_final(
-    harness: WorkerHarness, job_ids: list[str], tune_root: Path
+    harness: WorkerHarness, job_ids: list[str], s3: S3Server, tune_root: str
 ) -> dict[str, set[tuple[str, str]]]:
-    """Wait for the jobs' final statuses; meanwhile every experiment folder under
-    ``tune_root`` and the trials in it, as seen at some point (an experiment is deleted once
-    its job ended)."""
+    """Wait for the jobs' final statuses; meanwhile every experiment under ``tune_root`` of
+    the bucket and the trials in it, as seen at some point (an experiment is deleted once its
+    job ended)."""
     seen: dict[str, set[tuple[str, str]]] = {}
+    known: dict[str, tuple[str, str]] = {}
 
     def final() -> bool:
-        for name, trials in experiment_trials(tune_root).items():
+        for name, trials in experiment_trials(s3, tune_root, known).items():
             seen.setdefault(name, set()).update(trials)
         with harness.sessions() as session:
             jobs = [crud.get_job(session, job_id=j) for j in job_ids]
@@ -143,6 +155,14 @@ def watch_until_final(
 
     wait_for(final, 240, f"jobs {job_ids} to finish", 0.2)
     return seen
+
+
+def assert_nothing_stored_locally(states: list[Path]) -> None:
+    """No artifact folder (nor Tune experiment) in these state folders: everything is in the
+    bucket; only temporary files and cached downloads are local."""
+    for state in states:
+        assert not (state / "artifacts").exists(), list((state / "artifacts").rglob("*"))
+        assert not list(state.rglob("job-*")), list(state.rglob("job-*"))
 
 
 def trial_rows(harness: WorkerHarness, job_id: str) -> dict[str, Any]:
@@ -166,7 +186,7 @@ def assert_epochs_once(harness: WorkerHarness, job_id: str, epochs: int) -> None
 
 
 def test_two_workers_run_two_jobs_at_once_each_with_its_own_trials_and_files(
-    workers: list[WorkerHarness], owner_id: str
+    workers: list[WorkerHarness], owner_id: str, s3: S3Server, storage_prefix: str, tmp_path: Path
 ) -> None:
     from synib_core import load
 
@@ -177,8 +197,7 @@ def test_two_workers_run_two_jobs_at_once_each_with_its_own_trials_and_files(
     ]
     for harness, job_id in zip(workers, jobs, strict=True):
         harness.send("synib.run_job", job_id)
-    tune_root = Path(workers[0].settings.tune_storage_path)
-    seen = watch_until_final(workers[0], jobs, tune_root)
+    seen = watch_until_final(workers[0], jobs, s3, f"{storage_prefix}/tune")
 
     # Both succeeded, one per worker, and they ran at the same time.
     with workers[0].sessions() as session:
@@ -201,30 +220,37 @@ def test_two_workers_run_two_jobs_at_once_each_with_its_own_trials_and_files(
         assert len(PLACED.findall(runner.log())) == 2  # its job's trials, nothing else
         assert f"job {other}: dataset loaded" not in runner.log()
 
-    # Each experiment folder (job-<id>) held only its job's trials; nothing else was there.
+    # Each experiment (job-<id>) held only its job's trials; nothing else was there, and it
+    # left the bucket with its job.
     assert set(seen) == {f"job-{j}" for j in jobs}, seen
     for job_id in jobs:
         assert seen[f"job-{job_id}"] == {(job_id, t) for t in trials[job_id]}, seen
+    assert not s3.keys(f"{storage_prefix}/tune")
 
-    # Each job's artifact folder holds its own trials' outputs, models made by its own trials.
-    store = ArtifactStore(workers[0].settings.artifact_root)
+    # Each job's prefix holds its own trials' outputs, models made by its own trials.
+    filesystem = s3.filesystem()
     for job_id in jobs:
-        folder = store.resolve(f"jobs/{job_id}")
-        assert {p.name for p in folder.iterdir() if p.is_dir()} == trials[job_id]
+        folder = f"{storage_prefix}/jobs/{job_id}"
+        keys = [k.removeprefix(f"{folder}/") for k in s3.keys(folder)]
+        assert {k.split("/")[0] for k in keys if "/" in k} == trials[job_id], keys
         for trial_id in trials[job_id]:
-            assert load(folder / trial_id / "model.zip").extra["job_id"] == job_id
+            model = tmp_path / f"{trial_id}.zip"
+            with filesystem.open_input_stream(f"{s3.bucket}/{folder}/{trial_id}/model.zip") as fh:
+                model.write_bytes(fh.read())
+            assert load(model).extra["job_id"] == job_id
+    assert_nothing_stored_locally([w.settings.state_dir for w in workers])
 
 
-def checkpointed(experiment: str) -> dict[str, str]:
-    """trial key -> its latest checkpoint that the experiment's saved state names (what a
-    resume starts from; Tune's public ``ExperimentAnalysis``); empty while there is no state
-    or it is being written."""
+def checkpointed(experiment: str, filesystem: Any) -> dict[str, str]:
+    """trial key -> its latest checkpoint that the experiment's saved state in the bucket
+    names (what a resume starts from; Tune's public ``ExperimentAnalysis`` on the bucket's
+    pyarrow filesystem); empty while there is no state or it is being written."""
     from ray.tune import ExperimentAnalysis
 
     # It logs an error for each trial without a checkpoint yet: expected here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.CRITICAL)
     try:
-        analysis = ExperimentAnalysis(experiment)
+        analysis = ExperimentAnalysis(experiment, storage_filesystem=filesystem)
         last = {t.config["trial"]["key"]: analysis.get_last_checkpoint(t) for t in analysis.trials}
     except Exception:  # no state yet, or a half-written one
         return {}
@@ -236,6 +262,8 @@ def test_a_killed_worker_s_job_resumes_on_the_other_worker_from_its_checkpoints(
     workers: list[WorkerHarness],
     owner_id: str,
     storage_env: dict[str, str],
+    s3: S3Server,
+    storage_prefix: str,
     tmp_path: Path,
 ) -> None:
     epochs = 40
@@ -243,7 +271,8 @@ def test_a_killed_worker_s_job_resumes_on_the_other_worker_from_its_checkpoints(
     job_id = create_job(workers[0], owner_id, spec(epochs), data)
     workers[0].send("synib.run_job", job_id)
     settings = workers[0].settings
-    experiment = f"{settings.tune_storage_path}/job-{job_id}"
+    experiment = f"{s3.bucket}/{storage_prefix}/tune/job-{job_id}"  # in the bucket
+    filesystem = s3.filesystem()
 
     def checkpointed_and_training() -> set[str]:
         """The trials that train (an epoch recorded, not finished) and have a checkpoint that
@@ -251,7 +280,9 @@ def test_a_killed_worker_s_job_resumes_on_the_other_worker_from_its_checkpoints(
         rows = trial_rows(workers[0], job_id).values()
         assert job_status(workers[0], job_id) == "running" or not rows, "the job ended first"
         training = {t.trial_key for t in rows if t.status == "running" and t.epochs_done}
-        return training & set(checkpointed(experiment)) if training else set()
+        saved = checkpointed(experiment, filesystem) if training else {}
+        assert all(path.startswith(f"{experiment}/") for path in saved.values()), saved
+        return training & set(saved)
 
     resumable = wait_for(checkpointed_and_training, 180, "a checkpoint in the saved state", 0.2)
     first = holder(workers, job_id)
@@ -299,8 +330,9 @@ def test_a_killed_worker_s_job_resumes_on_the_other_worker_from_its_checkpoints(
     ]
     assert holder(workers, job_id) is survivor
     assert "lost its worker; resuming it" in housekeeper.log()
-    resumed = f"job {job_id}: resuming its Tune experiment"
-    assert resumed in survivor.log()
+    # Restored from the experiment in the bucket (the dead worker's own disk is never read).
+    resumed = f"job {job_id}: resuming its Tune experiment {experiment}"
+    assert resumed in survivor.log(), survivor.log()[-3000:]
     # The unfinished trials went on in new processes: those with a checkpoint in the saved
     # state after it (not from epoch 1), none past the epochs the dead worker recorded (on a
     # busy machine one trial may have finished, or not reached a checkpoint, at the kill).
@@ -310,7 +342,8 @@ def test_a_killed_worker_s_job_resumes_on_the_other_worker_from_its_checkpoints(
         assert (2 if key in resumable else 1) <= epoch <= at_kill[key] + 1, (key, epoch, at_kill)
         assert pid not in ghosts
     assert_epochs_once(workers[0], job_id, epochs)
-    assert not Path(experiment).exists()  # deleted once the job ended
+    assert not s3.keys(f"{storage_prefix}/tune/job-{job_id}")  # deleted once the job ended
+    assert_nothing_stored_locally([w.settings.state_dir for w in workers] + [state])
     print(
         f"\nresumable at the kill {sorted(resumable)}; the dead driver's trials gone {ghosts_gone_s:.1f} s after the kill; job done "
         f"{resumed_s:.1f} s after it; epochs at the kill {at_kill}; resumed {restarts}"
