@@ -67,9 +67,9 @@ def test_upload_of_raw_text_audio_and_images_stores_their_kinds(
     response = client.post(URL, headers=auth, files={"file": ("raw.npz", npz_bytes(**raw))})
     assert response.status_code == 201, response.text
     assert response.json()["summary"]["modalities"] == [
-        {"name": "text", "shape": [N], "kind": "text"},
+        {"name": "text", "shape": [N], "kind": "text", "rate": None},
         {"name": "voice", "shape": [N, 80], "kind": "audio", "rate": 8000},
-        {"name": "photo", "shape": [N, 4, 4, 3], "kind": "image"},
+        {"name": "photo", "shape": [N, 4, 4, 3], "kind": "image", "rate": None},
     ]
     texts = np.array([f"review {i}" for i in range(N)], dtype=object)
     bad = npz_bytes(**(raw | {"x_text": texts}))
