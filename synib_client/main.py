@@ -3,7 +3,7 @@
 Each part adds its commands through an entry point of pyproject.toml, found with
 ``importlib.metadata.entry_points``; the client never imports the server or the library by name:
 - group ``synib.commands``: ``client`` (datasets, submit, jobs, watch, report, download, knobs),
-  ``core`` (train, compare, data), ``server`` (serve, api, worker, migrate, reconcile);
+  ``core`` (train, compare, data), ``server`` (serve, api, worker, migrate, reconcile, settings, models);
 - group ``synib.token_commands``, the actions of ``synib token``: ``client`` (show) and
   ``server`` (create, list, revoke: they write the server's database).
 A command whose actions come from more than one part records its ``add_subparsers()`` object as
@@ -41,7 +41,7 @@ SHIPPED_PARTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     (COMMANDS, "core"): ("core", ("train", "compare", "data", "datasets import")),
     (COMMANDS, "server"): (
         "worker",
-        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile", "settings"),
+        ("serve", "api", "worker", "housekeeper", "migrate", "reconcile", "settings", "models"),
     ),
     (TOKEN_COMMANDS, "client"): ("client", ("show",)),
     (TOKEN_COMMANDS, "server"): ("worker", ("create", "list", "revoke")),

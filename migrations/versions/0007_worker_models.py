@@ -1,5 +1,4 @@
-"""The pretrained models each worker offers (``workers.models``): what ``GET /api/v1/models``
-lists.
+"""The pretrained models each worker offers (``workers.models``), for ``GET /api/v1/models``.
 
 Revision ID: 0007
 Revises: 0006

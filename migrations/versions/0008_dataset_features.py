@@ -1,5 +1,6 @@
-"""The frozen-feature cache (``dataset_features``): one row per (dataset, pretrained model,
-pooling, modality) whose features a worker computed and stored.
+"""The frozen-feature cache (``dataset_features``): features a worker computed and stored.
+
+One row per (dataset, pretrained model, pooling, modality).
 
 Revision ID: 0008
 Revises: 0007

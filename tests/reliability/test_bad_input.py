@@ -112,7 +112,7 @@ UPLOADS: dict[str, tuple[Callable[[], bytes], str, str]] = {
     "empty y": (lambda: npz(y=np.zeros(0, dtype=int)), "y", "empty"),
     "float labels": (lambda: npz(y=np.arange(N) % 2 * 1.0), "y", "integer"),
     "int features": (lambda: npz(x_a=np.ones((N, 4), dtype=np.int32)), "x_a", "float"),
-    "string features": (lambda: npz(x_a=np.full((N, 4), "a")), "x_a", "float"),
+    "string features": (lambda: npz(x_a=np.full((N, 4), "a")), "x_a", "one string per sample"),
     "truncated": (lambda: npz()[:300], "file", "truncated"),
     "truncated tail": (lambda: npz()[:-40], "file", "truncated"),
     "not a zip": (lambda: b"x_a,x_b,y\n1,2,0\n", "file", "not a zip"),
