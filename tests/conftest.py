@@ -153,12 +153,13 @@ def auth(user_token: tuple[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """moto's S3 server on loopback with a fresh bucket (``s3_server.S3Server``) for the
-    session; the dummy credentials are in this process's environment meanwhile."""
+    session; its credentials (an IAM user's key pair, checked by the server) are in this
+    process's environment meanwhile."""
     import os
 
-    from s3_server import CREDENTIALS, s3_server
+    from s3_server import CREDENTIAL_NAMES, s3_server
 
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    saved = {name: os.environ.get(name) for name in CREDENTIAL_NAMES}
     with s3_server(tmp_path_factory.mktemp("s3")) as server:
         server.apply_env()
         try:
