@@ -27,7 +27,7 @@ from infra.db import crud
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
-SOFT_LIMIT_S = 60  # the jobs under it start their trials' processes (seconds each)
+SOFT_LIMIT_S = 30  # the jobs under it start their trials' processes (seconds each)
 
 
 @pytest.fixture(scope="module")
