@@ -168,6 +168,13 @@ class Client(JobEvents):
         result: dict[str, Any] = self._json("GET", f"/datasets/{path_segment(dataset_id)}")
         return result
 
+    def models(self) -> dict[str, Any]:
+        """The pretrained models the serving workers offer (``GET /models``): ``{"data":
+        [{name, modality, output_dim, licence, loader, source, fingerprint, workers, ...}],
+        "count"}``; name one in a job spec's ``backbones``."""
+        result: dict[str, Any] = self._json("GET", "/models")
+        return result
+
     def request_dataset_pid(self, dataset_id: str, clusters: int | None = None) -> dict[str, Any]:
         """Ask a worker for the dataset's PID (``POST /datasets/{id}/pid``; the dataset must be
         ready); returns the dataset with ``pid.status`` ``queued``. ``clusters``: k-means states

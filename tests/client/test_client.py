@@ -316,3 +316,18 @@ def test_a_job_deleted_while_followed_fails_at_once_with_404(
     assert isinstance(error, ApiError) and (error.status, error.detail) == (404, "job not found")
     assert outcome["at"] - deleted_at < 1.0  # the first backoff alone would be 0.5 s
     assert [r.getMessage() for r in caplog.records if r.name == "synib_client.client"] == []
+
+
+def test_models_lists_what_the_serving_workers_offer(api: Client, db_session: Session) -> None:
+    from synib_spec.backbones import PACKAGED_MODELS
+
+    assert api.models() == {"data": [], "count": 0}
+    minilm = PACKAGED_MODELS[0][0].to_json()
+    crud.record_worker(db_session, name="w1@host", hostname="host", pid=1, models=[minilm])
+    [model] = api.models()["data"]
+    assert (model["name"], model["modality"], model["output_dim"]) == (
+        "all-minilm-l6-v2",
+        "text",
+        384,
+    )
+    assert model["workers"] == 1 and "Apache-2.0" in model["licence"]
