@@ -263,6 +263,8 @@ class LoadedModel:
     library_version: str
     extra: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
+    # Pretrained encoders loaded for raw inputs, kept across predict calls.
+    raw_encoders: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -294,7 +296,13 @@ class LoadedModel:
         if isinstance(x, Mapping):
             try:
                 x, lengths = encode_raw_inputs(
-                    self.model.backbones, self.spec.shapes, x, lengths, rates, model_dir
+                    self.model.backbones,
+                    self.spec.shapes,
+                    x,
+                    lengths,
+                    rates,
+                    model_dir,
+                    self.raw_encoders,
                 )
             except RawInputError as exc:
                 raise PredictInputError(exc.field, exc.reason) from None

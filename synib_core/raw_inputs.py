@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from synib_core.backbones.pretrained import EncoderChoice, extract_features, load_pretrained
+from synib_core.backbones.pretrained import (
+    EncoderChoice,
+    PretrainedBackbone,
+    extract_features,
+    load_pretrained,
+)
 from synib_core.data.npz import uint8_images
 from synib_spec.backbones import ModelInfo
 from synib_spec.model_registry import discover_models, model_folder
@@ -75,12 +80,16 @@ def _encode_one(
     lengths: np.ndarray | None,
     rate: int | None,
     model_dir: str | os.PathLike[str] | None,
+    loaded: dict[tuple[str, str], PretrainedBackbone],
 ) -> tuple[np.ndarray, np.ndarray | None]:
     assert choice.model is not None
     if choice.model.modality == "audio" and rate is None:
         raise RawInputError("rates", f"modality {m!r} is raw audio: give rates={{{m!r}: Hz}}")
-    info = installed_model(choice.model, model_dir)
-    backbone = load_pretrained(info, model_folder(info), choice.pooling)
+    key = (m, str(model_dir))
+    if key not in loaded:  # once per model and modality, not on every predict call
+        info = installed_model(choice.model, model_dir)
+        loaded[key] = load_pretrained(info, model_folder(info), choice.pooling)
+    backbone = loaded[key]
     if choice.train == "frozen":  # the head reads the model's pooled features
         return extract_features(backbone, raw, lengths, rate, pooling=choice.pooling), None
     prepared = backbone.prepare(raw, lengths, rate)  # the fine-tuned encoder reads these
@@ -95,6 +104,7 @@ def encode_raw_inputs(
     lengths: Mapping[str, Any] | None = None,
     rates: Mapping[str, int] | None = None,
     model_dir: str | os.PathLike[str] | None = None,
+    loaded: dict[tuple[str, str], PretrainedBackbone] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(x, lengths) with every raw input of a pretrained modality encoded as the bundle's model
     reads it, and uint8 images of the other modalities as float32 (N, C, H, W) in [0, 1] (as
@@ -104,9 +114,11 @@ def encode_raw_inputs(
     reads; x: modality -> (N, ...) arrays (text: (N,) strings; audio: (N, T) float waveforms;
     images: uint8 (N, H, W, C) or (N, C, H, W)); lengths: modality -> (N,) valid steps (audio:
     valid samples); rates: audio modality -> sample rate in Hz; model_dir: where folder models
-    are installed (``SYNIB_MODEL_DIR`` on a worker).
+    are installed (``SYNIB_MODEL_DIR`` on a worker); loaded: the pretrained models already
+    loaded, by (modality, model_dir), filled here (the caller keeps it across calls).
     """
     out_x, out_lengths = dict(x), dict(lengths or {})
+    loaded = {} if loaded is None else loaded
     for m, arr in x.items():
         pretrained = m in backbones and backbones[m].encoder == "pretrained"
         if not pretrained and np.asarray(arr).dtype == np.uint8 and np.ndim(arr) == 4:
@@ -124,6 +136,7 @@ def encode_raw_inputs(
             None if given is None else np.asarray(given),
             None if rates is None else rates.get(m),
             model_dir,
+            loaded,
         )
         out_x[m] = arr
         if lens is not None:

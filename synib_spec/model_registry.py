@@ -19,8 +19,6 @@ Discovery reads a few small JSON files and stats the rest: it runs in the worker
 thread and never reads weights. A folder that does not qualify is skipped with its reason
 logged (``discover_with_reasons`` returns them; ``synib models`` prints them).
 
-``check_backbones_here`` repeats the API's backbone checks on the worker that runs a job, against
-its own models (the API accepts a model it cannot check while no worker is serving).
 
 Example:
     >>> [m.name for m in discover_models(None)]  # with the signals extra installed
@@ -33,10 +31,9 @@ import hashlib
 import importlib.util
 import json
 import logging
-from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from synib_spec.backbones import (
     LOADERS,
@@ -44,16 +41,10 @@ from synib_spec.backbones import (
     MODEL_NAME,
     PACKAGED_MODELS,
     ModelInfo,
-    check_dataset_backbones,
-    summary_kinds,
 )
-
-if TYPE_CHECKING:
-    from synib_spec.jobs import JobSpec
 
 __all__ = [
     "MANIFEST",
-    "check_backbones_here",
     "discover_models",
     "discover_with_reasons",
     "model_folder",
@@ -242,15 +233,3 @@ def model_folder(info: ModelInfo) -> Path | None:
     """Where a folder model's files are (None for a packaged model: its package knows)."""
     path = Path(info.source)
     return path if path.is_absolute() and path.is_dir() else None
-
-
-def check_backbones_here(
-    spec: JobSpec, summary: Mapping[str, Any] | None, model_dir: Path | None
-) -> dict[str, ModelInfo]:
-    """The API's backbone checks again, on the worker about to run the job, against the models
-    it has itself (a job accepted while no worker was serving may name one it lacks):
-    ``SpecError`` naming the field (``backbones.<m>.model``: "no worker offers the model ...").
-    Returns the offered models by name (what the job's pretrained backbones load)."""
-    models = {m.name: m for m in discover_models(model_dir)}
-    check_dataset_backbones(spec.backbones, summary_kinds(summary), models)
-    return models

@@ -30,9 +30,8 @@ import numpy as np
 
 from infra.db import crud
 from infra.storage import Store, storage_errors
-from synib_spec.backbones import BackboneSpec, ModelInfo, check_backbone_fits
-from synib_spec.errors import SpecError
-from synib_spec.model_registry import discover_models
+from synib_spec.backbones import BackboneSpec, ModelInfo, check_dataset_backbones
+from synib_spec.model_registry import discover_models, model_folder
 from worker.job_context import JobContext
 from worker.storage_retry import with_storage_retry
 
@@ -82,34 +81,10 @@ def load_stored_features(store: Store, relative: str, n: int) -> np.ndarray | No
 
 
 def model_path(info: ModelInfo) -> str | None:
-    """The local folder of a model from ``SYNIB_MODEL_DIR`` (its ``source``); None for a model
-    inside a PyPI package (the loader finds its own files)."""
-    source = Path(info.source)
-    return str(source) if source.is_absolute() else None
-
-
-def offered_model(models: dict[str, ModelInfo], modality: str, spec: BackboneSpec) -> ModelInfo:
-    info = models.get(str(spec.model))
-    if info is None:
-        raise SpecError(
-            f"backbones.{modality}.model",
-            f"this worker does not offer the model {spec.model!r} (offered: "
-            f"{', '.join(sorted(models)) or 'none'}); see GET /api/v1/models",
-        )
-    return info
-
-
-def modality_kind(data: MultimodalData, m: str) -> str:
-    """The kind of modality ``m`` (``MultimodalData.kinds`` where the loader gives it)."""
-    kinds = getattr(data, "kinds", None)
-    if isinstance(kinds, dict) and m in kinds:
-        return str(kinds[m])
-    arr = data.x[m]
-    if arr.dtype.kind == "U":
-        return "text"
-    if m in getattr(data, "rates", {}):
-        return "audio"
-    return {2: "vector", 3: "sequence", 4: "image"}.get(arr.ndim, "vector")
+    """The local folder of a model from ``SYNIB_MODEL_DIR``; None for a model inside a PyPI
+    package (its loader finds its own files)."""
+    folder = model_folder(info)
+    return None if folder is None else str(folder)
 
 
 def extract(
@@ -206,15 +181,14 @@ def prepare_backbones(
     x, lengths, oracle = dict(data.x), dict(data.lengths), dict(data.oracle)
     rates = dict(getattr(data, "rates", {}))  # MultimodalData.rates: audio sample rates
     choices: dict[str, EncoderChoice] = {}
+    # The API's checks again, against this worker's own models (a job accepted while no
+    # worker was serving may name one it lacks): SpecError naming backbones.<m>[.model].
+    check_dataset_backbones(backbones, data.kinds, models)
     for m, spec in backbones.items():
-        if m not in data.x:
-            raise SpecError(f"backbones.{m}", f"the dataset has no modality {m!r}")
-        kind = modality_kind(data, m)
-        info = offered_model(models, m, spec) if spec.pretrained else None
-        check_backbone_fits(m, kind, spec, info)
-        if info is None:
+        if not spec.pretrained:
             choices[m] = EncoderChoice(spec.encoder)
             continue
+        info = models[str(spec.model)]
         path = model_path(info)
         choices[m] = EncoderChoice("pretrained", info, path, spec.train, spec.pooling)
         oracle.pop(m, None)  # its indices address the raw input

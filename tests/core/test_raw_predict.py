@@ -59,6 +59,9 @@ def test_raw_text_predicts_as_its_features_do(frozen_bundle: Path) -> None:
     from_features = model.predict_proba({"text": feats, "v": v})
     np.testing.assert_allclose(from_raw, from_features, atol=1e-5)
     assert (from_raw.argmax(1) == y).mean() >= 0.9  # the sentiment words are read
+    encoder = model.raw_encoders[("text", "None")]
+    model.predict({"text": texts[:2], "v": v[:2]})
+    assert model.raw_encoders == {("text", "None"): encoder}  # loaded once, reused
 
 
 def test_a_different_installed_model_is_refused(frozen_bundle: Path) -> None:

@@ -18,10 +18,7 @@ from model_testing import HIDDEN, tiny_bert, write_manifest
 
 from infra.settings import Settings
 from synib_spec.backbones import PACKAGED_MODELS
-from synib_spec.errors import SpecError
-from synib_spec.jobs import parse_job_spec
 from synib_spec.model_registry import (
-    check_backbones_here,
     discover_models,
     folder_fingerprint,
     scan_model_dir,
@@ -182,19 +179,3 @@ def test_synib_models_lists_the_models_and_the_skipped_folders(
     (good / "config.json").write_text('{"hidden_size": 8}')
     done = _synib_models(tmp_path)
     assert done.returncode == 0 and "only-good" in done.stdout, done.stdout + done.stderr
-
-
-def test_the_worker_repeats_the_apis_checks_against_its_own_models(model_dir: Path) -> None:
-    summary = {"modalities": [{"name": "caption", "shape": [10], "kind": "text"}]}
-    spec = parse_job_spec(
-        {
-            "dataset_id": "d",
-            "methods": ["vanilla"],
-            "backbones": {"caption": {"encoder": "pretrained", "model": "tiny-bert"}},
-        }
-    )
-    assert "tiny-bert" in check_backbones_here(spec, summary, model_dir)
-    with pytest.raises(SpecError) as caught:
-        check_backbones_here(spec, summary, None)
-    assert caught.value.field == "backbones.caption.model"
-    assert "no worker offers the model 'tiny-bert'" in caught.value.reason
